@@ -1,0 +1,230 @@
+//! `stats count min(_time) max(_time) values(..) by ..` over event-time tumbling windows, bounded.
+//!
+//! Groups live in the window that holds their events until the watermark closes it. Two caps
+//! keep the state safe inside someone else's process:
+//! - `max_groups` open groups in all: when a new group would exceed it, the tenth of the open
+//!   groups with the fewest events (oldest window first on ties) is closed early and reported as
+//!   a partial result. A flood of one-off groups thus cannot push out a group that is really busy.
+//! - `max_values` distinct values per `values()` column: the lexicographically smallest are kept
+//!   (the first entries of Splunk's sorted list), and each value let go is counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The running result of one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub count: u64,
+    pub first: i64,
+    pub last: i64,
+    /// One sorted set per `values()` column, in the detection's order.
+    pub values: Vec<BTreeSet<String>>,
+    /// Distinct values not kept because of `max_values`.
+    pub values_dropped: u64,
+}
+
+/// Why a group was reported before (or after) its window closed normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partial {
+    /// Closed early to respect `max_groups`; counts are lower bounds.
+    Evicted,
+    /// Built from one event that arrived after its window had closed.
+    Late,
+}
+
+/// A group whose window has closed (or that was closed early).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedGroup {
+    pub window_start: i64,
+    pub window_end: i64,
+    pub key: Vec<String>,
+    pub stats: GroupStats,
+    pub partial: Option<Partial>,
+}
+
+/// Caps on aggregation state.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub max_groups: usize,
+    pub max_values: usize,
+}
+
+/// Open windows of one detection.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Windows {
+    open: BTreeMap<i64, BTreeMap<Vec<String>, GroupStats>>,
+    groups: usize,
+}
+
+/// What one [`Windows::add`] let go of.
+#[derive(Debug, Default)]
+pub struct Evictions {
+    pub groups: Vec<ClosedGroup>,
+    pub values: u64,
+}
+
+impl Windows {
+    /// Adds one event at `time` to window `[start, start + length)`.
+    pub fn add(&mut self, start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Option<String>>, caps: Caps) -> Evictions {
+        let mut evictions = Evictions::default();
+        let is_new = !self.open.get(&start).is_some_and(|w| w.contains_key(&key));
+        if is_new && self.groups >= caps.max_groups {
+            evictions.groups = self.evict_smallest((caps.max_groups / 10).max(1), length);
+        }
+        let window = self.open.entry(start).or_default();
+        if is_new {
+            self.groups += 1;
+        }
+        let stats = window.entry(key).or_insert_with(|| GroupStats {
+            count: 0,
+            first: time,
+            last: time,
+            values: vec![BTreeSet::new(); values.len()],
+            values_dropped: 0,
+        });
+        stats.count += 1;
+        stats.first = stats.first.min(time);
+        stats.last = stats.last.max(time);
+        for (set, value) in stats.values.iter_mut().zip(values) {
+            let Some(value) = value else { continue };
+            if set.insert(value) && set.len() > caps.max_values {
+                set.pop_last();
+                stats.values_dropped += 1;
+                evictions.values += 1;
+            }
+        }
+        evictions
+    }
+
+    /// The start of the oldest open window.
+    pub fn oldest(&self) -> Option<i64> {
+        self.open.keys().next().copied()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups
+    }
+
+    /// Closes every window that starts before `bound`, groups in key order.
+    pub fn close_before(&mut self, bound: i64, length: i64) -> Vec<ClosedGroup> {
+        let mut closed = Vec::new();
+        while let Some(entry) = self.open.first_entry() {
+            if *entry.key() >= bound {
+                break;
+            }
+            let start = *entry.key();
+            let groups = entry.remove();
+            self.groups -= groups.len();
+            closed.extend(groups.into_iter().map(|(key, stats)| ClosedGroup {
+                window_start: start,
+                window_end: start + length,
+                key,
+                stats,
+                partial: None,
+            }));
+        }
+        closed
+    }
+
+    fn evict_smallest(&mut self, how_many: usize, length: i64) -> Vec<ClosedGroup> {
+        let mut ranked: Vec<(u64, i64, i64, Vec<String>)> = self
+            .open
+            .iter()
+            .flat_map(|(start, groups)| groups.iter().map(move |(k, s)| (s.count, *start, s.last, k.clone())))
+            .collect();
+        let how_many = how_many.min(ranked.len());
+        if how_many == 0 {
+            return Vec::new();
+        }
+        ranked.select_nth_unstable(how_many - 1);
+        ranked.truncate(how_many);
+        ranked.sort();
+        let mut evicted = Vec::with_capacity(how_many);
+        for (_, start, _, key) in ranked {
+            let Some(window) = self.open.get_mut(&start) else { continue };
+            if let Some(stats) = window.remove(&key) {
+                self.groups -= 1;
+                evicted.push(ClosedGroup {
+                    window_start: start,
+                    window_end: start + length,
+                    key,
+                    stats,
+                    partial: Some(Partial::Evicted),
+                });
+            }
+            if window.is_empty() {
+                self.open.remove(&start);
+            }
+        }
+        evicted
+    }
+}
+
+/// A single late event as its own partial group.
+pub fn late_group(start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Option<String>>) -> ClosedGroup {
+    let values = values.into_iter().map(|v| v.into_iter().collect()).collect();
+    ClosedGroup {
+        window_start: start,
+        window_end: start + length,
+        key,
+        stats: GroupStats { count: 1, first: time, last: time, values, values_dropped: 0 },
+        partial: Some(Partial::Late),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(w: &mut Windows, start: i64, time: i64, key: &str, value: &str) -> Evictions {
+        w.add(start, 3600, time, vec![key.to_string()], vec![Some(value.to_string())], CAPS)
+    }
+
+    const CAPS: Caps = Caps { max_groups: 10, max_values: 2 };
+
+    #[test]
+    fn counts_and_sorts_values() {
+        let mut w = Windows::default();
+        add(&mut w, 0, 50, "a", "z");
+        add(&mut w, 0, 10, "a", "m");
+        add(&mut w, 0, 30, "a", "m");
+        add(&mut w, 3600, 3700, "a", "q");
+        let closed = w.close_before(3600, 3600);
+        assert_eq!(closed.len(), 1);
+        let s = &closed[0].stats;
+        assert_eq!((s.count, s.first, s.last), (3, 10, 50));
+        assert_eq!(s.values[0].iter().collect::<Vec<_>>(), ["m", "z"]);
+        assert_eq!(w.group_count(), 1);
+    }
+
+    #[test]
+    fn values_keep_the_smallest() {
+        let mut w = Windows::default();
+        let mut dropped = 0;
+        for v in ["d", "b", "c", "a"] {
+            dropped += add(&mut w, 0, 1, "g", v).values;
+        }
+        let closed = w.close_before(i64::MAX, 3600);
+        assert_eq!(closed[0].stats.values[0].iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!((dropped, closed[0].stats.values_dropped), (2, 2));
+    }
+
+    #[test]
+    fn eviction_spares_busy_groups() {
+        let mut w = Windows::default();
+        for _ in 0..50 {
+            add(&mut w, 0, 1, "busy", "x");
+        }
+        let mut evicted = Vec::new();
+        for i in 0..1000 {
+            evicted.extend(add(&mut w, 0, 2, &format!("one-off-{i}"), "x").groups);
+        }
+        assert!(w.group_count() <= CAPS.max_groups);
+        assert_eq!(evicted.len() + w.group_count(), 1001);
+        assert!(evicted.iter().all(|g| g.partial == Some(Partial::Evicted) && g.key[0] != "busy"));
+        let rest = w.close_before(i64::MAX, 3600);
+        assert!(rest.iter().any(|g| g.key[0] == "busy" && g.stats.count == 50));
+    }
+}

@@ -1,0 +1,129 @@
+//! The Splunk Add-on for AWS's view of a CloudTrail record, in one place.
+//!
+//! Detections name fields the way their SPL does (`src_ip`, `aws_account_id`, `errorCode`,
+//! `user`, `serviceEventDetails.jobArn`); this module turns such a name into a value read
+//! lazily from the raw record, applying the add-on's aliases and calculated fields
+//! (`splunk-semantics.md`, "Fields the add-on derives").
+
+use std::borrow::Cow;
+
+use crate::json::{Kind, RawObject, ScanError};
+
+/// Which `userIdentity` field stands for `user` (add-on 5.x uses `principalId`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UserSource {
+    #[default]
+    PrincipalId,
+    UserName,
+    Arn,
+}
+
+impl UserSource {
+    fn path(self) -> &'static str {
+        match self {
+            UserSource::PrincipalId => "userIdentity.principalId",
+            UserSource::UserName => "userIdentity.userName",
+            UserSource::Arn => "userIdentity.arn",
+        }
+    }
+}
+
+/// A record that passed the `eventName` prefilter, with its event time already read.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub record: RawObject<'a>,
+    pub event_name: Cow<'a, str>,
+    pub time: i64,
+}
+
+/// A field the add-on would have, but that this record holds with the wrong JSON type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    Scan(ScanError),
+    WrongType { field: String },
+}
+
+impl From<ScanError> for FieldError {
+    fn from(e: ScanError) -> Self {
+        FieldError::Scan(e)
+    }
+}
+
+impl<'a> Event<'a> {
+    /// The value of a Splunk field name, or `None` where Splunk's field would be null.
+    pub fn field(&self, name: &str, user: UserSource) -> Result<Option<Cow<'a, str>>, FieldError> {
+        match name {
+            "_time" => Ok(Some(Cow::Owned(self.time.to_string()))),
+            "eventName" | "command" => Ok(Some(self.event_name.clone())),
+            "src_ip" => self.scalar("sourceIPAddress"),
+            "errorCode" => Ok(Some(self.scalar("errorCode")?.unwrap_or(Cow::Borrowed("success")))),
+            "aws_account_id" => {
+                let kind = self.scalar("userIdentity.type")?;
+                if matches!(kind.as_deref(), Some("AWSAccount") | Some("AWSService")) {
+                    self.scalar("recipientAccountId")
+                } else {
+                    self.scalar("userIdentity.accountId")
+                }
+            }
+            "user" => self.scalar(user.path()),
+            path => self.scalar(path),
+        }
+    }
+
+    /// True when the raw record carries an `errorCode` (the Change data model's `status=failure`).
+    pub fn failed(&self) -> Result<bool, FieldError> {
+        Ok(self.scalar("errorCode")?.is_some())
+    }
+
+    fn scalar(&self, path: &str) -> Result<Option<Cow<'a, str>>, FieldError> {
+        let Some(value) = self.record.get_path(path)? else { return Ok(None) };
+        match value.kind() {
+            Kind::Object | Kind::Array => Err(FieldError::WrongType { field: path.to_string() }),
+            _ => Ok(value.as_text()?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: &str) -> Event<'_> {
+        let record = RawObject::new(json.as_bytes()).unwrap();
+        Event { record, event_name: Cow::Borrowed("JobCreated"), time: 0 }
+    }
+
+    #[test]
+    fn account_comes_from_recipient_for_service_identities() {
+        let e = event(r#"{"userIdentity":{"type":"AWSService","accountId":"1"},"recipientAccountId":"2"}"#);
+        assert_eq!(e.field("aws_account_id", UserSource::PrincipalId).unwrap().unwrap(), "2");
+        let e = event(r#"{"userIdentity":{"accountId":"1","invokedBy":"s3.amazonaws.com"},"recipientAccountId":"2"}"#);
+        assert_eq!(e.field("aws_account_id", UserSource::PrincipalId).unwrap().unwrap(), "1");
+    }
+
+    #[test]
+    fn error_code_defaults_to_success() {
+        let e = event(r#"{"sourceIPAddress":"s3.amazonaws.com"}"#);
+        assert_eq!(e.field("errorCode", UserSource::PrincipalId).unwrap().unwrap(), "success");
+        assert!(!e.failed().unwrap());
+        let e = event(r#"{"errorCode":"AccessDenied"}"#);
+        assert_eq!(e.field("errorCode", UserSource::PrincipalId).unwrap().unwrap(), "AccessDenied");
+        assert!(e.failed().unwrap());
+    }
+
+    #[test]
+    fn user_source_is_configurable() {
+        let e = event(r#"{"userIdentity":{"principalId":"AROA1:s","arn":"arn:aws:sts::1:assumed-role/R/s"}}"#);
+        assert_eq!(e.field("user", UserSource::PrincipalId).unwrap().unwrap(), "AROA1:s");
+        assert_eq!(e.field("user", UserSource::Arn).unwrap().unwrap(), "arn:aws:sts::1:assumed-role/R/s");
+        assert!(e.field("user", UserSource::UserName).unwrap().is_none());
+    }
+
+    #[test]
+    fn wrong_types_are_errors_not_values() {
+        let e = event(r#"{"sourceIPAddress":{"ip":"1.2.3.4"},"userAgent":null}"#);
+        assert!(matches!(e.field("src_ip", UserSource::PrincipalId), Err(FieldError::WrongType { .. })));
+        assert!(e.field("userAgent", UserSource::PrincipalId).unwrap().is_none());
+    }
+}

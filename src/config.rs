@@ -1,0 +1,272 @@
+//! Per-host configuration: one JSON document, validated with errors that name the key, say what
+//! was wrong and what is allowed.
+//!
+//! Every section has defaults, so `{}` is a working configuration. Each detection validates its
+//! own settings (see its file); this module knows only what all detections share.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::suppress::Suppression;
+
+/// A configuration problem: where (`window.length_seconds`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "configuration: {}", self.message)
+        } else {
+            write!(f, "configuration key `{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole per-host configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub window: WindowConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// Model files (fitted baselines) to load, relative to the configuration's directory.
+    /// Used by file-based hosts (Fluent Bit); batch hosts pass models directly.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Per detection, by key: `enabled`, `suppress`, and the detection's own settings.
+    #[serde(default)]
+    pub detections: BTreeMap<String, Map<String, Value>>,
+}
+
+/// Event-time windows and the watermark.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Tumbling window length; the seeds' `span=1h` and hourly schedule mean 3600.
+    pub length_seconds: i64,
+    /// How long after a window's end late events still count (the seeds' 10-minute lag).
+    pub allowed_lateness_seconds: i64,
+    /// How far past the host's record time an event may be before it is treated as forged.
+    pub max_future_seconds: i64,
+    /// What happens to an event whose window has already closed.
+    pub late_events: LatePolicy,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            length_seconds: 3600,
+            allowed_lateness_seconds: 600,
+            max_future_seconds: 900,
+            late_events: LatePolicy::Alert,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatePolicy {
+    /// Counted and left out of aggregation.
+    Drop,
+    /// Counted and reported at once as a one-event partial result.
+    Alert,
+}
+
+/// Caps that bound the state kept inside the host's process.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open groups across all windows of one detection.
+    pub max_groups: usize,
+    /// Distinct values kept per `values()` column of a group.
+    pub max_values: usize,
+    /// Alerts waiting for the host to take them.
+    pub max_pending_alerts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_groups: 10_000, max_values: 100, max_pending_alerts: 10_000 }
+    }
+}
+
+/// How results are attached to records (record-at-a-time hosts such as Fluent Bit).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// The one top-level field tripline adds to a record.
+    pub field: String,
+    /// Most alerts attached to one record; the rest wait for the next record.
+    pub max_alerts_per_record: usize,
+    /// Attach the counters to every Nth record (0: never).
+    pub stats_every_records: u64,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { field: "tripline".to_string(), max_alerts_per_record: 100, stats_every_records: 0 }
+    }
+}
+
+/// When file-based hosts save state (see `snapshot.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    /// File name in the configuration's directory; empty disables saving and restoring.
+    pub file: String,
+    /// Save after this many records (0: never by count).
+    pub every_records: u64,
+    /// Save whenever a window closes.
+    pub on_window_close: bool,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig { file: "tripline-state.snap".to_string(), every_records: 10_000, on_window_close: true }
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration document.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| ConfigError::new("", format!("not valid JSON ({e})")))?;
+        if !value.is_object() {
+            return Err(ConfigError::new("", "must be a JSON object"));
+        }
+        let config: Config = parse_at("", value)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.window;
+        if w.length_seconds < 60 || w.length_seconds > 7 * 86_400 || 86_400 % w.length_seconds != 0 && w.length_seconds % 86_400 != 0 {
+            return Err(ConfigError::new(
+                "window.length_seconds",
+                format!("{} is not allowed: use 60 to 604800 seconds that divide a day or are whole days", w.length_seconds),
+            ));
+        }
+        if w.allowed_lateness_seconds < 0 || w.allowed_lateness_seconds > 86_400 {
+            return Err(ConfigError::new("window.allowed_lateness_seconds", "must be 0 to 86400"));
+        }
+        if w.max_future_seconds < 0 {
+            return Err(ConfigError::new("window.max_future_seconds", "must be 0 or more"));
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_groups", l.max_groups),
+            ("limits.max_values", l.max_values),
+            ("limits.max_pending_alerts", l.max_pending_alerts),
+            ("output.max_alerts_per_record", self.output.max_alerts_per_record),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        let field = &self.output.field;
+        if field.is_empty() || field.len() > 64 || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigError::new("output.field", "must be 1 to 64 letters, digits or underscores"));
+        }
+        for (i, model) in self.models.iter().enumerate() {
+            check_file_name(&format!("models[{i}]"), model)?;
+        }
+        if !self.snapshot.file.is_empty() {
+            check_file_name("snapshot.file", &self.snapshot.file)?;
+        }
+        Ok(())
+    }
+}
+
+/// The settings every detection shares, split from the detection's own.
+pub struct CommonSettings {
+    pub enabled: bool,
+    pub suppress: Vec<Suppression>,
+}
+
+/// Takes `enabled` and `suppress` out of a detection's section; the rest is the detection's.
+pub fn split_common(key: &str, section: &Map<String, Value>) -> Result<(CommonSettings, Map<String, Value>), ConfigError> {
+    let mut own = section.clone();
+    let enabled = match own.remove("enabled") {
+        None => true,
+        Some(Value::Bool(b)) => b,
+        Some(other) => return Err(ConfigError::new(format!("detections.{key}.enabled"), format!("must be true or false, not {other}"))),
+    };
+    let suppress = match own.remove("suppress") {
+        None => Vec::new(),
+        Some(v) => parse_at(&format!("detections.{key}.suppress"), v)?,
+    };
+    Ok((CommonSettings { enabled, suppress }, own))
+}
+
+/// Deserializes `value` as `T`, reporting errors with their full key path under `prefix`.
+pub fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (prefix.is_empty(), inner.as_str()) {
+            (true, p) => p.to_string(),
+            (false, ".") => prefix.to_string(),
+            (false, p) => format!("{prefix}.{p}"),
+        };
+        ConfigError::new(path, e.into_inner().to_string())
+    })
+}
+
+fn check_file_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty() && !name.contains('/') && !name.contains('\\') && name != "." && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("`{name}` must be a plain file name in the configuration's directory")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        Config::from_json(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_document_is_the_defaults() {
+        let c = Config::from_json(b"{}").unwrap();
+        assert_eq!(c.window.length_seconds, 3600);
+        assert_eq!(c.window.allowed_lateness_seconds, 600);
+        assert_eq!(c.output.field, "tripline");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(err(r#"{"window":{"lenght_seconds":60}}"#).contains("`window.lenght_seconds`: unknown field `lenght_seconds`, expected one of `length_seconds`"));
+        assert!(err(r#"{"window":{"length_seconds":"1h"}}"#).contains("`window.length_seconds`: invalid type"));
+        assert!(err(r#"{"window":{"length_seconds":7}}"#).contains("window.length_seconds"));
+        assert!(err(r#"{"window":{"late_events":"keep"}}"#).contains("unknown variant `keep`, expected `drop` or `alert`"));
+        assert!(err(r#"{"limits":{"max_groups":0}}"#).contains("limits.max_groups"));
+        assert!(err(r#"{"models":["../etc/passwd"]}"#).contains("models[0]"));
+        assert!(err("[1]").contains("must be a JSON object"));
+        assert!(err("{").contains("not valid JSON"));
+    }
+}

@@ -1,0 +1,458 @@
+//! The engine: records in, tags and alerts out, state held explicitly.
+//!
+//! `process` is the hot path. It reads `eventName` and `eventTime` from the raw record (one
+//! partial scan, no allocation), advances the watermark, and only if some detection wants that
+//! `eventName` does it read more. Closed windows become alerts in a bounded queue that the host
+//! adapter drains. The engine knows detections only through the `Detection` trait.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::aggregate::{late_group, Caps, ClosedGroup, Windows};
+use crate::alert::{build_alert, build_match, risk_message};
+use crate::cloudtrail::{Event, FieldError, UserSource};
+use crate::config::{split_common, Config, ConfigError, LatePolicy};
+use crate::detection::Detection;
+use crate::detections;
+use crate::json::{Kind, RawObject, ScanError};
+use crate::snapshot;
+use crate::suppress::{suppressed, Suppression};
+use crate::time::{parse_event_time, window_start};
+
+/// Everything the engine counts. All hosts expose these through their `stats` call.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    pub records: u64,
+    /// Records some detection selected.
+    pub matched: u64,
+    pub alerts: u64,
+    pub suppressed: u64,
+    /// Selected events whose window had already closed.
+    pub late: u64,
+    /// Records stamped beyond `max_future_seconds` past the host's record time.
+    pub future: u64,
+    /// Selected events Splunk's `stats ... by` would drop (a null group field).
+    pub null_group: u64,
+    pub evicted_groups: u64,
+    pub evicted_values: u64,
+    /// Alerts lost because the host did not drain the queue in time.
+    pub alerts_dropped: u64,
+    /// Records that are not JSON objects, as far as they were read.
+    pub parse_errors: u64,
+    /// Records whose fields have the wrong JSON type, or no usable `eventTime`.
+    pub field_errors: u64,
+    /// Records that should have carried results but could not be rewritten (see output.rs).
+    pub unannotatable: u64,
+    pub config_errors: u64,
+    pub model_errors: u64,
+    pub snapshot_saves: u64,
+    pub snapshot_failures: u64,
+    pub restores: u64,
+    pub restore_failures: u64,
+}
+
+/// Why one record was passed through without being read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    Parse(ScanError),
+    Field(String),
+}
+
+/// The per-record result: real-time tags for this record, if any.
+#[derive(Debug, Default)]
+pub struct Processed {
+    pub matches: Vec<Value>,
+    pub error: Option<RecordError>,
+}
+
+struct Slot {
+    key: &'static str,
+    detection: Box<dyn Detection>,
+    suppress: Vec<Suppression>,
+    windows: Windows,
+}
+
+/// One detection's window state, as saved in snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotState {
+    pub key: String,
+    pub windows: Windows,
+    pub learned: Value,
+}
+
+/// Everything an engine would lose on restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    pub watermark: Option<i64>,
+    pub counters: Counters,
+    pub pending: Vec<Value>,
+    pub detections: Vec<SlotState>,
+}
+
+pub struct Engine {
+    config: Config,
+    slots: Vec<Slot>,
+    watermark: Option<i64>,
+    counters: Counters,
+    pending: VecDeque<Value>,
+    config_error: Option<ConfigError>,
+    /// Set when a window closed since the host last asked (drives snapshot-on-close).
+    window_closed: bool,
+}
+
+impl Engine {
+    /// An engine for a validated configuration.
+    pub fn new(config: Config) -> Result<Engine, ConfigError> {
+        let mut slots = Vec::new();
+        for key in config.detections.keys() {
+            if !detections::REGISTRY.iter().any(|(k, _)| k == key) {
+                let known: Vec<_> = detections::REGISTRY.iter().map(|(k, _)| *k).collect();
+                return Err(ConfigError::new(
+                    format!("detections.{key}"),
+                    format!("unknown detection; known: {}", known.join(", ")),
+                ));
+            }
+        }
+        for (key, construct) in detections::REGISTRY {
+            let empty = Map::new();
+            let section = config.detections.get(*key).unwrap_or(&empty);
+            let (common, own) = split_common(key, section)?;
+            let detection = construct(&own)?;
+            if common.enabled {
+                slots.push(Slot { key, detection, suppress: common.suppress, windows: Windows::default() });
+            }
+        }
+        Ok(Engine {
+            config,
+            slots,
+            watermark: None,
+            counters: Counters::default(),
+            pending: VecDeque::new(),
+            config_error: None,
+            window_closed: false,
+        })
+    }
+
+    /// An engine from a configuration document. An invalid document yields an engine that runs
+    /// no detection, passes every record through, and reports the error in its stats.
+    pub fn from_json(bytes: &[u8]) -> Engine {
+        match Config::from_json(bytes).and_then(Engine::new) {
+            Ok(engine) => engine,
+            Err(e) => Engine::disabled(e),
+        }
+    }
+
+    /// A pass-through engine that reports `error`.
+    pub fn disabled(error: ConfigError) -> Engine {
+        Engine {
+            config: Config::default(),
+            slots: Vec::new(),
+            watermark: None,
+            counters: Counters { config_errors: 1, ..Counters::default() },
+            pending: VecDeque::new(),
+            config_error: Some(error),
+            window_closed: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn config_error(&self) -> Option<&ConfigError> {
+        self.config_error.as_ref()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    /// Reads one record. `host_time` is the record time the host supplies (Fluent Bit's
+    /// timestamp), used to bound how far one record can move the watermark.
+    pub fn process(&mut self, record: &[u8], host_time: Option<i64>) -> Processed {
+        self.counters.records += 1;
+        if self.slots.is_empty() {
+            return Processed::default();
+        }
+        match self.read(record, host_time) {
+            Ok(matches) => Processed { matches, error: None },
+            Err(error) => {
+                match &error {
+                    RecordError::Parse(_) => self.counters.parse_errors += 1,
+                    RecordError::Field(_) => self.counters.field_errors += 1,
+                }
+                Processed { matches: Vec::new(), error: Some(error) }
+            }
+        }
+    }
+
+    fn read(&mut self, record: &[u8], host_time: Option<i64>) -> Result<Vec<Value>, RecordError> {
+        let object = RawObject::new(record).map_err(RecordError::Parse)?;
+        let [name, time] = object.get_many(["eventName", "eventTime"]).map_err(RecordError::Parse)?;
+        let time = match time {
+            Some(t) if t.kind() == Kind::String => t.as_str().map_err(RecordError::Parse)?.and_then(|s| parse_event_time(&s)),
+            _ => None,
+        };
+        let name = match name {
+            None => None,
+            Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
+            Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
+        };
+        let wanted = name.as_deref().is_some_and(|n| self.slots.iter().any(|s| s.detection.wants(n)));
+        let Some(time) = time else {
+            return if wanted { Err(RecordError::Field("eventTime is missing or not a time".into())) } else { Ok(Vec::new()) };
+        };
+        let timing = self.observe_time(time, host_time);
+        let mut matches = Vec::new();
+        if wanted {
+            let event = Event { record: object, event_name: name.unwrap_or_default(), time };
+            matches = self.select(&event, timing).map_err(|e| match e {
+                FieldError::Scan(s) => RecordError::Parse(s),
+                FieldError::WrongType { field } => RecordError::Field(format!("{field} has the wrong JSON type")),
+            })?;
+        }
+        self.close_windows();
+        Ok(matches)
+    }
+
+    fn observe_time(&mut self, time: i64, host_time: Option<i64>) -> Timing {
+        let w = self.config.window;
+        if host_time.is_some_and(|h| time > h + w.max_future_seconds) {
+            self.counters.future += 1;
+            return Timing::Future;
+        }
+        let end = window_start(time, w.length_seconds) + w.length_seconds;
+        if self.watermark.is_some_and(|mark| end + w.allowed_lateness_seconds <= mark) {
+            return Timing::Late;
+        }
+        self.watermark = Some(self.watermark.map_or(time, |mark| mark.max(time)));
+        Timing::OnTime
+    }
+
+    fn select(&mut self, event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
+        let w = self.config.window;
+        let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
+        let mut matches = Vec::new();
+        let mut early = Vec::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.detection.wants(&event.event_name) {
+                continue;
+            }
+            let Some(selected) = slot.detection.select(event)? else {
+                continue;
+            };
+            self.counters.matched += 1;
+            let meta = slot.detection.metadata();
+            if slot.detection.tags_each_event() {
+                let message = risk_message(meta, |f| event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()));
+                matches.push(build_match(meta, message));
+            }
+            let Some(key) = selected.key else {
+                self.counters.null_group += 1;
+                continue;
+            };
+            let start = window_start(event.time, w.length_seconds);
+            match timing {
+                Timing::OnTime => {
+                    let evictions = slot.windows.add(start, w.length_seconds, event.time, key, selected.values, caps);
+                    self.counters.evicted_groups += evictions.groups.len() as u64;
+                    self.counters.evicted_values += evictions.values;
+                    early.extend(evictions.groups.into_iter().map(|g| (index, g)));
+                }
+                Timing::Late => {
+                    self.counters.late += 1;
+                    if w.late_events == LatePolicy::Alert {
+                        early.push((index, late_group(start, w.length_seconds, event.time, key, selected.values)));
+                    }
+                }
+                Timing::Future => {}
+            }
+        }
+        for (index, group) in early {
+            self.finish(index, group);
+        }
+        Ok(matches)
+    }
+
+    /// Closes every window whose end plus the allowed lateness the watermark has passed.
+    fn close_windows(&mut self) {
+        let Some(mark) = self.watermark else { return };
+        let w = self.config.window;
+        // A window [s, s+len) closes once s + len + lateness <= watermark.
+        let bound = mark - w.allowed_lateness_seconds - w.length_seconds + 1;
+        self.close_before(bound);
+    }
+
+    fn close_before(&mut self, bound: i64) {
+        let length = self.config.window.length_seconds;
+        for index in 0..self.slots.len() {
+            if self.slots[index].windows.oldest().is_none_or(|s| s >= bound) {
+                continue;
+            }
+            let closed = self.slots[index].windows.close_before(bound, length);
+            self.window_closed = true;
+            for group in closed {
+                self.finish(index, group);
+            }
+        }
+    }
+
+    fn finish(&mut self, index: usize, group: ClosedGroup) {
+        let slot = &mut self.slots[index];
+        let Some(row) = slot.detection.on_close(&group) else { return };
+        if suppressed(&slot.suppress, &row) {
+            self.counters.suppressed += 1;
+            return;
+        }
+        let alert = build_alert(slot.detection.metadata(), &group, row);
+        self.counters.alerts += 1;
+        if self.pending.len() >= self.config.limits.max_pending_alerts {
+            self.pending.pop_front();
+            self.counters.alerts_dropped += 1;
+        }
+        self.pending.push_back(alert);
+    }
+
+    /// Closes windows by the host's wall clock when traffic has stopped: every window that would
+    /// have closed had an event stamped `now` arrived.
+    pub fn flush(&mut self, now: i64) {
+        if self.watermark.is_none_or(|mark| mark < now) {
+            self.watermark = Some(now);
+        }
+        self.close_windows();
+    }
+
+    /// Closes every open window (end of a replay).
+    pub fn finish_all(&mut self) {
+        self.close_before(i64::MAX);
+    }
+
+    /// Takes up to `max` waiting alerts, oldest first.
+    pub fn take_alerts(&mut self, max: usize) -> Vec<Value> {
+        let n = max.min(self.pending.len());
+        self.pending.drain(..n).collect()
+    }
+
+    pub fn pending_alerts(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True once after any window closed (for snapshot-on-close policies).
+    pub fn take_window_closed(&mut self) -> bool {
+        std::mem::take(&mut self.window_closed)
+    }
+
+    /// Loads a model document; it names the detection it is for by `detection` (id or key).
+    pub fn load_model(&mut self, model: &[u8]) -> Result<(), String> {
+        let result = serde_json::from_slice::<Value>(model)
+            .map_err(|e| format!("model is not valid JSON: {e}"))
+            .and_then(|value| {
+                let target = value.get("detection").and_then(Value::as_str).unwrap_or_default().to_string();
+                let slot = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.key == target || s.detection.metadata().id == target)
+                    .ok_or_else(|| format!("model names detection `{target}`, which is not enabled here"))?;
+                slot.detection.load_model(&value)
+            });
+        if result.is_err() {
+            self.counters.model_errors += 1;
+        }
+        result
+    }
+
+    /// Counters, per-detection state sizes and any configuration error, as one JSON object.
+    pub fn stats(&self) -> Value {
+        let mut detections = Map::new();
+        for slot in &self.slots {
+            let mut d = Map::new();
+            d.insert("open_groups".into(), json!(slot.windows.group_count()));
+            for (name, value) in slot.detection.counters() {
+                d.insert(name.into(), json!(value));
+            }
+            detections.insert(slot.key.into(), Value::Object(d));
+        }
+        json!({
+            "counters": self.counters,
+            "watermark": self.watermark.map(crate::time::format_rfc3339),
+            "pending_alerts": self.pending.len(),
+            "detections": detections,
+            "config_error": self.config_error.as_ref().map(|e| e.to_string()),
+        })
+    }
+
+    /// The whole mutable state, for snapshots.
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            watermark: self.watermark,
+            counters: self.counters.clone(),
+            pending: self.pending.iter().cloned().collect(),
+            detections: self
+                .slots
+                .iter()
+                .map(|s| SlotState { key: s.key.into(), windows: s.windows.clone(), learned: s.detection.save_state() })
+                .collect(),
+        }
+    }
+
+    /// The whole state as a snapshot (see `snapshot.rs`).
+    pub fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(&self.state())
+    }
+
+    /// Restores a snapshot. On any error the engine keeps its current state (a fresh start at
+    /// first call) and counts the failure.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let result = snapshot::decode(bytes).map_err(|e| e.to_string()).and_then(|state| {
+            let before = self.state();
+            self.set_state(state).inspect_err(|_| {
+                let _ = self.set_state(before);
+            })
+        });
+        match &result {
+            Ok(()) => self.counters.restores += 1,
+            Err(_) => self.counters.restore_failures += 1,
+        }
+        result
+    }
+
+    /// One detection's learned model (for example a baseline), as a model document.
+    pub fn model(&self, key: &str) -> Option<Value> {
+        self.slots.iter().find(|s| s.key == key).map(|s| s.detection.save_state())
+    }
+
+    /// Replaces the mutable state with `state`. Detections absent from this configuration are
+    /// ignored; detections absent from the state start empty.
+    pub fn set_state(&mut self, state: EngineState) -> Result<(), String> {
+        for saved in &state.detections {
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.key == saved.key) {
+                slot.detection.restore_state(&saved.learned)?;
+                slot.windows = saved.windows.clone();
+            }
+        }
+        self.watermark = state.watermark;
+        let config_errors = self.counters.config_errors;
+        self.counters = state.counters;
+        self.counters.config_errors = config_errors;
+        self.pending = state.pending.into();
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    OnTime,
+    Late,
+    Future,
+}

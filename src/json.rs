@@ -1,0 +1,369 @@
+//! Field access over a raw JSON object, without building a DOM.
+//!
+//! Almost every record a log pipeline carries matches no rule, so the engine reads only the
+//! top-level keys it needs and steps over every other value by counting brackets. Nothing here
+//! allocates unless a string the rules read contains an escape sequence. Depth is a counter,
+//! never recursion, so a 10,000-deep record costs a scan, not a stack.
+//!
+//! Validation is only as deep as the read: a malformed tail after the keys a rule needed is not
+//! noticed here. Records that are rewritten are fully validated first (see [`validate`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a record could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanError {
+    /// The record is valid-looking JSON but not an object (`[..]`, `"..."`, `42`).
+    NotAnObject,
+    /// The input ended inside a value.
+    Truncated,
+    /// A byte that cannot stand where it stands, or a string that is not UTF-8.
+    Malformed,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScanError::NotAnObject => "record is not a JSON object",
+            ScanError::Truncated => "record ends inside a value",
+            ScanError::Malformed => "record is not valid JSON",
+        })
+    }
+}
+
+/// A top-level JSON object held as its raw bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RawObject<'a> {
+    bytes: &'a [u8],
+}
+
+/// One value inside a [`RawObject`], as the exact bytes it occupies.
+#[derive(Debug, Clone, Copy)]
+pub struct RawValue<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> RawObject<'a> {
+    /// Wraps `bytes` whose first non-blank byte must be `{`.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, ScanError> {
+        let start = skip_ws(bytes, 0);
+        match bytes.get(start) {
+            Some(b'{') => Ok(RawObject { bytes: &bytes[start..] }),
+            Some(_) => Err(ScanError::NotAnObject),
+            None => Err(ScanError::Truncated),
+        }
+    }
+
+    /// Finds the values of several top-level keys in one pass, stopping as soon as all are found.
+    pub fn get_many<const N: usize>(
+        &self,
+        keys: [&str; N],
+    ) -> Result<[Option<RawValue<'a>>; N], ScanError> {
+        let mut found: [Option<RawValue<'a>>; N] = [None; N];
+        let mut missing = N;
+        let mut members = self.members();
+        while missing > 0 {
+            let Some((key, value)) = members.next_member()? else { break };
+            for (slot, wanted) in found.iter_mut().zip(keys.iter()) {
+                if slot.is_none() && key_equals(key, wanted) {
+                    *slot = Some(value);
+                    missing -= 1;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The value of one top-level key.
+    pub fn get(&self, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
+        Ok(self.get_many([key])?[0])
+    }
+
+    /// The value at a dotted path (`serviceEventDetails.jobArn`), descending through objects.
+    pub fn get_path(&self, path: &str) -> Result<Option<RawValue<'a>>, ScanError> {
+        let mut object = *self;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let Some(value) = object.get(part)? else { return Ok(None) };
+            if parts.peek().is_none() {
+                return Ok(Some(value));
+            }
+            match value.as_object() {
+                Some(inner) => object = inner,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Byte offset of the object's closing `}`, scanning the whole object.
+    pub fn closing_brace(&self) -> Result<usize, ScanError> {
+        let end = skip_value(self.bytes, 0)?;
+        Ok(end - 1)
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> Result<bool, ScanError> {
+        Ok(self.members().next_member()?.is_none())
+    }
+
+    fn members(&self) -> Members<'a> {
+        Members { bytes: self.bytes, pos: 1, first: true, done: false }
+    }
+}
+
+/// The JSON type of a [`RawValue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Object,
+    Array,
+    String,
+    Number,
+    Bool,
+    Null,
+}
+
+impl<'a> RawValue<'a> {
+    pub fn kind(&self) -> Kind {
+        match self.bytes[0] {
+            b'{' => Kind::Object,
+            b'[' => Kind::Array,
+            b'"' => Kind::String,
+            b't' | b'f' => Kind::Bool,
+            b'n' => Kind::Null,
+            _ => Kind::Number,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<RawObject<'a>> {
+        (self.kind() == Kind::Object).then_some(RawObject { bytes: self.bytes })
+    }
+
+    /// The string's text, borrowed unless it holds escapes. `Ok(None)` when not a string.
+    pub fn as_str(&self) -> Result<Option<Cow<'a, str>>, ScanError> {
+        if self.kind() != Kind::String {
+            return Ok(None);
+        }
+        let inner = &self.bytes[1..self.bytes.len() - 1];
+        if !inner.contains(&b'\\') {
+            return std::str::from_utf8(inner).map(|s| Some(Cow::Borrowed(s))).map_err(|_| ScanError::Malformed);
+        }
+        serde_json::from_slice::<String>(self.bytes).map(|s| Some(Cow::Owned(s))).map_err(|_| ScanError::Malformed)
+    }
+
+    /// A scalar as Splunk would show it: strings unescaped, numbers and booleans as written.
+    /// `Ok(None)` for null, objects and arrays.
+    pub fn as_text(&self) -> Result<Option<Cow<'a, str>>, ScanError> {
+        match self.kind() {
+            Kind::String => self.as_str(),
+            Kind::Number | Kind::Bool => {
+                std::str::from_utf8(self.bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|_| ScanError::Malformed)
+            }
+            Kind::Null | Kind::Object | Kind::Array => Ok(None),
+        }
+    }
+}
+
+/// Checks that `bytes` is one complete, valid JSON value with nothing but blanks after it.
+/// Uses serde's own parser without building values (skipping is iterative in serde_json, so
+/// depth costs no stack).
+pub fn validate(bytes: &[u8]) -> Result<(), ScanError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map(|_| ()).map_err(|e| {
+        if e.is_eof() {
+            ScanError::Truncated
+        } else {
+            ScanError::Malformed
+        }
+    })
+}
+
+struct Members<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    first: bool,
+    done: bool,
+}
+
+impl<'a> Members<'a> {
+    /// The next `(raw key bytes, value)`, or `None` after the closing brace.
+    fn next_member(&mut self) -> Result<Option<(&'a [u8], RawValue<'a>)>, ScanError> {
+        if self.done {
+            return Ok(None);
+        }
+        let b = self.bytes;
+        let mut pos = skip_ws(b, self.pos);
+        match b.get(pos) {
+            None => return Err(ScanError::Truncated),
+            Some(b'}') => {
+                self.done = true;
+                return Ok(None);
+            }
+            Some(b',') if !self.first => pos = skip_ws(b, pos + 1),
+            Some(_) if self.first => {}
+            Some(_) => return Err(ScanError::Malformed),
+        }
+        self.first = false;
+        if b.get(pos) != Some(&b'"') {
+            return Err(if pos >= b.len() { ScanError::Truncated } else { ScanError::Malformed });
+        }
+        let key_end = skip_string(b, pos)?;
+        let key = &b[pos + 1..key_end - 1];
+        pos = skip_ws(b, key_end);
+        match b.get(pos) {
+            Some(b':') => {}
+            None => return Err(ScanError::Truncated),
+            Some(_) => return Err(ScanError::Malformed),
+        }
+        let value_start = skip_ws(b, pos + 1);
+        let value_end = skip_value(b, value_start)?;
+        self.pos = value_end;
+        Ok(Some((key, RawValue { bytes: &b[value_start..value_end] })))
+    }
+}
+
+fn key_equals(raw: &[u8], wanted: &str) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == wanted.as_bytes();
+    }
+    // An escaped key is rare enough to pay for a decode.
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == wanted)
+}
+
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    while let Some(c) = b.get(pos) {
+        if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// `pos` is at an opening quote; returns the index just past the closing quote.
+fn skip_string(b: &[u8], pos: usize) -> Result<usize, ScanError> {
+    let mut i = pos + 1;
+    while i < b.len() {
+        match b[i] {
+            b'"' => return Ok(i + 1),
+            b'\\' => i += 2,
+            c if c < 0x20 => return Err(ScanError::Malformed),
+            _ => i += 1,
+        }
+    }
+    Err(ScanError::Truncated)
+}
+
+/// `pos` is at the first byte of a value; returns the index just past it.
+fn skip_value(b: &[u8], pos: usize) -> Result<usize, ScanError> {
+    match b.get(pos) {
+        None => Err(ScanError::Truncated),
+        Some(b'"') => skip_string(b, pos),
+        Some(b'{') | Some(b'[') => skip_container(b, pos),
+        Some(c) if c.is_ascii_digit() || matches!(c, b'-' | b't' | b'f' | b'n') => {
+            let mut i = pos;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                i += 1;
+            }
+            if i == b.len() {
+                return Err(ScanError::Truncated);
+            }
+            let token = &b[pos..i];
+            let plausible = match c {
+                b't' => token == b"true",
+                b'f' => token == b"false",
+                b'n' => token == b"null",
+                _ => token.iter().all(|d| matches!(d, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')),
+            };
+            if plausible {
+                Ok(i)
+            } else {
+                Err(ScanError::Malformed)
+            }
+        }
+        Some(_) => Err(ScanError::Malformed),
+    }
+}
+
+/// Steps over an object or array by tracking nesting depth; strings are skipped whole so their
+/// brackets do not count.
+fn skip_container(b: &[u8], pos: usize) -> Result<usize, ScanError> {
+    let mut stack_depth: usize = 0;
+    let mut i = pos;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i = skip_string(b, i)?;
+                continue;
+            }
+            b'{' | b'[' => stack_depth += 1,
+            b'}' | b']' => {
+                stack_depth -= 1;
+                if stack_depth == 0 {
+                    return Ok(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Err(ScanError::Truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"userIdentity":{"type":"AWSService","note":"}{\"x"},"eventName":"JobCreated",
+        "n":12.5,"ok":true,"list":[1,[2,{"a":"]"}]],"serviceEventDetails":{"jobArn":"arn:x","status":"New"}}"#;
+
+    #[test]
+    fn finds_top_level_and_nested_values() {
+        let obj = RawObject::new(RECORD.as_bytes()).unwrap();
+        let [name, missing] = obj.get_many(["eventName", "nope"]).unwrap();
+        assert_eq!(name.unwrap().as_str().unwrap().unwrap(), "JobCreated");
+        assert!(missing.is_none());
+        let arn = obj.get_path("serviceEventDetails.jobArn").unwrap().unwrap();
+        assert_eq!(arn.as_str().unwrap().unwrap(), "arn:x");
+        assert_eq!(obj.get("n").unwrap().unwrap().as_text().unwrap().unwrap(), "12.5");
+        assert_eq!(obj.get("ok").unwrap().unwrap().as_text().unwrap().unwrap(), "true");
+        assert!(obj.get_path("eventName.deeper").unwrap().is_none());
+        assert_eq!(obj.closing_brace().unwrap(), RECORD.len() - 1);
+    }
+
+    #[test]
+    fn escapes_are_decoded() {
+        let obj = RawObject::new(br#"{"event\u004eame":"Job\u0043reated"}"#).unwrap();
+        let v = obj.get("eventName").unwrap().unwrap();
+        assert_eq!(v.as_str().unwrap().unwrap(), "JobCreated");
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read() {
+        assert_eq!(RawObject::new(b"[1,2]").unwrap_err(), ScanError::NotAnObject);
+        assert_eq!(RawObject::new(b"  ").unwrap_err(), ScanError::Truncated);
+        let truncated = RawObject::new(br#"{"a":{"b":[1,2"#).unwrap();
+        assert_eq!(truncated.get("z").unwrap_err(), ScanError::Truncated);
+        let bad = RawObject::new(br#"{"a" 1}"#).unwrap();
+        assert_eq!(bad.get("z").unwrap_err(), ScanError::Malformed);
+        let bad_utf8 = RawObject::new(b"{\"eventName\":\"\xff\"}").unwrap();
+        assert_eq!(bad_utf8.get("eventName").unwrap().unwrap().as_str().unwrap_err(), ScanError::Malformed);
+    }
+
+    #[test]
+    fn deep_nesting_is_skipped_without_recursion() {
+        let depth = 100_000;
+        let mut s = String::from("{\"deep\":");
+        s.push_str(&"[".repeat(depth));
+        s.push_str(&"]".repeat(depth));
+        s.push_str(",\"eventName\":\"X\"}");
+        let obj = RawObject::new(s.as_bytes()).unwrap();
+        assert_eq!(obj.get("eventName").unwrap().unwrap().as_str().unwrap().unwrap(), "X");
+        assert_eq!(validate(s.as_bytes()), Ok(()));
+        assert_eq!(validate(&s.as_bytes()[..s.len() - 1]), Err(ScanError::Truncated));
+    }
+}

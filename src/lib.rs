@@ -1,0 +1,28 @@
+//! tripline: Splunk ESCU detections over AWS CloudTrail, run inside the log pipeline.
+//!
+//! The core is host-free: [`engine::Engine`] takes raw records and returns tags and alerts, with
+//! all state explicit so it can be snapshotted. Each host adapter (`hosts/`) is a thin module
+//! behind a Cargo feature that turns one host's ABI into calls on the engine.
+
+pub mod aggregate;
+pub mod alert;
+pub mod baseline;
+pub mod batch;
+pub mod cloudtrail;
+pub mod config;
+pub mod detection;
+pub mod detections;
+pub mod engine;
+pub mod input;
+pub mod json;
+pub mod output;
+pub mod snapshot;
+pub mod suppress;
+pub mod time;
+
+#[cfg(feature = "fluentbit")]
+mod hosts {
+    pub mod fluentbit;
+}
+
+pub use engine::Engine;

@@ -1,0 +1,97 @@
+//! Event time: parsing CloudTrail's `eventTime`, formatting it as ESCU's `security_content_ctime`
+//! does, and the calendar facts detection B needs (hour of day, day of week).
+//!
+//! Times are whole Unix seconds (`i64`). CloudTrail stamps to the second, and every output the
+//! seeds produce is formatted to the second.
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+
+/// Parses `eventTime`. The fast path reads CloudTrail's own `YYYY-MM-DDTHH:MM:SSZ` (optionally
+/// with fractional seconds) without allocating; anything else goes through chrono's RFC 3339.
+pub fn parse_event_time(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let fixed_shape = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && (b[19] == b'Z' && b.len() == 20 || b[19] == b'.' && b[b.len() - 1] == b'Z');
+    if fixed_shape {
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let mut v = 0u32;
+            for &c in &b[r] {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + u32::from(c - b'0');
+            }
+            Some(v)
+        };
+        let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+        let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if h > 23 || m > 59 || s > 60 {
+            return None;
+        }
+        let days = i64::from(date.num_days_from_ce() - 719_163);
+        return Some(days * 86_400 + i64::from(h * 3600 + m * 60 + s));
+    }
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp())
+}
+
+/// `%Y-%m-%dT%H:%M:%S` in UTC, the format of `security_content_ctime`.
+pub fn format_ctime(secs: i64) -> String {
+    match DateTime::<Utc>::from_timestamp(secs, 0) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        None => secs.to_string(),
+    }
+}
+
+/// RFC 3339 with a `Z`, for window bounds and `_time` in alerts.
+pub fn format_rfc3339(secs: i64) -> String {
+    match DateTime::<Utc>::from_timestamp(secs, 0) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => secs.to_string(),
+    }
+}
+
+/// Hour of day (0-23) and day of week (0 = Sunday) of `secs` shifted by `utc_offset_minutes`.
+pub fn hour_and_weekday(secs: i64, utc_offset_minutes: i32) -> (u32, u32) {
+    let local = secs + i64::from(utc_offset_minutes) * 60;
+    match DateTime::<Utc>::from_timestamp(local, 0) {
+        Some(t) => (t.hour(), t.weekday().num_days_from_sunday()),
+        None => (0, 0),
+    }
+}
+
+/// Start of the tumbling window of `length` seconds that holds `secs`, aligned to the epoch
+/// (so hourly windows start on the clock hour, as `span=1h` does).
+pub fn window_start(secs: i64, length: i64) -> i64 {
+    secs.div_euclid(length) * length
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cloudtrail_times() {
+        assert_eq!(parse_event_time("2023-04-24T19:15:26Z"), Some(1_682_363_726));
+        assert_eq!(parse_event_time("2023-04-24T19:15:26.123Z"), Some(1_682_363_726));
+        assert_eq!(parse_event_time("2023-04-24T21:15:26+02:00"), Some(1_682_363_726));
+        assert_eq!(parse_event_time("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_event_time("2023-02-30T00:00:00Z"), None);
+        assert_eq!(parse_event_time("yesterday"), None);
+        assert_eq!(parse_event_time("2023-04-24T25:15:26Z"), None);
+    }
+
+    #[test]
+    fn formats_and_windows() {
+        assert_eq!(format_ctime(1_682_363_726), "2023-04-24T19:15:26");
+        assert_eq!(window_start(1_682_363_726, 3600), 1_682_362_800);
+        assert_eq!(window_start(-1, 3600), -3600);
+        // 2023-04-24 was a Monday.
+        assert_eq!(hour_and_weekday(1_682_363_726, 0), (19, 1));
+        assert_eq!(hour_and_weekday(1_682_363_726, 300), (0, 2));
+    }
+}
