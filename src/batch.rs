@@ -13,6 +13,29 @@ pub struct BatchOutput {
     pub alerts: Vec<u8>,
 }
 
+impl BatchOutput {
+    /// One buffer, for hosts whose calls return a single byte string (Extism): the records, then
+    /// each alert as its own line `{"tripline_alert":<alert>}`, so a consumer routes on one key.
+    pub fn framed(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.records.len() + self.alerts.len() * 2);
+        out.extend_from_slice(&self.records);
+        for line in self.alerts.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            out.extend_from_slice(b"{\"tripline_alert\":");
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"}\n");
+        }
+        out
+    }
+}
+
+/// Closes windows by the host's wall clock (`now`, Unix seconds) and returns the alerts.
+pub fn flush_batch(engine: &mut Engine, now: i64) -> BatchOutput {
+    engine.flush(now);
+    let mut out = BatchOutput::default();
+    append_alerts(engine, &mut out.alerts);
+    out
+}
+
 /// Runs `input` through `engine`. `host_time` bounds the watermark as Fluent Bit's record time
 /// does; batch hosts replaying history pass `None`.
 pub fn process_batch(engine: &mut Engine, input: &[u8], host_time: Option<i64>) -> BatchOutput {

@@ -20,9 +20,6 @@ pub mod snapshot;
 pub mod suppress;
 pub mod time;
 
-#[cfg(feature = "fluentbit")]
-mod hosts {
-    pub mod fluentbit;
-}
+mod hosts;
 
 pub use engine::Engine;

@@ -1,0 +1,68 @@
+# tripline: build every artifact, run the main job, run every test.
+# `make demo` is the main job; `make test` runs all tests (what .ci/run calls).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DIST := dist
+WASM_BINDGEN_VERSION := 0.2.130
+# Each artifact has its own target directory so that feature sets never overwrite each other.
+T := target/artifacts
+
+.PHONY: all build setup fluentbit extism js component example-data demo test test-rust test-js test-python test-browser bench clean
+
+all: build
+
+setup:
+	./scripts/setup.sh
+
+build: setup fluentbit extism js component
+	@./scripts/report-sizes.sh $(DIST)
+
+fluentbit: setup
+	$(CARGO) build --lib --release --locked --target wasm32-wasip1 --features fluentbit --target-dir $(T)/fluentbit
+	@mkdir -p $(DIST) && cp $(T)/fluentbit/wasm32-wasip1/release/tripline.wasm $(DIST)/tripline-fluentbit.wasm
+
+extism: setup
+	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown --features extism --target-dir $(T)/extism
+	@mkdir -p $(DIST) && cp $(T)/extism/wasm32-unknown-unknown/release/tripline.wasm $(DIST)/tripline-extism.wasm
+
+component: setup
+	$(CARGO) build --lib --release --locked --target wasm32-wasip2 --features component --target-dir $(T)/component
+	@mkdir -p $(DIST) && cp $(T)/component/wasm32-wasip2/release/tripline.wasm $(DIST)/tripline-component.wasm
+
+js: setup
+	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown --features js --target-dir $(T)/js
+	@mkdir -p $(DIST)/js
+	wasm-bindgen --target web --out-dir $(DIST)/js --out-name tripline $(T)/js/wasm32-unknown-unknown/release/tripline.wasm
+	cp js/package.json js/index.js $(DIST)/js/ 2>/dev/null || true
+
+example-data:
+	@mkdir -p examples/data/generated
+	@test -s examples/data/generated/cloudtrail.ndjson || \
+	  $(CARGO) run --release --locked -q -p tripline-generate -- \
+	    --out examples/data/generated/cloudtrail.ndjson --planted examples/data/generated/planted.json
+
+# The main job: build the Fluent Bit module, fit a baseline on the first three weeks of the
+# example data, replay all of it through the module as Fluent Bit would, show the alerts.
+demo: fluentbit example-data
+	./scripts/demo.sh
+
+test: build example-data test-rust test-js test-python test-browser
+
+test-rust:
+	$(CARGO) test --release --locked --workspace
+
+test-js:
+	cd js && node --test test/
+
+test-python:
+	./scripts/test-python.sh
+
+test-browser:
+	./scripts/test-browser.sh
+
+bench: fluentbit example-data
+	./scripts/bench.sh
+
+clean:
+	rm -rf $(DIST) $(T) examples/data/generated
