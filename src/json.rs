@@ -125,6 +125,11 @@ pub enum Kind {
 }
 
 impl<'a> RawValue<'a> {
+    /// The value exactly as it stands in the record.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     pub fn kind(&self) -> Kind {
         match self.bytes[0] {
             b'{' => Kind::Object,

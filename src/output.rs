@@ -55,36 +55,51 @@ pub enum CarrierError {
     FieldExists,
 }
 
-/// Checks that `record` can carry `field`; returns the offset of its closing brace and whether
-/// the object is empty.
-pub fn check_carrier(record: &[u8], field: &str) -> Result<(usize, bool), CarrierError> {
-    validate(record).map_err(CarrierError::Invalid)?;
-    let object = RawObject::new(record).map_err(CarrierError::Invalid)?;
-    if object.get(field).map_err(CarrierError::Invalid)?.is_some() {
-        return Err(CarrierError::FieldExists);
-    }
-    // RawObject starts at the `{`, after any leading blanks.
-    let start = record.len() - record.trim_ascii_start().len();
-    let brace = start + object.closing_brace().map_err(CarrierError::Invalid)?;
-    let empty = object.is_empty().map_err(CarrierError::Invalid)?;
-    Ok((brace, empty))
+/// A record checked to be able to carry results: a valid JSON object without the field.
+#[derive(Debug, Clone, Copy)]
+pub struct Carrier<'a> {
+    record: &'a [u8],
+    field: &'a str,
+    closing_brace: usize,
+    empty: bool,
 }
 
-/// `record` with `field` added as its last member. The caller has checked the carrier.
-pub fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, CarrierError> {
-    let (brace, empty) = check_carrier(record, field)?;
-    let value = serde_json::to_vec(&annotation.to_value()).unwrap_or_else(|_| b"{}".to_vec());
-    let mut out = Vec::with_capacity(record.len() + field.len() + value.len() + 8);
-    out.extend_from_slice(&record[..brace]);
-    if !empty {
-        out.push(b',');
+impl<'a> Carrier<'a> {
+    /// Checks `record` in full (the only full validation tripline does, and only for records
+    /// that have something to carry).
+    pub fn new(record: &'a [u8], field: &'a str) -> Result<Self, CarrierError> {
+        validate(record).map_err(CarrierError::Invalid)?;
+        let object = RawObject::new(record).map_err(CarrierError::Invalid)?;
+        if object.get(field).map_err(CarrierError::Invalid)?.is_some() {
+            return Err(CarrierError::FieldExists);
+        }
+        // RawObject starts at the `{`, after any leading blanks.
+        let start = record.len() - record.trim_ascii_start().len();
+        let closing_brace = start + object.closing_brace().map_err(CarrierError::Invalid)?;
+        let empty = object.is_empty().map_err(CarrierError::Invalid)?;
+        Ok(Carrier { record, field, closing_brace, empty })
     }
-    out.push(b'"');
-    out.extend_from_slice(field.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(&value);
-    out.extend_from_slice(&record[brace..]);
-    Ok(out)
+
+    /// The record with the field added as its last member; every other byte unchanged.
+    pub fn attach(&self, annotation: &Annotation) -> Vec<u8> {
+        let value = serde_json::to_vec(&annotation.to_value()).unwrap_or_else(|_| b"{}".to_vec());
+        let mut out = Vec::with_capacity(self.record.len() + self.field.len() + value.len() + 8);
+        out.extend_from_slice(&self.record[..self.closing_brace]);
+        if !self.empty {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(self.field.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(&value);
+        out.extend_from_slice(&self.record[self.closing_brace..]);
+        out
+    }
+}
+
+/// `record` with `field` added, or why it cannot carry it.
+pub fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, CarrierError> {
+    Ok(Carrier::new(record, field)?.attach(annotation))
 }
 
 #[cfg(test)]
