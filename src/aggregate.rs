@@ -53,9 +53,32 @@ pub struct Caps {
 
 /// Open windows of one detection.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "Vec<SavedWindow>", from = "Vec<SavedWindow>")]
 pub struct Windows {
     open: BTreeMap<i64, BTreeMap<Vec<String>, GroupStats>>,
     groups: usize,
+}
+
+/// How an open window is saved: JSON objects cannot have a group key (a list) as a key.
+#[derive(Serialize, Deserialize)]
+struct SavedWindow {
+    start: i64,
+    groups: Vec<(Vec<String>, GroupStats)>,
+}
+
+impl From<Windows> for Vec<SavedWindow> {
+    fn from(w: Windows) -> Self {
+        w.open.into_iter().map(|(start, groups)| SavedWindow { start, groups: groups.into_iter().collect() }).collect()
+    }
+}
+
+impl From<Vec<SavedWindow>> for Windows {
+    fn from(saved: Vec<SavedWindow>) -> Self {
+        let open: BTreeMap<_, BTreeMap<_, _>> =
+            saved.into_iter().map(|w| (w.start, w.groups.into_iter().collect())).collect();
+        let groups = open.values().map(BTreeMap::len).sum();
+        Windows { open, groups }
+    }
 }
 
 /// What one [`Windows::add`] let go of.

@@ -407,7 +407,7 @@ impl Engine {
     }
 
     /// The whole state as a snapshot (see `snapshot.rs`).
-    pub fn snapshot(&self) -> Vec<u8> {
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
         snapshot::encode(&self.state())
     }
 

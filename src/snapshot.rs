@@ -48,8 +48,8 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-pub fn encode(state: &EngineState) -> Vec<u8> {
-    let body = serde_json::to_vec(state).unwrap_or_default();
+pub fn encode(state: &EngineState) -> Result<Vec<u8>, String> {
+    let body = serde_json::to_vec(state).map_err(|e| format!("snapshot: cannot encode state ({e})"))?;
     let header = format!(
         "{MAGIC} {FORMAT_VERSION} {} {} {:016x}\n",
         env!("CARGO_PKG_VERSION"),
@@ -58,7 +58,7 @@ pub fn encode(state: &EngineState) -> Vec<u8> {
     );
     let mut out = header.into_bytes();
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<EngineState, SnapshotError> {

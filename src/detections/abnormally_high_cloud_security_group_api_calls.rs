@@ -182,11 +182,13 @@ impl SecurityGroupSpikes {
     }
 
     fn model_document(&self) -> Value {
+        // The model is as of the newest day it has seen, like a baseline search run that day.
+        let as_of = self.baselines.iter().filter_map(|(_, days)| days.last().map(|d| d.day)).max().unwrap_or(0);
         let groups: Vec<Value> = self
             .baselines
             .iter()
             .map(|((user, hour, weekend), days)| {
-                let fit = self.baselines.fit(&(user.clone(), *hour, *weekend), i64::MAX / 2);
+                let fit = self.baselines.fit(&(user.clone(), *hour, *weekend), as_of);
                 json!({
                     "user": user,
                     "HourOfDay": hour,

@@ -195,9 +195,13 @@ impl Filter {
         let Some(path) = self.snapshot_path() else { return };
         self.records_since_save = 0;
         self.engine.counters_mut().snapshot_saves += 1;
-        let bytes = self.engine.snapshot();
         let tmp = path.with_extension("tmp");
-        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        let written = self
+            .engine
+            .snapshot()
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, &bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let counters = self.engine.counters_mut();
             counters.snapshot_saves -= 1;

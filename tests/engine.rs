@@ -1,0 +1,268 @@
+//! The engine natively: windows, watermark, lateness, future records, suppression, caps,
+//! snapshots, and the hot path's promise of no allocation. The same code runs in every .wasm;
+//! host-test proves the artifacts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tripline::batch::{flush_batch, process_batch};
+use tripline::Engine;
+
+/// Counts allocations made by the current thread, so the hot-path test is exact and immune to
+/// other test threads.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const BATCH: &str = "aws_exfiltration_via_batch_service";
+const SG: &str = "abnormally_high_cloud_security_group_api_calls";
+
+fn job_created(time: &str, ip: &str, account: &str, job: &str) -> String {
+    json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"accountId": account, "invokedBy": "s3.amazonaws.com"},
+        "eventTime": time,
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "JobCreated",
+        "sourceIPAddress": ip,
+        "userAgent": "s3.amazonaws.com",
+        "recipientAccountId": account,
+        "eventType": "AwsServiceEvent",
+        "serviceEventDetails": {"jobArn": format!("arn:aws:s3:us-west-2:{account}:job/{job}"), "status": "New"}
+    })
+    .to_string()
+}
+
+fn other(time: &str) -> String {
+    json!({"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAX"},"eventTime":time,
+           "eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","sourceIPAddress":"10.0.0.1"})
+    .to_string()
+}
+
+fn engine(config: Value) -> Engine {
+    let engine = Engine::from_json(config.to_string().as_bytes());
+    assert_eq!(engine.config_error(), None);
+    engine
+}
+
+fn alerts_of(engine: &mut Engine) -> Vec<Value> {
+    engine.take_alerts(usize::MAX)
+}
+
+#[test]
+fn non_matching_records_cost_no_allocation() {
+    let mut e = engine(json!({}));
+    let warm = other("2026-10-05T10:00:00Z");
+    e.process(warm.as_bytes(), None);
+    let records: Vec<String> = (0..100).map(|i| other(&format!("2026-10-05T10:{:02}:00Z", i % 60))).collect();
+    let before = ALLOCATIONS.with(Cell::get);
+    for r in &records {
+        let processed = e.process(r.as_bytes(), Some(1_791_194_400 + 3600));
+        assert!(processed.matches.is_empty() && processed.error.is_none());
+    }
+    let after = ALLOCATIONS.with(Cell::get);
+    assert_eq!(after - before, 0, "the hot path allocated");
+}
+
+#[test]
+fn window_closes_only_after_lateness() {
+    let mut e = engine(json!({}));
+    let tagged = e.process(job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
+    assert_eq!(tagged.matches.len(), 1);
+    assert_eq!(tagged.matches[0]["risk_message"], "AWS Batch Job is created on account id - 111 from src_ip 1.2.3.4");
+    e.process(other("2026-10-05T11:09:59Z").as_bytes(), None);
+    assert!(alerts_of(&mut e).is_empty(), "window end + 10 min not reached");
+    e.process(other("2026-10-05T11:10:00Z").as_bytes(), None);
+    let alerts = alerts_of(&mut e);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["window"]["start"], "2026-10-05T10:00:00Z");
+    assert_eq!(alerts[0]["result"]["count"], 1);
+}
+
+#[test]
+fn late_events_are_counted_and_reported_per_policy() {
+    for (policy, expected_alerts) in [("alert", 1), ("drop", 0)] {
+        let mut e = engine(json!({"window": {"late_events": policy}}));
+        e.process(other("2026-10-05T12:00:00Z").as_bytes(), None);
+        let late = e.process(job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
+        assert_eq!(late.matches.len(), 1, "the real-time tag never depends on lateness");
+        assert_eq!(e.counters().late, 1);
+        let alerts = alerts_of(&mut e);
+        assert_eq!(alerts.len(), expected_alerts, "policy {policy}");
+        if let Some(a) = alerts.first() {
+            assert_eq!(a["window"]["partial"], "late");
+        }
+    }
+}
+
+#[test]
+fn a_forged_future_record_cannot_close_windows() {
+    let mut e = engine(json!({}));
+    let host_now = 1_791_194_400 + 1800; // 2026-10-05T10:30:00Z
+    e.process(job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), Some(host_now));
+    let forged = e.process(job_created("2030-01-01T00:00:00Z", "6.6.6.6", "111", "b").as_bytes(), Some(host_now));
+    assert_eq!(forged.matches.len(), 1, "still tagged");
+    assert_eq!(e.counters().future, 1);
+    assert!(alerts_of(&mut e).is_empty(), "the 10:00 window must still be open");
+    e.process(other("2026-10-05T11:10:00Z").as_bytes(), Some(host_now + 2400));
+    let alerts = alerts_of(&mut e);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["result"]["src_ip"], "1.2.3.4");
+}
+
+#[test]
+fn suppression_drops_the_alert_not_the_record() {
+    let mut e = engine(json!({"detections": {BATCH: {"suppress": [{"aws_account_id": {"equals": "111"}}]}}}));
+    let out = process_batch(&mut e, job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
+    assert!(String::from_utf8(out.records).unwrap().contains("\"tripline\""));
+    let flushed = flush_batch(&mut e, 1_791_200_000);
+    assert!(flushed.alerts.is_empty());
+    assert_eq!(e.counters().suppressed, 1);
+}
+
+#[test]
+fn group_cap_closes_small_groups_early_and_keeps_busy_ones() {
+    let mut e = engine(json!({"limits": {"max_groups": 50, "max_values": 3}}));
+    let mut input = String::new();
+    for i in 0..20 {
+        input.push_str(&job_created("2026-10-05T10:05:00Z", "9.9.9.9", "111", &format!("busy-{i:02}")));
+        input.push('\n');
+    }
+    for i in 0..2000 {
+        input.push_str(&job_created("2026-10-05T10:10:00Z", &format!("10.0.{}.{}", i / 256, i % 256), "222", "x"));
+        input.push('\n');
+    }
+    let out = process_batch(&mut e, input.as_bytes(), None);
+    let flushed = flush_batch(&mut e, 1_791_200_000);
+    let alerts: Vec<Value> = [out.alerts, flushed.alerts]
+        .concat()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 2001, "every group reported once, evicted or not");
+    let busy: Vec<_> = alerts.iter().filter(|a| a["result"]["src_ip"] == "9.9.9.9").collect();
+    assert_eq!(busy.len(), 1);
+    assert_eq!(busy[0]["result"]["count"], 20);
+    assert_eq!(busy[0]["window"]["values_dropped"], 17);
+    assert_eq!(busy[0]["result"]["job_arn"].as_array().unwrap().len(), 3);
+    assert!(e.counters().evicted_groups >= 1900);
+    assert_eq!(e.counters().evicted_values, 17);
+}
+
+#[test]
+fn snapshot_restores_mid_window_and_refuses_damage() {
+    let lines = [
+        job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a"),
+        job_created("2026-10-05T10:20:00Z", "1.2.3.4", "111", "b"),
+        other("2026-10-05T11:30:00Z"),
+    ];
+    let mut whole = engine(json!({}));
+    for l in &lines {
+        whole.process(l.as_bytes(), None);
+    }
+    let mut first = engine(json!({}));
+    first.process(lines[0].as_bytes(), None);
+    let snap = first.snapshot().unwrap();
+    let mut second = engine(json!({}));
+    second.restore(&snap).unwrap();
+    for l in &lines[1..] {
+        second.process(l.as_bytes(), None);
+    }
+    assert_eq!(alerts_of(&mut second), alerts_of(&mut whole));
+
+    let mut damaged = snap.clone();
+    let last = damaged.len() - 2;
+    damaged[last] ^= 1;
+    let mut fresh = engine(json!({}));
+    assert!(fresh.restore(&damaged).unwrap_err().contains("checksum"));
+    assert!(fresh.restore(&snap[..snap.len() - 5]).unwrap_err().contains("bytes"));
+    let future = String::from_utf8_lossy(&snap).replacen("TRIPLINE-SNAPSHOT 1 ", "TRIPLINE-SNAPSHOT 9 ", 1);
+    assert!(fresh.restore(future.as_bytes()).unwrap_err().contains("newer"));
+    assert_eq!(fresh.counters().restore_failures, 3);
+    assert!(fresh.watermark().is_none(), "a failed restore leaves a clean engine");
+}
+
+#[test]
+fn invalid_config_passes_everything_through_and_says_why() {
+    let e = Engine::from_json(br#"{"detections":{"nope":{}}}"#);
+    assert!(e.config_error().unwrap().to_string().contains("`detections.nope`: unknown detection"));
+    let mut e = Engine::from_json(br#"{"window":{"length_seconds":"hour"}}"#);
+    let record = job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a");
+    let out = process_batch(&mut e, record.as_bytes(), None);
+    assert_eq!(out.records, format!("{record}\n").into_bytes());
+    assert_eq!(e.stats()["counters"]["config_errors"], 1);
+    assert!(e.stats()["config_error"].as_str().unwrap().contains("window.length_seconds"));
+}
+
+/// Splunk's `stats ... by` over whole hours, computed the plain way from all events at once.
+fn reference_rows(events: &[(i64, String)]) -> Vec<(i64, String, u64, i64, i64)> {
+    let mut groups: std::collections::BTreeMap<(i64, String), (u64, i64, i64)> = Default::default();
+    for (t, ip) in events {
+        let g = groups.entry((t.div_euclid(3600) * 3600, ip.clone())).or_insert((0, i64::MAX, i64::MIN));
+        g.0 += 1;
+        g.1 = g.1.min(*t);
+        g.2 = g.2.max(*t);
+    }
+    groups.into_iter().map(|((w, ip), (c, f, l))| (w, ip, c, f, l)).collect()
+}
+
+fn rows_of(alerts: &[Value]) -> Vec<(i64, String, u64, i64, i64)> {
+    let parse = |s: &Value| chrono::NaiveDateTime::parse_from_str(s.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S").unwrap().and_utc().timestamp();
+    let mut rows: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            let r = &a["result"];
+            let first = parse(&r["firstTime"]);
+            (first.div_euclid(3600) * 3600, r["src_ip"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap(), first, parse(&r["lastTime"]))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any delivery order whose disorder stays within the allowed lateness gives exactly the
+    /// rows of the batch reference.
+    #[test]
+    fn out_of_order_within_lateness_matches_the_batch_reference(
+        offsets in prop::collection::vec((0i64..4 * 3600, 0usize..3), 1..60),
+        jitter in prop::collection::vec(0i64..600, 60),
+    ) {
+        let base = 1_791_194_400i64;
+        let ips = ["1.1.1.1", "2.2.2.2", "3.3.3.3"];
+        let mut events: Vec<(i64, String)> = offsets.iter().map(|(o, i)| (base + o, ips[*i].to_string())).collect();
+        events.sort();
+        // Deliver each event up to 10 minutes late: sort by time + jitter.
+        let mut delivery: Vec<(i64, usize)> = events.iter().enumerate().map(|(i, (t, _))| (t + jitter[i % jitter.len()], i)).collect();
+        delivery.sort();
+        let mut e = engine(json!({"detections": {SG: {"enabled": false}}}));
+        for (_, i) in &delivery {
+            let (t, ip) = &events[*i];
+            let time = chrono::DateTime::from_timestamp(*t, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            e.process(job_created(&time, ip, "111", "j").as_bytes(), None);
+        }
+        e.finish_all();
+        prop_assert_eq!(e.counters().late, 0);
+        prop_assert_eq!(rows_of(&alerts_of(&mut e)), reference_rows(&events));
+    }
+}
