@@ -266,3 +266,11 @@ proptest! {
         prop_assert_eq!(rows_of(&alerts_of(&mut e)), reference_rows(&events));
     }
 }
+
+#[test]
+fn the_shipped_example_configuration_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fluent-bit/tripline.json");
+    let config = tripline::config::Config::from_json(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(config.models, ["baseline.json"]);
+    assert!(Engine::new(config).is_ok());
+}
