@@ -1,0 +1,105 @@
+//! `make bench`: tripline's hot path against peers measured in the same run, as ratios.
+//!
+//! Peers do the same job (decide whether a CloudTrail record concerns either detection and read
+//! its event time) the way most filters do it: a full serde_json DOM per record. Native runs
+//! show the algorithmic difference; the Fluent Bit module runs in the host harness against the
+//! same module with every detection disabled (the host's own per-call cost). Timings are best of
+//! several rounds; allocation counts are exact.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde_json::Value;
+use tripline::input::split_records;
+use tripline::Engine;
+
+struct CountingAlloc;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const WANTED: [&str; 7] = [
+    "JobCreated",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+];
+
+/// The DOM peer: parse everything, then look at two fields.
+fn dom_peer(record: &[u8]) -> (bool, Option<String>) {
+    match serde_json::from_slice::<Value>(record) {
+        Ok(v) => {
+            let wanted = v["eventName"].as_str().is_some_and(|n| WANTED.iter().any(|w| w.eq_ignore_ascii_case(n)));
+            (wanted, v["eventTime"].as_str().map(str::to_string))
+        }
+        Err(_) => (false, None),
+    }
+}
+
+/// Best wall time of `rounds` runs, each with a fresh `setup()`, in nanoseconds per record, and
+/// allocations per record (setup excluded).
+fn measure<F: FnMut(&[u8])>(records: &[&[u8]], rounds: usize, mut setup: impl FnMut() -> F) -> (f64, f64) {
+    let mut best = f64::MAX;
+    let mut allocations = 0;
+    for _ in 0..rounds {
+        let mut f = setup();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let start = Instant::now();
+        for r in records {
+            f(r);
+        }
+        best = best.min(start.elapsed().as_nanos() as f64);
+        allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    }
+    (best / records.len() as f64, allocations as f64 / records.len() as f64)
+}
+
+fn main() -> anyhow::Result<()> {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/generated/cloudtrail.ndjson".into());
+    let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{path}: {e} (run `make example-data`)"))?;
+    let all = split_records(&data);
+    let quiet: Vec<&[u8]> = all.iter().copied().filter(|r| !dom_peer(r).0).collect();
+    let bytes: usize = all.iter().map(|r| r.len()).sum();
+    println!("tripline bench: {} records ({} MB) from {path}; {} match no rule", all.len(), bytes / 1_000_000, quiet.len());
+    println!();
+    println!("{:<48} {:>12} {:>14}", "native, per record", "ns", "allocations");
+
+    let rounds = 5;
+    let mut rows = Vec::new();
+    for (name, set) in [("all records", &all), ("records that match nothing", &quiet)] {
+        let (t_ns, t_alloc) = measure(set, rounds, || {
+            let mut engine = Engine::from_json(b"{}");
+            move |r: &[u8]| {
+                engine.process(r, None);
+            }
+        });
+        let (d_ns, d_alloc) = measure(set, rounds, || {
+            |r: &[u8]| {
+                std::hint::black_box(dom_peer(r));
+            }
+        });
+        println!("{:<48} {:>12.0} {:>14.2}", format!("tripline engine, {name}"), t_ns, t_alloc);
+        println!("{:<48} {:>12.0} {:>14.2}", format!("serde_json DOM peer, {name}"), d_ns, d_alloc);
+        rows.push((name, d_ns / t_ns));
+    }
+    println!();
+    for (name, ratio) in rows {
+        println!("speed-up over the DOM peer, {name}: {ratio:.1}x");
+    }
+    Ok(())
+}
