@@ -6,18 +6,18 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
-/// Parses `eventTime`. The fast path reads CloudTrail's own `YYYY-MM-DDTHH:MM:SSZ` (optionally
-/// with fractional seconds) without allocating; anything else goes through chrono's RFC 3339.
+/// Parses `eventTime`. The fast path reads CloudTrail's own `YYYY-MM-DDTHH:MM:SSZ` without
+/// allocating, and also the variants that normalizing pipelines write (fractional seconds, a
+/// space instead of `T`, no `Z`: taken as UTC). Other offsets go through chrono's RFC 3339.
 pub fn parse_event_time(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    let fixed_shape = b.len() >= 20
+    let shape = b.len() >= 19
         && b[4] == b'-'
         && b[7] == b'-'
-        && b[10] == b'T'
+        && (b[10] == b'T' || b[10] == b' ')
         && b[13] == b':'
-        && b[16] == b':'
-        && (b[19] == b'Z' && b.len() == 20 || b[19] == b'.' && b[b.len() - 1] == b'Z');
-    if fixed_shape {
+        && b[16] == b':';
+    if shape && utc_suffix(&b[19..]) {
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
             let mut v = 0u32;
             for &c in &b[r] {
@@ -37,6 +37,16 @@ pub fn parse_event_time(text: &str) -> Option<i64> {
         return Some(days * 86_400 + i64::from(h * 3600 + m * 60 + s));
     }
     DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp())
+}
+
+/// `""`, `Z`, `.123` or `.123Z`: what may follow the seconds of a UTC time.
+fn utc_suffix(rest: &[u8]) -> bool {
+    let rest = rest.strip_suffix(b"Z").unwrap_or(rest);
+    match rest.split_first() {
+        None => true,
+        Some((b'.', digits)) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
 }
 
 /// `%Y-%m-%dT%H:%M:%S` in UTC, the format of `security_content_ctime`.
@@ -80,6 +90,9 @@ mod tests {
         assert_eq!(parse_event_time("2023-04-24T19:15:26.123Z"), Some(1_682_363_726));
         assert_eq!(parse_event_time("2023-04-24T21:15:26+02:00"), Some(1_682_363_726));
         assert_eq!(parse_event_time("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_event_time("2021-01-24 04:55:45.000"), Some(1_611_464_145));
+        assert_eq!(parse_event_time("2021-01-24T04:55:45"), Some(1_611_464_145));
+        assert_eq!(parse_event_time("2021-01-24T04:55:45.Z"), None);
         assert_eq!(parse_event_time("2023-02-30T00:00:00Z"), None);
         assert_eq!(parse_event_time("yesterday"), None);
         assert_eq!(parse_event_time("2023-04-24T25:15:26Z"), None);
