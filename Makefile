@@ -34,7 +34,7 @@ js: setup
 	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown --features js --target-dir $(T)/js
 	@mkdir -p $(DIST)/js
 	wasm-bindgen --target web --out-dir $(DIST)/js --out-name tripline $(T)/js/wasm32-unknown-unknown/release/tripline.wasm
-	cp js/package.json js/index.js $(DIST)/js/ 2>/dev/null || true
+	cp js/package.json js/index.js js/index.d.ts js/README.md $(DIST)/js/
 
 example-data:
 	@mkdir -p examples/data/generated
@@ -52,7 +52,7 @@ test: build example-data test-rust test-js test-python test-browser
 test-rust:
 	$(CARGO) test --release --locked --workspace
 
-test-js:
+test-js: js example-data
 	cd js && node --test test/
 
 test-python:

@@ -9,7 +9,8 @@ for target in wasm32-wasip1 wasm32-unknown-unknown wasm32-wasip2; do
 done
 
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked
+  # Not --locked: the CLI's own lockfile pins a webpki-roots release the registry no longer serves.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
 apt_packages=()
