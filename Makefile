@@ -19,21 +19,21 @@ build: setup fluentbit extism js component
 	@./scripts/report-sizes.sh $(DIST)
 
 fluentbit: setup
-	$(CARGO) build --lib --release --locked --target wasm32-wasip1 --features fluentbit --target-dir $(T)/fluentbit
-	@mkdir -p $(DIST) && cp $(T)/fluentbit/wasm32-wasip1/release/tripline.wasm $(DIST)/tripline-fluentbit.wasm
+	$(CARGO) build --lib --profile artifact --locked --target wasm32-wasip1 --features fluentbit --target-dir $(T)/fluentbit
+	@mkdir -p $(DIST) && cp $(T)/fluentbit/wasm32-wasip1/artifact/tripline.wasm $(DIST)/tripline-fluentbit.wasm
 
 extism: setup
-	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown --features extism --target-dir $(T)/extism
-	@mkdir -p $(DIST) && cp $(T)/extism/wasm32-unknown-unknown/release/tripline.wasm $(DIST)/tripline-extism.wasm
+	$(CARGO) build --lib --profile artifact --locked --target wasm32-unknown-unknown --features extism --target-dir $(T)/extism
+	@mkdir -p $(DIST) && cp $(T)/extism/wasm32-unknown-unknown/artifact/tripline.wasm $(DIST)/tripline-extism.wasm
 
 component: setup
-	$(CARGO) build --lib --release --locked --target wasm32-wasip2 --features component --target-dir $(T)/component
-	@mkdir -p $(DIST) && cp $(T)/component/wasm32-wasip2/release/tripline.wasm $(DIST)/tripline-component.wasm
+	$(CARGO) build --lib --profile artifact --locked --target wasm32-wasip2 --features component --target-dir $(T)/component
+	@mkdir -p $(DIST) && cp $(T)/component/wasm32-wasip2/artifact/tripline.wasm $(DIST)/tripline-component.wasm
 
 js: setup
-	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown --features js --target-dir $(T)/js
+	$(CARGO) build --lib --profile artifact --locked --target wasm32-unknown-unknown --features js --target-dir $(T)/js
 	@mkdir -p $(DIST)/js
-	wasm-bindgen --target web --out-dir $(DIST)/js --out-name tripline $(T)/js/wasm32-unknown-unknown/release/tripline.wasm
+	wasm-bindgen --target web --out-dir $(DIST)/js --out-name tripline $(T)/js/wasm32-unknown-unknown/artifact/tripline.wasm
 	cp js/package.json js/index.js js/index.d.ts js/README.md $(DIST)/js/
 
 example-data:
