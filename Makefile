@@ -55,7 +55,7 @@ test-rust:
 test-js: js example-data
 	cd js && node --test test/
 
-test-python:
+test-python: extism example-data
 	./scripts/test-python.sh
 
 test-browser:

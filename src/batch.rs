@@ -66,3 +66,20 @@ pub fn append_alerts(engine: &mut Engine, out: &mut Vec<u8>) {
         }
     }
 }
+
+/// A fallible call's outcome as JSON text, for hosts whose calls return one byte string and
+/// should not fail on bad data: `{"ok":true}` or `{"ok":false,"error":".."}`.
+pub fn outcome_json(result: Result<(), String>) -> String {
+    match result {
+        Ok(()) => serde_json::json!({"ok": true}),
+        Err(error) => serde_json::json!({"ok": false, "error": error}),
+    }
+    .to_string()
+}
+
+/// An engine for a host's configuration document, where blank means the defaults (`{}`); an
+/// invalid document gives the pass-through engine that reports it (see `Engine::from_json`).
+pub fn engine_from_config(config: &[u8]) -> Engine {
+    let config = if config.trim_ascii().is_empty() { b"{}" } else { config };
+    Engine::from_json(config)
+}

@@ -406,9 +406,17 @@ impl Engine {
         }
     }
 
-    /// The whole state as a snapshot (see `snapshot.rs`).
-    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
-        snapshot::encode(&self.state())
+    /// The whole state as a snapshot (see `snapshot.rs`). Counted in `snapshot_saves` before
+    /// encoding, so the snapshot includes its own save; `snapshot_failures` if it cannot encode.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, String> {
+        self.counters.snapshot_saves += 1;
+        snapshot::encode(&self.state()).inspect_err(|_| self.count_snapshot_failure())
+    }
+
+    /// Turns the last counted save into a failure (the host could not store the snapshot).
+    pub fn count_snapshot_failure(&mut self) {
+        self.counters.snapshot_saves = self.counters.snapshot_saves.saturating_sub(1);
+        self.counters.snapshot_failures += 1;
     }
 
     /// Restores a snapshot. On any error the engine keeps its current state (a fresh start at

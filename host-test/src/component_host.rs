@@ -37,7 +37,9 @@ pub struct ComponentHost {
 impl ComponentHost {
     pub fn load(wasm: &Path) -> Result<ComponentHost> {
         let engine = Engine::default();
-        let component = Component::from_file(&engine, wasm).with_context(|| format!("loading {}", wasm.display()))?;
+        let component = Component::from_file(&engine, wasm)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading {}", wasm.display()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let pre = TriplinePre::new(linker.instantiate_pre(&component)?)?;
@@ -85,7 +87,7 @@ impl ComponentEngine {
     }
 
     pub fn snapshot(&mut self) -> Result<Vec<u8>> {
-        self.call(|api, store, engine| api.call_snapshot(store, engine))
+        self.call(|api, store, engine| api.call_snapshot(store, engine))?.map_err(anyhow::Error::msg)
     }
 
     /// `restore`: the outer error is the host's (a trap), the inner one the component's answer.

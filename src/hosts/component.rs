@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use crate::batch::{flush_batch, process_batch, BatchOutput};
+use crate::batch::{engine_from_config, flush_batch, process_batch, BatchOutput};
 
 wit_bindgen::generate!({
     path: "wit",
@@ -32,7 +32,7 @@ impl detector::Guest for Component {
 
 impl detector::GuestEngine for Engine {
     fn new(config: String) -> Self {
-        Engine(RefCell::new(crate::Engine::from_json(config.as_bytes())))
+        Engine(RefCell::new(engine_from_config(config.as_bytes())))
     }
 
     fn process(&self, batch: Vec<u8>) -> detector::BatchOutput {
@@ -47,8 +47,8 @@ impl detector::GuestEngine for Engine {
         self.0.borrow().stats().to_string()
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.borrow().snapshot()
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        self.0.borrow_mut().snapshot()
     }
 
     fn restore(&self, snapshot: Vec<u8>) -> Result<(), String> {

@@ -1,7 +1,7 @@
 //! Extism plugin (`--features extism`, target `wasm32-unknown-unknown`).
 //!
 //! Configuration comes from the manifest's `config` map, Extism's own convention:
-//! - `tripline`: the JSON configuration document (absent: `{}`, the defaults);
+//! - `tripline`: the JSON configuration document (absent or blank: `{}`, the defaults);
 //! - `tripline_model`: optionally, a model document (a fitted baseline) loaded at start.
 //!
 //! The engine lives in plugin memory across calls on one instance; it is built at the first call.
@@ -13,7 +13,8 @@
 //!   by one `{"tripline_alert":{..}}` line per alert that closed ([`BatchOutput::framed`]).
 //! - `flush`: Unix seconds as ASCII decimal in; the alerts that wall-clock time closed, framed.
 //! - `stats`: the engine's counters as JSON.
-//! - `snapshot` / `restore`: the engine's whole state as bytes, and back. `restore` answers
+//! - `snapshot` / `restore`: the engine's whole state as bytes, and back. `snapshot` fails
+//!   (an Extism error) only if the state cannot be encoded, which is counted; `restore` answers
 //!   `{"ok":true}` or `{"ok":false,"error":".."}` and keeps the current state on error.
 //! - `load_model`: a model document in; `{"ok":..}` as for `restore`.
 //! - `model`: a detection key in; its learned model as JSON, or `null`.
@@ -23,9 +24,9 @@
 use std::cell::RefCell;
 
 use extism_pdk::{config, plugin_fn, FnResult};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::batch::{flush_batch, process_batch};
+use crate::batch::{engine_from_config, flush_batch, outcome_json, process_batch};
 use crate::engine::Engine;
 
 thread_local! {
@@ -38,7 +39,7 @@ fn config_bytes(key: &str) -> Option<Vec<u8>> {
 }
 
 fn build() -> Engine {
-    let mut engine = Engine::from_json(&config_bytes("tripline").unwrap_or_else(|| b"{}".to_vec()));
+    let mut engine = engine_from_config(&config_bytes("tripline").unwrap_or_default());
     if let Some(model) = config_bytes("tripline_model") {
         // A bad model is counted (`model_errors`) and leaves the detection unfitted.
         let _ = engine.load_model(&model);
@@ -53,16 +54,8 @@ fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
 /// `flush`'s input: whole Unix seconds as ASCII decimal (surrounding blanks allowed).
 fn unix_seconds(input: &[u8]) -> Result<i64, extism_pdk::Error> {
     let text = std::str::from_utf8(input).unwrap_or_default().trim();
-    text.parse().map_err(|_| extism_pdk::Error::msg(format!("flush: expected Unix seconds as ASCII decimal, got {text:?}")))
-}
-
-fn outcome(result: Result<(), String>) -> Vec<u8> {
-    match result {
-        Ok(()) => json!({"ok": true}),
-        Err(error) => json!({"ok": false, "error": error}),
-    }
-    .to_string()
-    .into_bytes()
+    text.parse()
+        .map_err(|_| extism_pdk::Error::msg(format!("flush: expected Unix seconds as ASCII decimal, got {text:?}")))
 }
 
 #[plugin_fn]
@@ -83,17 +76,17 @@ pub fn stats(_input: Vec<u8>) -> FnResult<Vec<u8>> {
 
 #[plugin_fn]
 pub fn snapshot(_input: Vec<u8>) -> FnResult<Vec<u8>> {
-    Ok(with_engine(|engine| engine.snapshot()))
+    Ok(with_engine(Engine::snapshot).map_err(extism_pdk::Error::msg)?)
 }
 
 #[plugin_fn]
 pub fn restore(input: Vec<u8>) -> FnResult<Vec<u8>> {
-    Ok(outcome(with_engine(|engine| engine.restore(&input))))
+    Ok(outcome_json(with_engine(|engine| engine.restore(&input))).into_bytes())
 }
 
 #[plugin_fn]
 pub fn load_model(input: Vec<u8>) -> FnResult<Vec<u8>> {
-    Ok(outcome(with_engine(|engine| engine.load_model(&input))))
+    Ok(outcome_json(with_engine(|engine| engine.load_model(&input))).into_bytes())
 }
 
 #[plugin_fn]

@@ -194,19 +194,14 @@ impl Filter {
         }
         let Some(path) = self.snapshot_path() else { return };
         self.records_since_save = 0;
-        self.engine.counters_mut().snapshot_saves += 1;
+        // An encoding failure is counted by the engine itself.
+        let Ok(bytes) = self.engine.snapshot() else { return };
+        // Temp file, then rename: a write killed half-way never replaces the last good snapshot.
         let tmp = path.with_extension("tmp");
-        let written = self
-            .engine
-            .snapshot()
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, &bytes))
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
-            let counters = self.engine.counters_mut();
-            counters.snapshot_saves -= 1;
-            counters.snapshot_failures += 1;
-            if counters.snapshot_failures == 1 {
+            self.engine.count_snapshot_failure();
+            if self.engine.counters().snapshot_failures == 1 {
                 log(&format!("cannot save state to {}: {e}", path.display()));
             }
         }

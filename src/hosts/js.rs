@@ -22,7 +22,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::batch::{append_alerts, flush_batch, process_batch};
+use crate::batch::{append_alerts, engine_from_config, flush_batch, outcome_json, process_batch};
 use crate::engine::Engine;
 
 /// One batch's output: the records and the alerts, both NDJSON bytes.
@@ -52,21 +52,12 @@ pub struct TriplineRaw {
     engine: Engine,
 }
 
-fn outcome(result: Result<(), String>) -> String {
-    match result {
-        Ok(()) => serde_json::json!({"ok": true}),
-        Err(error) => serde_json::json!({"ok": false, "error": error}),
-    }
-    .to_string()
-}
-
 #[wasm_bindgen(js_class = Tripline)]
 impl TriplineRaw {
     /// An engine for the configuration document `config` (JSON bytes; empty means `{}`).
     #[wasm_bindgen(constructor)]
     pub fn new(config: &[u8]) -> TriplineRaw {
-        let config = if config.trim_ascii().is_empty() { b"{}" } else { config };
-        TriplineRaw { engine: Engine::from_json(config) }
+        TriplineRaw { engine: engine_from_config(config) }
     }
 
     /// Runs one batch (NDJSON or S3 export bytes) through the engine.
@@ -97,25 +88,18 @@ impl TriplineRaw {
     /// The whole state as bytes. Throws (a JS `Error`) only if the state cannot be encoded;
     /// the failure is counted (`snapshot_failures`).
     pub fn snapshot(&mut self) -> Result<Vec<u8>, JsError> {
-        // Counted before encoding so that the snapshot includes its own save (as Fluent Bit's).
-        self.engine.counters_mut().snapshot_saves += 1;
-        self.engine.snapshot().map_err(|error| {
-            let counters = self.engine.counters_mut();
-            counters.snapshot_saves -= 1;
-            counters.snapshot_failures += 1;
-            JsError::new(&error)
-        })
+        self.engine.snapshot().map_err(|error| JsError::new(&error))
     }
 
     /// Restores a snapshot; `{"ok":..}` as JSON text.
     pub fn restore(&mut self, bytes: &[u8]) -> String {
-        outcome(self.engine.restore(bytes))
+        outcome_json(self.engine.restore(bytes))
     }
 
     /// Loads a model document (JSON bytes); `{"ok":..}` as JSON text.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&mut self, model: &[u8]) -> String {
-        outcome(self.engine.load_model(model))
+        outcome_json(self.engine.load_model(model))
     }
 
     /// A detection's learned model as JSON text (`null` if that detection is not enabled).

@@ -1,0 +1,176 @@
+//! State in someone else's process, through the real Fluent Bit module: snapshots that survive
+//! a restart (or a swapped .wasm) exactly, damaged snapshots that never stop records, and a
+//! flood that stays inside the caps while the true alerts still fire.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use tripline_host_test::fluentbit::FluentBitFilter;
+
+fn restart(dir: &std::path::PathBuf, config: &Value) -> FluentBitFilter {
+    start_filter(dir, config)
+}
+
+fn stats_of(filter: &mut FluentBitFilter, t: i64) -> Value {
+    // A config with stats_every_records = 1 attaches counters to every record.
+    let reply = filter.filter(t as u32, &heartbeat(t)).unwrap();
+    reply.stats().expect("stats attached")
+}
+
+#[test]
+fn replay_split_anywhere_restores_to_the_same_alerts() {
+    let mut records = example_records();
+    let end = tripline::time::parse_event_time(records.last().unwrap()["eventTime"].as_str().unwrap()).unwrap();
+    records.push(heartbeat(end + 3 * 3600));
+    let base = json!({"snapshot": {"on_window_close": false, "every_records": 0}});
+
+    let whole_dir = scratch_dir("whole");
+    let mut whole = start_filter(&whole_dir, &base);
+    let uninterrupted = run(&mut whole, &records);
+    assert_eq!(of(&uninterrupted, BATCH).len(), 2);
+    assert_eq!(of(&uninterrupted, SG).len(), 2);
+
+    for split in [1, 2_345, 7_001, records.len() - 2] {
+        let dir = scratch_dir("split");
+        // The first instance saves exactly once, after record `split`, then goes away
+        // (a restart, a hot reload, or a new .wasm file).
+        let config = json!({"snapshot": {"on_window_close": false, "every_records": split}});
+        let mut first = start_filter(&dir, &config);
+        let mut alerts = run(&mut first, &records[..split]);
+        drop(first);
+        let mut second = restart(&dir, &config);
+        alerts.extend(run(&mut second, &records[split..]));
+        assert!(second.captured_stderr().contains("restored state"), "{}", second.captured_stderr());
+        assert_eq!(alerts, uninterrupted, "split at {split}");
+    }
+}
+
+#[test]
+fn a_write_killed_before_rename_leaves_the_previous_snapshot() {
+    let dir = scratch_dir("killed");
+    let config = json!({"snapshot": {"every_records": 1}, "output": {"stats_every_records": 1}});
+    let t0 = 1_791_194_400;
+    let mut first = start_filter(&dir, &config);
+    run(&mut first, &[ec2_call(t0, "AIDAA", "CreateSecurityGroup", None)]);
+    drop(first);
+    let good = std::fs::read(dir.join("tripline-state.snap")).unwrap();
+    // What a process killed mid-write leaves: a torn temp file beside the last good snapshot.
+    std::fs::write(dir.join("tripline-state.tmp"), &good[..good.len() / 2]).unwrap();
+
+    let mut second = restart(&dir, &config);
+    let stats = stats_of(&mut second, t0 + 60);
+    assert_eq!(stats["counters"]["restores"], 1);
+    assert_eq!(stats["counters"]["restore_failures"], 0);
+    assert_eq!(stats["counters"]["records"], 2, "the restored counters continue");
+    assert!(tripline::snapshot::decode(&std::fs::read(dir.join("tripline-state.snap")).unwrap()).is_ok());
+}
+
+#[test]
+fn damaged_or_future_snapshots_start_clean_and_drop_nothing() {
+    let config = json!({"output": {"stats_every_records": 1}});
+    let t0 = 1_791_194_400;
+    let mut seed = start_filter(&scratch_dir("seed"), &json!({"snapshot": {"every_records": 1}}));
+    run(&mut seed, &[ec2_call(t0, "AIDAA", "CreateSecurityGroup", None)]);
+    let good = std::fs::read(seed.accessible_dir().join("tripline-state.snap")).unwrap();
+    let future = String::from_utf8_lossy(&good).replacen("TRIPLINE-SNAPSHOT 1 ", "TRIPLINE-SNAPSHOT 2 ", 1).into_bytes();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x20;
+    for (name, bytes) in [
+        ("truncated", good[..good.len() - 7].to_vec()),
+        ("flipped", flipped),
+        ("future", future),
+        ("garbage", b"\x00\x01not a snapshot".to_vec()),
+    ] {
+        let dir = scratch_dir(name);
+        std::fs::write(dir.join("tripline-state.snap"), bytes).unwrap();
+        let mut filter = start_filter(&dir, &config);
+        let record = ec2_call(t0, "AIDAB", "DescribeInstances", None);
+        let reply = filter.filter(t0 as u32, &record).unwrap();
+        assert!(!reply.is_dropped(), "{name}");
+        let stats = reply.stats().unwrap();
+        assert_eq!(stats["counters"]["restore_failures"], 1, "{name}");
+        assert_eq!(stats["counters"]["restores"], 0, "{name}");
+        assert!(filter.captured_stderr().contains("starting clean"), "{name}: {}", filter.captured_stderr());
+    }
+}
+
+/// One million distinct users calling security-group APIs from one million distinct addresses
+/// in one hour, with a real spike and a real batch job hidden inside.
+#[test]
+fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
+    const FLOOD: usize = 1_000_000;
+    let flood_hour = 1_791_194_400 + 14 * 86_400; // Monday, two weeks after the history starts
+    let dir = scratch_dir("flood");
+
+    // Two weeks of ordinary history for the spiking user, fitted offline with the CLI.
+    let mut history = Vec::new();
+    for day in (0..14).filter(|d| d % 7 < 5) {
+        for hour in 0..4 {
+            let start = 1_791_194_400 - 2 * 3600 + day * 86_400 + hour * 3600; // 08:00-11:59
+            for i in 0..(2 + (day + hour) % 3) {
+                history.push(ec2_call(start + i * 600, "AIDASPIKE", "AuthorizeSecurityGroupIngress", None));
+            }
+        }
+    }
+    let history_path = dir.join("history.ndjson");
+    std::fs::write(&history_path, history.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["fit", "--out"])
+        .arg(dir.join("baseline.json"))
+        .arg(&history_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let config = json!({
+        "models": ["baseline.json"],
+        "limits": {"max_groups": 10_000, "max_values": 16, "max_pending_alerts": 1_000},
+        "output": {"stats_every_records": 250_000},
+        "snapshot": {"every_records": 0, "on_window_close": false},
+        "detections": {SG: {"mode": "judge"}}
+    });
+    let mut filter = start_filter(&dir, &config);
+
+    let mut alerts = Vec::new();
+    let mut last_stats = Value::Null;
+    let mut template = ec2_call(flood_hour, "AIDAFLOOD", "AuthorizeSecurityGroupIngress", None);
+    for i in 0..FLOOD {
+        let t = flood_hour + (i as i64 * 3000) / FLOOD as i64;
+        template["eventTime"] = json!(rfc3339(t));
+        template["userIdentity"]["principalId"] = json!(format!("AIDAFLOOD{i:07}"));
+        template["sourceIPAddress"] = json!(format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255));
+        let mut batch = vec![template.clone()];
+        if i == FLOOD / 2 {
+            // The spike (40 calls, normal is 2-4) and an exfiltration job, in a burst.
+            batch.extend((0..40).map(|k| ec2_call(t + k, "AIDASPIKE", "AuthorizeSecurityGroupIngress", None)));
+            batch.push(json!({"userIdentity": {"accountId": "123456789012", "invokedBy": "s3.amazonaws.com"},
+                "eventTime": rfc3339(t), "eventName": "JobCreated", "sourceIPAddress": "s3.amazonaws.com",
+                "userAgent": "s3.amazonaws.com", "recipientAccountId": "123456789012",
+                "serviceEventDetails": {"jobArn": "arn:aws:s3:us-east-1:123456789012:job/x", "status": "New"}}));
+        }
+        for record in &batch {
+            let reply = filter.filter(t as u32, record).unwrap();
+            assert!(!reply.is_dropped());
+            if let Some(stats) = reply.stats() {
+                last_stats = stats;
+            }
+            alerts.extend(reply.alerts());
+        }
+    }
+    alerts.extend(run(&mut filter, &[heartbeat(flood_hour + 2 * 3600)]));
+
+    assert!(filter.captured_stderr().contains("loaded model baseline.json"), "{}", filter.captured_stderr());
+    let memory = filter.memory_size();
+    assert!(memory < 64 << 20, "linear memory {memory} bytes is over the 64 MiB heap of the example config");
+    let counters = &last_stats["counters"];
+    assert!(counters["evicted_groups"].as_u64().unwrap() > 900_000, "{counters}");
+    let sg = of(&alerts, SG);
+    assert_eq!(sg.len(), 1, "{sg:#?}");
+    assert_eq!(sg[0]["result"]["user"], "AIDASPIKE");
+    assert_eq!(sg[0]["result"]["security_group_api_calls"], 40);
+    let batch = of(&alerts, BATCH);
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0]["result"]["aws_account_id"], "123456789012");
+}
