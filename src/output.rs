@@ -68,6 +68,8 @@ impl<'a> Carrier<'a> {
     /// Checks `record` in full (the only full validation tripline does, and only for records
     /// that have something to carry).
     pub fn new(record: &'a [u8], field: &'a str) -> Result<Self, CarrierError> {
+        // serde skips ignored strings without checking their UTF-8, so check it here.
+        std::str::from_utf8(record).map_err(|_| CarrierError::Invalid(ScanError::Malformed))?;
         validate(record).map_err(CarrierError::Invalid)?;
         let object = RawObject::new(record).map_err(CarrierError::Invalid)?;
         if object.get(field).map_err(CarrierError::Invalid)?.is_some() {
@@ -127,5 +129,6 @@ mod tests {
         assert_eq!(annotate(br#"{"tripline":1}"#, "tripline", &with_alert()), Err(CarrierError::FieldExists));
         assert!(matches!(annotate(br#"{"a":1"#, "t", &with_alert()), Err(CarrierError::Invalid(_))));
         assert!(matches!(annotate(b"[1]", "t", &with_alert()), Err(CarrierError::Invalid(_))));
+        assert!(matches!(annotate(b"{\"a\":\"\xff\"}", "t", &with_alert()), Err(CarrierError::Invalid(_))));
     }
 }

@@ -417,19 +417,21 @@ impl FluentBitFilter {
             anyhow!("{} exports no `memory`; this harness needs it to copy records in", options.wasm_path.display())
         })?;
         let function = lookup_filter(&mut store, &instance, &options)?;
-        let allocator = match (typed::<i32, i32>(&mut store, &instance, "malloc"), typed::<i32, ()>(&mut store, &instance, "free")) {
-            (Some(malloc), Some(free)) => Allocator::Module { malloc, free },
-            _ => {
-                let size = options.wasm_heap_size.max(DEFAULT_HEAP_SIZE);
-                let before = memory.size(&store);
-                memory
-                    .grow(&mut store, u64::from(size).div_ceil(PAGE))
-                    .map_err(anyhow::Error::from)
-                    .context("growing memory for the emulated WAMR app heap")?;
-                let base = u32::try_from(before * PAGE).context("memory too large for wasm32")?;
-                Allocator::AppHeap { base, size, used: 0 }
-            }
-        };
+        let allocator =
+            match (typed::<i32, i32>(&mut store, &instance, "malloc"), typed::<i32, ()>(&mut store, &instance, "free"))
+            {
+                (Some(malloc), Some(free)) => Allocator::Module { malloc, free },
+                _ => {
+                    let size = options.wasm_heap_size.max(DEFAULT_HEAP_SIZE);
+                    let before = memory.size(&store);
+                    memory
+                        .grow(&mut store, u64::from(size).div_ceil(PAGE))
+                        .map_err(anyhow::Error::from)
+                        .context("growing memory for the emulated WAMR app heap")?;
+                    let base = u32::try_from(before * PAGE).context("memory too large for wasm32")?;
+                    Allocator::AppHeap { base, size, used: 0 }
+                }
+            };
         Ok(FluentBitFilter {
             options,
             store,
@@ -526,12 +528,15 @@ impl FluentBitFilter {
                 Ok(()) => {
                     if lossy_reparse(&text) {
                         self.counts.lossy_reparse += 1;
-                        self.log("record values change when Fluent Bit parses the module's JSON (number format)".into());
+                        self.log(
+                            "record values change when Fluent Bit parses the module's JSON (number format)".into(),
+                        );
                     }
                     Outcome::Modified(text)
                 }
                 Err(kind) => {
-                    let shown = format!("invalid JSON format. buf: {}", String::from_utf8_lossy(&text[..text.len().min(200)]));
+                    let shown =
+                        format!("invalid JSON format. buf: {}", String::from_utf8_lossy(&text[..text.len().min(200)]));
                     self.log(shown);
                     return Err(self.violation(kind, text));
                 }
@@ -710,11 +715,7 @@ fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     instance.get_func(&mut *store, name)?.typed::<P, R>(&*store).ok()
 }
 
-fn lookup_filter(
-    store: &mut Store<HostState>,
-    instance: &Instance,
-    options: &FilterOptions,
-) -> Result<FilterFunc> {
+fn lookup_filter(store: &mut Store<HostState>, instance: &Instance, options: &FilterOptions) -> Result<FilterFunc> {
     let name = &options.function_name;
     let Some(func): Option<Func> = instance.get_func(&mut *store, name) else {
         bail!(
@@ -879,11 +880,7 @@ fn utf8_width(first: u8) -> usize {
 fn write_float(out: &mut Vec<u8>, x: f64) {
     // `(double)(long long)x == x`, with x86's conversion of out-of-range values to LLONG_MIN.
     let limit = -(i64::MIN as f64); // 2^63
-    let as_ll = if x.is_nan() || !(-limit..limit).contains(&x) {
-        i64::MIN
-    } else {
-        x as i64
-    };
+    let as_ll = if x.is_nan() || !(-limit..limit).contains(&x) { i64::MIN } else { x as i64 };
     let text = if x == as_ll as f64 { format!("{x:.1}") } else { format_g(x, 16) };
     out.extend_from_slice(text.as_bytes());
 }
@@ -1190,14 +1187,19 @@ impl Reader<'_> {
 /// `pack_numeric_token`, then `msgpack2json`.
 fn write_number(out: &mut Vec<u8>, token: &str) {
     let b = token.as_bytes();
-    let is_float = b.contains(&b'.') || b.windows(2).any(|w| matches!(w[0], b'e' | b'E') && matches!(w[1], b'+' | b'-'));
+    let is_float =
+        b.contains(&b'.') || b.windows(2).any(|w| matches!(w[0], b'e' | b'E') && matches!(w[1], b'+' | b'-'));
     let strtod = || token.parse::<f64>().unwrap_or(f64::NAN);
     if is_float {
         write_float(out, strtod());
         return;
     }
     let negative = b[0] == b'-';
-    let digits_end = b.iter().skip(usize::from(negative)).position(|c| !c.is_ascii_digit()).map_or(b.len(), |p| p + usize::from(negative));
+    let digits_end = b
+        .iter()
+        .skip(usize::from(negative))
+        .position(|c| !c.is_ascii_digit())
+        .map_or(b.len(), |p| p + usize::from(negative));
     let integer = &token[..digits_end];
     let text = if negative {
         integer.parse::<i64>().map(|v| v.to_string()).ok()
@@ -1283,10 +1285,17 @@ mod tests {
 
     #[test]
     fn reencodes_like_flb_pack_json() {
-        assert_eq!(reencode(r#" {"a" : "\u00e9\/x", "n": [1e5, 1E+2, 1e-2, -0, 18446744073709551615, 99999999999999999999]} "#),
-            r#"{"a":"\u00e9/x","n":[1,100.0,0.01,0,18446744073709551615,1e+20]}"#);
+        assert_eq!(
+            reencode(
+                r#" {"a" : "\u00e9\/x", "n": [1e5, 1E+2, 1e-2, -0, 18446744073709551615, 99999999999999999999]} "#
+            ),
+            r#"{"a":"\u00e9/x","n":[1,100.0,0.01,0,18446744073709551615,1e+20]}"#
+        );
         assert_eq!(reencode(r#"{"k":1,"j":2,"k":3}"#), r#"{"j":2,"k":3}"#);
-        assert_eq!(reencode(r#"{"o":{},"p":[],"q":[{"x":{"y":[1,{"x":1,"x":2}]}}]}"#), r#"{"o":{},"p":[],"q":[{"x":{"y":[1,{"x":2}]}}]}"#);
+        assert_eq!(
+            reencode(r#"{"o":{},"p":[],"q":[{"x":{"y":[1,{"x":1,"x":2}]}}]}"#),
+            r#"{"o":{},"p":[],"q":[{"x":{"y":[1,{"x":2}]}}]}"#
+        );
         assert_eq!(reencode(r#""\ud83d\ude00""#), r#""\ud83d\ude00""#);
         for bad in ["{", "{\"a\":1", "[1,]", "{\"a\" 1}", "01", "1.", "{} x", "\"a\nb\"", ""] {
             assert!(fluentbit_reencode(bad.as_bytes()).is_err(), "{bad}");

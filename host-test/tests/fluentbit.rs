@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tripline_host_test::artifacts::{dist, shared_data};
+use tripline_host_test::artifacts::{dist, project_root, shared_data};
 use tripline_host_test::fluentbit::{
     fluentbit_json, record_time, ContractViolation, FilterOptions, FluentBitFilter, Outcome, Reply, ViolationKind,
     ALERTS_ONLY_FUNCTION, FILTER_FUNCTION,
@@ -23,9 +23,9 @@ const BATCH_MESSAGE: &str = "AWS Batch Job is created on account id - 1111111111
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A fresh directory for one filter's `Accessible_Paths`.
+/// A fresh directory for one filter's `Accessible_Paths` (under target/, kept for inspection).
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tripline-fluentbit-test-{}-{name}", std::process::id()));
+    let dir = project_root().join("target/test-scratch").join(format!("fluentbit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -37,7 +37,8 @@ fn start(name: &str, config: Option<&str>) -> FluentBitFilter {
     if let Some(config) = config {
         std::fs::write(dir.join("tripline.json"), config).unwrap();
     }
-    let options = FilterOptions::new(dist("tripline-fluentbit.wasm"), FILTER_FUNCTION).accessible_path(&dir).capture_output();
+    let options =
+        FilterOptions::new(dist("tripline-fluentbit.wasm"), FILTER_FUNCTION).accessible_path(&dir).capture_output();
     FluentBitFilter::start(options).unwrap()
 }
 
@@ -299,7 +300,11 @@ fn no_false_positives(name: &str, records: &[Value]) -> (usize, usize) {
         }
         alerts.extend(list(&carried, "alerts"));
     }
-    let latest = records.iter().filter_map(|r| r["eventTime"].as_str().and_then(tripline::time::parse_event_time)).max().unwrap();
+    let latest = records
+        .iter()
+        .filter_map(|r| r["eventTime"].as_str().and_then(tripline::time::parse_event_time))
+        .max()
+        .unwrap();
     let (sent, reply) = send(&mut filter, &quiet(&rfc3339(latest + 7200)));
     alerts.extend(list(&added_field(&sent, &reply, "tripline"), "alerts"));
     for alert in &alerts {
@@ -610,12 +615,23 @@ fn harness_passes_fluent_bits_arguments() {
 #[test]
 fn harness_outcomes_follow_fluent_bit() {
     assert_eq!(probe("drop").unwrap().call_raw(TAG, 1, 0, b"{}").unwrap().outcome, Outcome::Dropped);
-    assert_eq!(probe("zero").unwrap().call_raw(TAG, 1, 0, b"{}").unwrap().outcome, Outcome::Dropped, "address 0 reads \"\"");
-    assert_eq!(probe("init").unwrap().call_raw(TAG, 1, 0, b"{}").unwrap().outcome, Outcome::Unchanged(b"{}".to_vec()), "_initialize ran");
+    assert_eq!(
+        probe("zero").unwrap().call_raw(TAG, 1, 0, b"{}").unwrap().outcome,
+        Outcome::Dropped,
+        "address 0 reads \"\""
+    );
+    assert_eq!(
+        probe("init").unwrap().call_raw(TAG, 1, 0, b"{}").unwrap().outcome,
+        Outcome::Unchanged(b"{}".to_vec()),
+        "_initialize ran"
+    );
 
     let mut trap = probe("trap_if_long").unwrap();
     assert!(matches!(trap.call_raw(TAG, 1, 0, br#"{"long":"record"}"#).unwrap().outcome, Outcome::Trapped(_)));
-    assert!(trap.call_raw(TAG, 1, 0, br#"{"a":1}"#).unwrap().is_pass_through(), "the instance stays usable after a trap");
+    assert!(
+        trap.call_raw(TAG, 1, 0, br#"{"a":1}"#).unwrap().is_pass_through(),
+        "the instance stays usable after a trap"
+    );
     assert!(trap.host_log().iter().any(|l| l.contains("Got exception running wasm code")));
 
     let mut bad = probe("bad_if_long").unwrap();
@@ -629,7 +645,10 @@ fn harness_outcomes_follow_fluent_bit() {
     assert!(!violation(bad.call_raw(TAG, 1, 0, br#"{"long":"record"}"#)).fatal);
 
     assert_eq!(violation(probe("array").unwrap().call_raw(TAG, 1, 0, b"{}")).kind, ViolationKind::NotAnObject);
-    assert!(matches!(violation(probe("outside").unwrap().call_raw(TAG, 1, 0, b"{}")).kind, ViolationKind::InvalidAddress(_)));
+    assert!(matches!(
+        violation(probe("outside").unwrap().call_raw(TAG, 1, 0, b"{}")).kind,
+        ViolationKind::InvalidAddress(_)
+    ));
 }
 
 #[test]
@@ -642,6 +661,7 @@ fn harness_refuses_what_fluent_bit_would_silently_mishandle() {
     let wat = dir.join("simd.wat");
     std::fs::write(&wat, r#"(module (memory (export "memory") 1) (func (export "f") (param i32 i32 i32 i32 i32 i32) (result i32) (drop (v128.const i64x2 0 0)) (i32.const 0)))"#).unwrap();
     assert!(FluentBitFilter::start(FilterOptions::new(wat, "f")).is_err(), "WAMR's interpreter cannot load SIMD");
-    let options = FilterOptions::new(dist("tripline-fluentbit.wasm"), FILTER_FUNCTION).accessible_path("/no/such/directory");
+    let options =
+        FilterOptions::new(dist("tripline-fluentbit.wasm"), FILTER_FUNCTION).accessible_path("/no/such/directory");
     assert!(FluentBitFilter::start(options).is_err(), "a missing Accessible_Paths directory fails start-up");
 }

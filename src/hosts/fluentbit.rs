@@ -58,8 +58,8 @@ pub unsafe extern "C" fn tripline_filter(
     })
 }
 
-/// For a second `wasm` filter on a `rewrite_tag`ged copy of alert-carrying records:
-/// reduces the copy to the tripline field's alerts and matches, and drops records without any.
+/// For a second `wasm` filter on a `rewrite_tag`ged copy of alert-carrying records: reduces the
+/// copy to `{"alerts":[...]}` and drops (returns `""`) copies that carry no alerts.
 ///
 /// # Safety
 /// As [`tripline_filter`].
@@ -160,17 +160,10 @@ impl Filter {
     fn alerts_only(&mut self, record: &[u8]) -> Option<()> {
         let object = RawObject::new(record).ok()?;
         let carried = object.get(&self.engine.config().output.field).ok()??.as_object()?;
-        let [alerts, matches] = carried.get_many(["alerts", "matches"]).ok()?;
-        let mut out = Vec::with_capacity(record.len());
-        for (name, value) in [("alerts", alerts), ("matches", matches)] {
-            let Some(value) = value else { continue };
-            out.push(if out.is_empty() { b'{' } else { b',' });
-            out.extend_from_slice(format!("\"{name}\":").as_bytes());
-            out.extend_from_slice(value.bytes());
-        }
-        if out.is_empty() {
-            return None;
-        }
+        let alerts = carried.get("alerts").ok()??;
+        let mut out = Vec::with_capacity(alerts.bytes().len() + 16);
+        out.extend_from_slice(b"{\"alerts\":");
+        out.extend_from_slice(alerts.bytes());
         out.extend_from_slice(b"}\0");
         self.output = out;
         Some(())

@@ -82,7 +82,8 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
     std::fs::write(out, text).with_context(|| format!("writing {out}"))?;
 
     let groups = model["groups"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let judged = groups.iter().filter(|g| g["fit"]["cardinality"].as_u64().is_some_and(|c| c >= min_cardinality)).count();
+    let judged =
+        groups.iter().filter(|g| g["fit"]["cardinality"].as_u64().is_some_and(|c| c >= min_cardinality)).count();
     let counters = engine.counters();
     println!(
         "fit: {} records read, {} fed{}",
@@ -99,7 +100,10 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
         thousands(groups.iter().filter_map(|g| g["fit"]["cardinality"].as_u64()).sum())
     );
     if counters.parse_errors + counters.field_errors > 0 {
-        println!("  unreadable: {} not JSON objects, {} with wrong field types", counters.parse_errors, counters.field_errors);
+        println!(
+            "  unreadable: {} not JSON objects, {} with wrong field types",
+            counters.parse_errors, counters.field_errors
+        );
     }
     println!("  baseline groups (user, HourOfDay, isWeekend): {}", thousands(groups.len() as u64));
     println!("  groups with cardinality >= {min_cardinality} (judged by the detection): {}", thousands(judged as u64));
@@ -118,7 +122,9 @@ fn fit_config(path: Option<&Path>) -> Result<Value> {
     };
     let Some(root) = document.as_object_mut() else { bail!("the configuration must be a JSON object") };
     let detections = root.entry("detections").or_insert_with(|| json!({}));
-    let Some(detections) = detections.as_object_mut() else { bail!("configuration key `detections` must be an object") };
+    let Some(detections) = detections.as_object_mut() else {
+        bail!("configuration key `detections` must be an object")
+    };
     section(detections, BATCH)?.insert("enabled".into(), json!(false));
     let baseline = section(detections, BASELINE)?;
     baseline.insert("enabled".into(), json!(true));

@@ -81,8 +81,14 @@ impl Progress {
     fn line(&self, records: u64, bytes_done: u64, now: Instant) -> String {
         let seconds = now.duration_since(self.started).as_secs_f64().max(1e-9);
         let rate = records as f64 / seconds;
-        let percent = if self.total_bytes > 0 { (bytes_done as f64 * 100.0 / self.total_bytes as f64).min(100.0) } else { 0.0 };
-        format!("{}: {} records  {} records/s  {percent:.0}% of input", self.label, thousands(records), thousands(rate as u64))
+        let percent =
+            if self.total_bytes > 0 { (bytes_done as f64 * 100.0 / self.total_bytes as f64).min(100.0) } else { 0.0 };
+        format!(
+            "{}: {} records  {} records/s  {percent:.0}% of input",
+            self.label,
+            thousands(records),
+            thousands(rate as u64)
+        )
     }
 }
 

@@ -45,7 +45,8 @@ it, then prints the alerts and a summary. FILEs: NDJSON, CloudTrail S3 exports, 
   --quiet          no progress line
 
 Exit status: 0 when every record came back (unchanged or annotated), 3 when the module broke
-the filter_wasm contract (a dropped or trapped record, invalid output), 1 on other errors.";
+the filter_wasm contract (a dropped or trapped record, invalid output), 1 on other errors
+(an invalid configuration included: the module then passes everything through).";
 
 /// Input bytes per chunk (`tail`'s default `Buffer_Chunk_Size`).
 const CHUNK_BYTES: usize = 32 * 1024;
@@ -93,6 +94,11 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
     let models: Vec<PathBuf> = a.all("--model").iter().map(PathBuf::from).collect();
     let dir = WorkDir::prepare(a.one("--config")?.map(Path::new), &models, a.one("--dir")?.map(Path::new))?;
     let field = output_field(&dir.path);
+    // The module reports a bad configuration only on its stderr and then passes everything
+    // through; the same check, natively, makes it impossible to miss in the summary.
+    let config_error = std::fs::read(dir.path.join("tripline.json"))
+        .ok()
+        .and_then(|bytes| tripline::Engine::from_json(&bytes).config_error().map(|e| e.to_string()));
 
     let options = FilterOptions::new(&module, &function).accessible_path(&dir.path).tag(&tag);
     let mut filter = FluentBitFilter::start(options)
@@ -151,10 +157,19 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
         println!();
     }
     print_summary(&summary, &module, &function, elapsed, filter.host_log().len());
+    if let Some(error) = &config_error {
+        println!("CONFIGURATION ERROR: {error}; the module ran no detection and passed every record through");
+    }
     if let Some(kept) = dir.kept() {
         println!("Accessible_Paths directory kept: {}", kept.display());
     }
-    Ok(if summary.violations > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    Ok(if summary.violations > 0 {
+        ExitCode::from(3)
+    } else if config_error.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Counts one reply and writes what it carries.
@@ -219,7 +234,9 @@ fn print_summary(s: &Summary, module: &Path, function: &str, elapsed: f64, host_
         module.display(),
         thousands(rate as u64)
     );
-    let row = |label: &str, n: u64, note: &str| println!("{}", format!("  {label:<20}{:>10}  {note}", thousands(n)).trim_end());
+    let row = |label: &str, n: u64, note: &str| {
+        println!("{}", format!("  {label:<20}{:>10}  {note}", thousands(n)).trim_end())
+    };
     row("unchanged", s.unchanged, &format!("({} zero-copy pass-through)", thousands(s.pass_through)));
     row("annotated", s.modified, "(records that came back with the tripline field)");
     row("tagged", s.tagged, "(records carrying per-event matches)");
@@ -320,7 +337,8 @@ impl WorkDir {
         let dir = match keep {
             Some(d) => WorkDir { path: d.to_path_buf(), keep: true },
             None => {
-                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                let nanos =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
                 let path = std::env::temp_dir().join(format!("tripline-replay-{}-{nanos}", std::process::id()));
                 WorkDir { path, keep: false }
             }
@@ -336,7 +354,8 @@ impl WorkDir {
             std::fs::write(dir.path.join("tripline.json"), bytes).context("writing tripline.json")?;
         }
         for (model, name) in models.iter().zip(names) {
-            std::fs::copy(model, dir.path.join(&name)).with_context(|| format!("copying --model {}", model.display()))?;
+            std::fs::copy(model, dir.path.join(&name))
+                .with_context(|| format!("copying --model {}", model.display()))?;
         }
         Ok(dir)
     }
