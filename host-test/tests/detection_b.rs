@@ -105,7 +105,7 @@ fn offline_fit_and_online_learning_give_identical_models() {
     let dir = scratch_dir("online");
     let mut filter = start_filter(&dir, &json!({"detections": {SG: {"mode": "learn"}}, "snapshot": {"every_records": 0}}));
     run(&mut filter, &records);
-    run(&mut filter, &[heartbeat.clone()]);
+    run(&mut filter, std::slice::from_ref(&heartbeat));
     let online = model_from_snapshot(&dir);
 
     // Offline, the CLI's `fit` over the same history file.
