@@ -136,6 +136,7 @@ fn offline_fit_and_online_learning_give_identical_models() {
 /// What the Splunk Add-on 5.x + Change data model would count, computed independently:
 /// per principalId, the total successful firewall calls and the number of distinct hours.
 fn expected_counts(records: &[Value]) -> BTreeMap<String, (u64, u64)> {
+    // Written out from splunk-semantics.md, not taken from the code under test.
     let six = [
         "CreateSecurityGroup",
         "DeleteSecurityGroup",

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde_json::Value;
+use tripline::detections::abnormally_high_cloud_security_group_api_calls::FIREWALL_COMMANDS;
 use tripline::input::split_records;
 use tripline::Engine;
 
@@ -30,21 +31,12 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-const WANTED: [&str; 7] = [
-    "JobCreated",
-    "CreateSecurityGroup",
-    "DeleteSecurityGroup",
-    "AuthorizeSecurityGroupIngress",
-    "AuthorizeSecurityGroupEgress",
-    "RevokeSecurityGroupIngress",
-    "RevokeSecurityGroupEgress",
-];
 
 /// The DOM peer: parse everything, then look at two fields.
 fn dom_peer(record: &[u8]) -> (bool, Option<String>) {
     match serde_json::from_slice::<Value>(record) {
         Ok(v) => {
-            let wanted = v["eventName"].as_str().is_some_and(|n| WANTED.iter().any(|w| w.eq_ignore_ascii_case(n)));
+            let wanted = v["eventName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("JobCreated") || FIREWALL_COMMANDS.contains(&n));
             (wanted, v["eventTime"].as_str().map(str::to_string))
         }
         Err(_) => (false, None),
