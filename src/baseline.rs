@@ -106,10 +106,12 @@ impl<K: Ord + Clone> Baselines<K> {
     }
 
     /// Adds one observation on `day`. When a new group would exceed `max_groups`, the tenth of
-    /// the groups last updated longest ago is forgotten (counted in `evicted`).
+    /// the groups with the least history (fewest observations, then least recently updated) is
+    /// forgotten and counted in `evicted`: a flood of one-off users cannot push out the
+    /// established baselines the detection depends on.
     pub fn push(&mut self, key: K, day: i64, x: f64) {
         if !self.groups.contains_key(&key) && self.groups.len() >= self.max_groups {
-            self.evict_stalest((self.max_groups / 10).max(1));
+            self.evict_weakest((self.max_groups / 10).max(1));
         }
         let days = self.groups.entry(key).or_default();
         match days.last_mut() {
@@ -145,6 +147,11 @@ impl<K: Ord + Clone> Baselines<K> {
         self.evicted
     }
 
+    /// Restores the eviction count (from a snapshot).
+    pub fn set_evicted(&mut self, evicted: u64) {
+        self.evicted = evicted;
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&K, &[DayStats])> {
         self.groups.iter().map(|(k, v)| (k, v.as_slice()))
     }
@@ -158,15 +165,18 @@ impl<K: Ord + Clone> Baselines<K> {
         self.groups.clear();
     }
 
-    fn evict_stalest(&mut self, how_many: usize) {
-        let mut by_age: Vec<(i64, K)> =
-            self.groups.iter().map(|(k, days)| (days.last().map_or(i64::MIN, |d| d.day), k.clone())).collect();
-        let how_many = how_many.min(by_age.len());
+    fn evict_weakest(&mut self, how_many: usize) {
+        let mut ranked: Vec<(u64, i64, K)> = self
+            .groups
+            .iter()
+            .map(|(k, days)| (days.iter().map(|d| d.stats.n).sum(), days.last().map_or(i64::MIN, |d| d.day), k.clone()))
+            .collect();
+        let how_many = how_many.min(ranked.len());
         if how_many == 0 {
             return;
         }
-        by_age.select_nth_unstable_by(how_many - 1, |a, b| a.0.cmp(&b.0));
-        for (_, key) in by_age.into_iter().take(how_many) {
+        ranked.select_nth_unstable_by(how_many - 1, |a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (_, _, key) in ranked.into_iter().take(how_many) {
             self.groups.remove(&key);
             self.evicted += 1;
         }
@@ -279,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn horizon_ages_out_old_days_and_cap_evicts_stalest() {
+    fn horizon_ages_out_old_days_and_cap_evicts_the_weakest() {
         let mut b = Baselines::new(Some(90), 2);
         b.push("a", 0, 100.0);
         b.push("a", 50, 2.0);
@@ -291,7 +301,8 @@ mod tests {
         b.push("c", 102, 1.0);
         assert_eq!(b.len(), 2);
         assert_eq!(b.evicted(), 1);
-        assert!(b.fit(&"a", 102).is_none(), "the stalest group went first");
+        assert!(b.fit(&"a", 102).is_some(), "the group with history stays");
+        assert!(b.fit(&"b", 102).is_none(), "the one-off group went");
     }
 
     #[test]

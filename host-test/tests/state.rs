@@ -128,8 +128,10 @@ fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
         "models": ["baseline.json"],
         "limits": {"max_groups": 10_000, "max_values": 16, "max_pending_alerts": 1_000},
         "output": {"stats_every_records": 250_000},
-        "snapshot": {"every_records": 0, "on_window_close": false},
-        "detections": {SG: {"mode": "judge"}}
+        "snapshot": {"every_records": 0, "on_window_close": true},
+        // Learning too: the flood's groups that close normally become baselines and press on
+        // a small cap, which must not push out the spiking user's established one.
+        "detections": {SG: {"mode": "learn_and_judge", "max_baselines": 5_000}}
     });
     let mut filter = start_filter(&dir, &config);
 
@@ -166,6 +168,15 @@ fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
     assert!(memory < 64 << 20, "linear memory {memory} bytes is over the 64 MiB heap of the example config");
     let counters = &last_stats["counters"];
     assert!(counters["evicted_groups"].as_u64().unwrap() > 900_000, "{counters}");
+    // The state after the flood's window closed, as the module saved it.
+    let state = tripline::snapshot::decode(&std::fs::read(dir.join("tripline-state.snap")).unwrap()).unwrap();
+    assert!(state.counters.evicted_groups > 990_000);
+    let model = &state.detections.iter().find(|d| d.key == SG).unwrap().learned;
+    let groups = model["groups"].as_array().unwrap();
+    assert!(groups.len() <= 5_000);
+    // About 9,500 flood groups closed normally and were learned against a cap of 5,000.
+    assert!(model["evicted_groups"].as_u64().unwrap() > 4_000, "{}", model["evicted_groups"]);
+    assert!(groups.iter().any(|g| g["user"] == "AIDASPIKE"), "the established baseline survived the flood");
     let sg = of(&alerts, SG);
     assert_eq!(sg.len(), 1, "{sg:#?}");
     assert_eq!(sg[0]["result"]["user"], "AIDASPIKE");

@@ -100,7 +100,7 @@ impl Default for Settings {
             commands: FIREWALL_COMMANDS.iter().map(|c| c.to_string()).collect(),
             utc_offset_minutes: 0,
             horizon_days: Some(90),
-            max_baselines: 100_000,
+            max_baselines: 10_000,
         }
     }
 }
@@ -204,6 +204,7 @@ impl SecurityGroupSpikes {
             "detection": KEY,
             "user_field": self.settings.user_field,
             "utc_offset_minutes": self.settings.utc_offset_minutes,
+            "evicted_groups": self.baselines.evicted(),
             "groups": groups,
         })
     }
@@ -225,6 +226,8 @@ struct ModelDocument {
     version: u64,
     user_field: UserSource,
     utc_offset_minutes: i32,
+    #[serde(default)]
+    evicted_groups: u64,
     groups: Vec<ModelGroup>,
 }
 
@@ -281,6 +284,7 @@ impl Detection for SecurityGroupSpikes {
             return Err("baseline model: fitted with another user_field or utc_offset_minutes than configured".into());
         }
         self.baselines.clear();
+        self.baselines.set_evicted(doc.evicted_groups);
         for g in doc.groups {
             self.baselines.insert((g.user, g.hour_of_day, g.is_weekend), g.days);
         }
