@@ -67,6 +67,28 @@ fn a_write_killed_before_rename_leaves_the_previous_snapshot() {
 }
 
 #[test]
+fn a_snapshot_from_an_older_module_restores() {
+    let config = json!({"snapshot": {"every_records": 1}, "output": {"stats_every_records": 1}});
+    let t0 = 1_791_194_400;
+    let dir = scratch_dir("older");
+    let mut first = start_filter(&dir, &config);
+    run(&mut first, &[ec2_call(t0, "AIDAA", "CreateSecurityGroup", None)]);
+    drop(first);
+    // Same format version, written by an older release of the module.
+    let path = dir.join("tripline-state.snap");
+    let snap = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let (header, body) = snap.split_once('\n').unwrap();
+    let mut fields: Vec<&str> = header.split(' ').collect();
+    assert_eq!((fields.len(), fields[1]), (5, "1"), "header: magic, format, module version, length, checksum");
+    fields[2] = "0.0.1";
+    std::fs::write(&path, format!("{}\n{body}", fields.join(" "))).unwrap();
+    let mut second = restart(&dir, &config);
+    let stats = stats_of(&mut second, t0 + 60);
+    assert_eq!(stats["counters"]["restores"], 1);
+    assert_eq!(stats["counters"]["restore_failures"], 0);
+}
+
+#[test]
 fn damaged_or_future_snapshots_start_clean_and_drop_nothing() {
     let config = json!({"output": {"stats_every_records": 1}});
     let t0 = 1_791_194_400;
