@@ -87,14 +87,54 @@ fn main() -> anyhow::Result<()> {
         });
         println!("{:<48} {:>12.0} {:>14.2}", format!("tripline engine, {name}"), t_ns, t_alloc);
         println!("{:<48} {:>12.0} {:>14.2}", format!("serde_json DOM peer, {name}"), d_ns, d_alloc);
-        rows.push((name, d_ns / t_ns));
+        rows.push((format!("serde_json DOM peer, {name}"), d_ns / t_ns));
+        #[cfg(feature = "vrl-peer")]
+        {
+            let (v_ns, v_alloc) = measure(set, rounds, vrl_peer::matcher);
+            println!("{:<48} {:>12.0} {:>14.2}", format!("VRL remap peer, {name}"), v_ns, v_alloc);
+            rows.push((format!("VRL remap peer, {name}"), v_ns / t_ns));
+        }
     }
     println!();
     for (name, ratio) in rows {
-        println!("speed-up over the DOM peer, {name}: {ratio:.1}x");
+        println!("tripline's speed-up over the {name}: {ratio:.1}x");
     }
     println!();
     fluentbit_module(&all)
+}
+
+/// Vector's VRL doing the selection as a `remap` would: parse the record, test `eventName`.
+#[cfg(feature = "vrl-peer")]
+mod vrl_peer {
+    use std::collections::BTreeMap;
+
+    use vrl::compiler::{compile, state::RuntimeState, Context, Program, TargetValue, TimeZone};
+    use vrl::value::{Secrets, Value};
+
+    const SOURCE: &str = r#"
+        event = parse_json!(string!(.message))
+        name = string(event.eventName) ?? ""
+        .matched = downcase(name) == "jobcreated" || includes(["CreateSecurityGroup", "DeleteSecurityGroup",
+            "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
+            "RevokeSecurityGroupEgress"], name)
+        .time = event.eventTime
+    "#;
+
+    pub fn matcher() -> impl FnMut(&[u8]) {
+        let program: Program = compile(SOURCE, &vrl::stdlib::all()).expect("the peer's VRL compiles").program;
+        let timezone = TimeZone::default();
+        move |record: &[u8]| {
+            let message = Value::from(String::from_utf8_lossy(record).into_owned());
+            let mut target = TargetValue {
+                value: Value::from(BTreeMap::from([("message".into(), message)])),
+                metadata: Value::Object(BTreeMap::new()),
+                secrets: Secrets::default(),
+            };
+            let mut state = RuntimeState::default();
+            let mut context = Context::new(&mut target, &mut state, &timezone);
+            let _ = std::hint::black_box(program.resolve(&mut context));
+        }
+    }
 }
 
 /// The Fluent Bit module in the contract harness (wasmtime, not Fluent Bit's WAMR interpreter:
