@@ -97,17 +97,6 @@ impl<'a> RawObject<'a> {
         Ok(None)
     }
 
-    /// Byte offset of the object's closing `}`, scanning the whole object.
-    pub fn closing_brace(&self) -> Result<usize, ScanError> {
-        let end = skip_value(self.bytes, 0)?;
-        Ok(end - 1)
-    }
-
-    /// True when the object has no members.
-    pub fn is_empty(&self) -> Result<bool, ScanError> {
-        Ok(self.members().next_member()?.is_none())
-    }
-
     fn members(&self) -> Members<'a> {
         Members { bytes: self.bytes, pos: 1, first: true, done: false }
     }
@@ -337,7 +326,6 @@ mod tests {
         assert_eq!(obj.get("n").unwrap().unwrap().as_text().unwrap().unwrap(), "12.5");
         assert_eq!(obj.get("ok").unwrap().unwrap().as_text().unwrap().unwrap(), "true");
         assert!(obj.get_path("eventName.deeper").unwrap().is_none());
-        assert_eq!(obj.closing_brace().unwrap(), RECORD.len() - 1);
     }
 
     #[test]

@@ -75,10 +75,11 @@ impl<'a> Carrier<'a> {
         if object.get(field).map_err(CarrierError::Invalid)?.is_some() {
             return Err(CarrierError::FieldExists);
         }
-        // RawObject starts at the `{`, after any leading blanks.
-        let start = record.len() - record.trim_ascii_start().len();
-        let closing_brace = start + object.closing_brace().map_err(CarrierError::Invalid)?;
-        let empty = object.is_empty().map_err(CarrierError::Invalid)?;
+        // `validate` proved one JSON value with only blanks around it and RawObject that it is
+        // an object, so its braces are the first and last non-blank bytes: no second scan.
+        let opening_brace = record.len() - record.trim_ascii_start().len();
+        let closing_brace = record.trim_ascii_end().len() - 1;
+        let empty = record[opening_brace + 1..closing_brace].trim_ascii().is_empty();
         Ok(Carrier { record, field, closing_brace, empty })
     }
 

@@ -1238,17 +1238,17 @@ pub fn ingest_line(line: &[u8], now: i64) -> Ingested {
     let is_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let reencoded = if is_object { fluentbit_reencode(line).ok() } else { None };
     // Fluent Bit passes `tv_sec` through a uint32 argument: truncated, not clamped.
-    let clamp = |t: i64| t as u32;
+    let as_u32 = |t: i64| t as u32;
     match reencoded {
         Some(body) => {
             let time = record_time(&body);
-            Ingested { time_sec: clamp(time.unwrap_or(now)), timed: time.is_some(), body, parsed: true }
+            Ingested { time_sec: as_u32(time.unwrap_or(now)), timed: time.is_some(), body, parsed: true }
         }
         None => {
             let mut body = b"{\"log\":".to_vec();
             write_string(&mut body, line);
             body.push(b'}');
-            Ingested { body, time_sec: clamp(now), parsed: false, timed: false }
+            Ingested { body, time_sec: as_u32(now), parsed: false, timed: false }
         }
     }
 }
