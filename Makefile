@@ -1,5 +1,6 @@
 # tripline: build every artifact, run the main job, run every test.
-# `make demo` is the main job; `make test` runs all tests (what .ci/run calls).
+# `make demo` is the main job; `make test` runs all tests (what .ci/run calls), the real
+# Fluent Bit's included.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -49,8 +50,9 @@ demo: fluentbit example-data
 
 test: build example-data test-rust test-js test-python test-browser
 
+# The real Fluent Bit (built once from ../shared/fluent-bit into a cache) runs in these tests.
 test-rust:
-	$(CARGO) test --release --locked --workspace
+	FLUENT_BIT="$$(./scripts/fluent-bit.sh)" $(CARGO) test --release --locked --workspace
 
 test-js: js example-data
 	cd js && node --test test/

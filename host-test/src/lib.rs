@@ -1,10 +1,12 @@
 //! Real hosts for tripline's artifacts, shared by the `tripline` CLI and the integration tests.
 //!
 //! Each module loads one built `.wasm` exactly as its production host does: `fluentbit` follows
-//! Fluent Bit 5.1's `filter_wasm` contract to the letter, `extism_host` uses the Extism Rust SDK,
+//! Fluent Bit 5.1's `filter_wasm` contract to the letter, `real_fluentbit` runs the real Fluent
+//! Bit binary over the example pipelines, `extism_host` uses the Extism Rust SDK,
 //! `component_host` wasmtime's component API.
 
 pub mod artifacts;
 pub mod component_host;
 pub mod extism_host;
 pub mod fluentbit;
+pub mod real_fluentbit;

@@ -1,0 +1,391 @@
+//! tripline in the real Fluent Bit (5.1.1, built from `../shared/fluent-bit/` by
+//! `scripts/fluent-bit.sh`), running the example pipelines as shipped: only their absolute
+//! paths are moved into a scratch directory.
+//!
+//! The oracle is the harness (`tripline replay`, what `make demo` runs): on the same input, the
+//! records that reach the main output and the alerts that reach the alert output must equal what
+//! the harness says Fluent Bit would output, byte for byte and field for field. Where they
+//! disagree, the harness is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tripline_host_test::artifacts::{dist, project_root, shared_data};
+use tripline_host_test::real_fluentbit::{Example, Layout, Running};
+
+/// Generous: a cold machine running two test binaries at once.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// What the harness says Fluent Bit outputs for one input.
+struct Expected {
+    tagged: Vec<Vec<u8>>,
+    alerts: Vec<Value>,
+}
+
+fn tripline_cli(args: &[&std::ffi::OsStr]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tripline")).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "tripline {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `tripline replay` of `input` with the configuration directory `etc`, copied into a fresh
+/// directory so that no state snapshot is shared with Fluent Bit or an earlier replay.
+fn harness(etc: &Path, input: &Path) -> Expected {
+    let scratch = common::scratch_dir("harness");
+    let dir = scratch.join("etc");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(etc).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let (tagged, alerts) = (scratch.join("expected-tagged.ndjson"), scratch.join("expected-alerts.ndjson"));
+    let module = dist("tripline-fluentbit.wasm");
+    tripline_cli(&[
+        "replay".as_ref(),
+        "--quiet".as_ref(),
+        "--module".as_ref(),
+        module.as_os_str(),
+        "--dir".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        tagged.as_os_str(),
+        "--alerts".as_ref(),
+        alerts.as_os_str(),
+        input.as_os_str(),
+    ]);
+    let lines = |path: &Path| -> Vec<Vec<u8>> {
+        std::fs::read(path).unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+    };
+    Expected {
+        tagged: lines(&tagged),
+        alerts: lines(&alerts).iter().map(|l| serde_json::from_slice(l).unwrap()).collect(),
+    }
+}
+
+/// The alerts Fluent Bit printed: the alert route's `stdout` output writes one
+/// `{"date":..,"alerts":[..]}` line per record carrying alerts.
+fn printed_alerts(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .flat_map(|l| {
+            let line: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("alert output line is not JSON ({e}): {l}"));
+            line["alerts"].as_array().cloned().unwrap_or_else(|| panic!("alert output line without alerts: {l}"))
+        })
+        .collect()
+}
+
+/// A layout with the module installed and the example `tripline.json` (as shipped) in place.
+fn example_layout(name: &str) -> Layout {
+    let layout = Layout::new(common::scratch_dir(name)).unwrap();
+    layout.install_module(&dist("tripline-fluentbit.wasm")).unwrap();
+    std::fs::copy(project_root().join("examples/fluent-bit/tripline.json"), layout.etc.join("tripline.json")).unwrap();
+    layout
+}
+
+/// Writes `input` as the one file `tail` reads, runs the example pipeline until every record
+/// reached the main output and `expected_alerts` alerts the alert output, then stops it.
+fn run_to_end(layout: &Layout, example: Example, input: &[u8], expected: &Expected) -> (Vec<Vec<u8>>, Vec<Value>, String) {
+    std::fs::write(layout.input.join("cloudtrail.ndjson"), input).unwrap();
+    let config = layout.write_config(example).unwrap();
+    let mut fluent_bit = Running::start(&config, &[]).unwrap();
+    fluent_bit
+        .wait_until("every record and alert", PATIENCE, |fb| {
+            layout.tagged_lines().len() >= expected.tagged.len() && printed_alerts(&fb.stdout()).len() >= expected.alerts.len()
+        })
+        .unwrap();
+    // One more flush interval: anything beyond the expected would show up now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let finished = fluent_bit.stop().unwrap();
+    assert!(finished.status.success(), "fluent-bit did not exit cleanly ({}):\n{}", finished.status, finished.stderr);
+    (layout.tagged_lines(), printed_alerts(&finished.stdout), finished.stderr)
+}
+
+fn assert_same_output(name: &str, got: &[Vec<u8>], expected: &[Vec<u8>]) {
+    assert_eq!(got.len(), expected.len(), "{name}: records out of Fluent Bit");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert!(
+            g == e,
+            "{name}: record {} differs from the harness's\n fluent-bit: {}\n    harness: {}",
+            i + 1,
+            String::from_utf8_lossy(&g[..g.len().min(600)]),
+            String::from_utf8_lossy(&e[..e.len().min(600)])
+        );
+    }
+}
+
+/// The generated example data with detection B's baseline fitted on its first three weeks, as
+/// `make demo` does, through one example pipeline; a JobCreated dated next year sits in the
+/// middle, and must change no alert (the wall clock bounds `eventTime`).
+fn example_data_matches_the_harness(example: Example) {
+    let name = format!("real-fb-example-{example:?}");
+    let layout = example_layout(&name);
+    let data = project_root().join("examples/data/generated/cloudtrail.ndjson");
+    let baseline = layout.etc.join("baseline.json");
+    tripline_cli(&["fit".as_ref(), "--until".as_ref(), "2026-10-26T00:00:00Z".as_ref(), "--out".as_ref(), baseline.as_os_str(), data.as_os_str()]);
+    let unforged = harness(&layout.etc, &data);
+    assert!(unforged.alerts.len() >= 4, "the example's planted alerts fire in the harness");
+
+    let original = std::fs::read(&data).unwrap();
+    let lines: Vec<&[u8]> = original.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut forged: Value =
+        serde_json::from_slice(&std::fs::read(shared_data("splunk_security_content_jobcreated_example.json")).unwrap()).unwrap();
+    let next_year = chrono::Utc::now() + chrono::Duration::days(365);
+    forged["eventTime"] = json!(next_year.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let forged = forged.to_string();
+    let mut input = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i == lines.len() / 2 {
+            input.extend_from_slice(forged.as_bytes());
+            input.push(b'\n');
+        }
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let input_path = layout.root.join("input.ndjson");
+    std::fs::write(&input_path, &input).unwrap();
+    let expected = harness(&layout.etc, &input_path);
+    assert_eq!(expected.alerts, unforged.alerts, "in the harness, a record from next year changes no alert");
+
+    let (tagged, alerts, log) = run_to_end(&layout, example, &input, &expected);
+    assert_same_output(&name, &tagged, &expected.tagged);
+    assert_eq!(alerts, unforged.alerts, "{name}: alerts");
+    assert!(log.contains("[tripline] loaded model baseline.json"), "{name}: the model loads in Fluent Bit:\n{log}");
+}
+
+#[test]
+fn classic_example_pipeline_gives_the_harness_records_and_alerts() {
+    example_data_matches_the_harness(Example::Classic);
+}
+
+#[test]
+fn yaml_example_pipeline_gives_the_harness_records_and_alerts() {
+    example_data_matches_the_harness(Example::Yaml);
+}
+
+/// Every third-party record in `../shared/data/`, one per line.
+fn shared_records() -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    for name in [
+        "splunk_security_content_jobcreated_example.json",
+        "splunk_security_content_putbucketreplication_example.json",
+    ] {
+        let value: Value = serde_json::from_slice(&std::fs::read(shared_data(name)).unwrap()).unwrap();
+        records.push(value.to_string().into_bytes());
+    }
+    for name in [
+        "security_content_data_sources_cloudtrail_examples.jsonl",
+        "awsdocs_s3_batch_operations_cloudtrail_examples.jsonl",
+        "panther_analysis_cloudtrail_test_events.jsonl",
+    ] {
+        for line in std::fs::read_to_string(shared_data(name)).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+            let value: Value = serde_json::from_str(line).unwrap();
+            // Panther's lines wrap the CloudTrail record in `log`.
+            let record = if value.get("log").is_some_and(Value::is_object) { &value["log"] } else { &value };
+            records.push(record.to_string().into_bytes());
+        }
+    }
+    records
+}
+
+/// What an attacker or a broken producer writes, each a single line.
+fn hostile_records() -> Vec<Vec<u8>> {
+    let job: Value =
+        serde_json::from_slice(&std::fs::read(shared_data("splunk_security_content_jobcreated_example.json")).unwrap()).unwrap();
+    let with = |field: &str, value: Value| {
+        let mut record = job.clone();
+        record[field] = value;
+        record.to_string().into_bytes()
+    };
+    let mut deep = String::from(r#"{"eventName":"JobCreated","eventTime":"2023-04-24T23:51:17Z","requestParameters":"#);
+    deep.push_str(&"[".repeat(10_000));
+    deep.push_str(&"]".repeat(10_000));
+    deep.push('}');
+    let mut invalid_utf8 = br#"{"eventName":"Job"#.to_vec();
+    invalid_utf8.extend_from_slice(b"\xff\xfe");
+    invalid_utf8.extend_from_slice(br#"Created","eventTime":"2023-04-24T23:51:17Z"}"#);
+    vec![
+        br#"{"eventName":"JobCreated","eventTime":"2023-04-24T23:51:17Z""#.to_vec(),
+        b"[1,2,3]".to_vec(),
+        br#""just a string""#.to_vec(),
+        b"42".to_vec(),
+        b"null".to_vec(),
+        b"not json at all".to_vec(),
+        invalid_utf8,
+        with("userAgent", json!("A".repeat(5 * 1024 * 1024))),
+        deep.into_bytes(),
+        with("eventName", json!(42)),
+        with("eventTime", json!({"nested": true})),
+        with("eventTime", json!(1_682_380_277)),
+        with("eventTime", json!("yesterday")),
+        with("eventTime", json!("2023-13-45T99:99:99Z")),
+        with("eventTime", json!("2100-01-01T00:00:00Z")),
+        with("userIdentity", json!("not an object")),
+        with("sourceIPAddress", json!(["10.0.0.1", "10.0.0.2"])),
+        with("tripline", json!({"route": "alert", "alerts": [{"forged": true}]})),
+    ]
+}
+
+/// Third-party and hostile records: the process stays up, every record arrives, and each
+/// arrives exactly as the harness says (unchanged, or with the one documented field).
+#[test]
+fn shared_and_hostile_records_all_arrive_as_the_harness_says() {
+    let layout = example_layout("real-fb-hostile");
+    let mut input = Vec::new();
+    for record in shared_records().into_iter().chain(hostile_records()) {
+        input.extend_from_slice(&record);
+        input.push(b'\n');
+    }
+    let path = layout.root.join("input.ndjson");
+    std::fs::write(&path, &input).unwrap();
+    let expected = harness(&layout.etc, &path);
+    let (tagged, alerts, _) = run_to_end(&layout, Example::Classic, &input, &expected);
+    assert_same_output("hostile", &tagged, &expected.tagged);
+    assert_eq!(alerts, expected.alerts);
+}
+
+/// Starts the classic example over `records` with `tripline.json` as given (`None`: absent),
+/// and returns what reached the main output and Fluent Bit's log once `want` records did.
+fn run_with_config(name: &str, function: Option<&str>, config: Option<&str>, records: &[Vec<u8>], want: usize) -> (Vec<Vec<u8>>, String) {
+    let layout = Layout::new(common::scratch_dir(name)).unwrap();
+    layout.install_module(&dist("tripline-fluentbit.wasm")).unwrap();
+    if let Some(config) = config {
+        std::fs::write(layout.etc.join("tripline.json"), config).unwrap();
+    }
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    layout.append_input("cloudtrail.ndjson", &refs).unwrap();
+    let mut path = layout.write_config(Example::Classic).unwrap();
+    if let Some(function) = function {
+        let text = std::fs::read_to_string(&path).unwrap().replacen("tripline_filter", function, 1);
+        path = PathBuf::from(format!("{}.renamed.conf", path.display()));
+        std::fs::write(&path, text).unwrap();
+    }
+    let mut fluent_bit = Running::start(&path, &[]).unwrap();
+    let logged = |fb: &Running| fb.stderr().contains("[tripline]") || fb.stderr().contains("wasm function is not found");
+    fluent_bit.wait_until("the records or a log line", PATIENCE, |fb| layout.tagged_lines().len() >= want && logged(fb)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let finished = fluent_bit.stop().unwrap();
+    (layout.tagged_lines(), finished.stderr)
+}
+
+#[test]
+fn a_bad_configuration_is_logged_and_every_record_passes_unchanged() {
+    let records = shared_records();
+    let (out, log) = run_with_config("real-fb-bad-config", None, Some(r#"{"window":{"lenght_seconds":3600}}"#), &records, records.len());
+    assert!(log.contains("[tripline] configuration key `window.lenght_seconds`: unknown field"), "{log}");
+    assert!(log.contains("passing every record through unchanged"), "{log}");
+    assert_eq!(out.len(), records.len());
+    assert!(out.iter().all(|r| !String::from_utf8_lossy(r).contains("\"tripline\":")), "nothing annotated");
+}
+
+#[test]
+fn a_wrong_function_name_is_logged_and_fluent_bit_drops_the_records() {
+    // Fluent Bit 5.1.1 checks Function_Name only per record: it logs an error and drops the
+    // record (filter_wasm.c skips a NULL result). Nothing a module can do about it; the docs say so.
+    let records = shared_records();
+    let (out, log) = run_with_config("real-fb-wrong-function", Some("tripline_filtr"), None, &records, 0);
+    assert!(log.contains("The tripline_filtr wasm function is not found."), "{log}");
+    assert!(out.is_empty(), "Fluent Bit dropped the records");
+}
+
+/// How a running pipeline is interrupted half-way through the example data.
+#[derive(Debug, Clone, Copy)]
+enum Interruption {
+    /// `kill -HUP` with hot reload enabled (`-Y`).
+    Sighup,
+    /// `POST /api/v2/reload` on the HTTP server (`-Y -H -P port`).
+    HttpReload,
+    /// SIGTERM, then a new process on the same directories.
+    Restart,
+    /// The installed `.wasm` replaced by another build (the `wasm-opt` one), then SIGHUP.
+    SwapModule,
+}
+
+/// The example data in two halves, the pipeline interrupted between them: every record still
+/// arrives once, and the alerts equal the uninterrupted harness run's, through the state kept
+/// in `Accessible_Paths` (snapshot and journal).
+fn interrupted_run_gives_the_same_alerts(interruption: Interruption) {
+    let name = format!("real-fb-{interruption:?}");
+    let layout = example_layout(&name);
+    let data = project_root().join("examples/data/generated/cloudtrail.ndjson");
+    let expected = harness(&layout.etc, &data);
+    let original = std::fs::read(&data).unwrap();
+    let lines: Vec<&[u8]> = original.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    // Not at an hour's edge: the first half ends inside open windows and pending training.
+    let half = lines.len() / 2 + 17;
+
+    let port = tripline_host_test::real_fluentbit::free_port().unwrap();
+    let port_arg = port.to_string();
+    let args: Vec<&str> = match interruption {
+        Interruption::HttpReload => vec!["-Y", "-H", "-P", &port_arg],
+        _ => vec!["-Y"],
+    };
+    let config = layout.write_config(Example::Classic).unwrap();
+    layout.append_input("cloudtrail.ndjson", &lines[..half]).unwrap();
+    let mut fluent_bit = Running::start(&config, &args).unwrap();
+    fluent_bit.wait_until("the first half", PATIENCE, |_| layout.tagged_lines().len() >= half).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut printed = Vec::new();
+    let reloads = |fb: &Running| fb.stderr().matches("[reload] start everything").count();
+    match interruption {
+        Interruption::Sighup | Interruption::SwapModule => {
+            if matches!(interruption, Interruption::SwapModule) {
+                layout.install_module(&dist("tripline-fluentbit.opt.wasm")).unwrap();
+            }
+            fluent_bit.signal(libc::SIGHUP).unwrap();
+            fluent_bit.wait_until("the hot reload", PATIENCE, |fb| reloads(fb) == 1).unwrap();
+        }
+        Interruption::HttpReload => {
+            let response = tripline_host_test::real_fluentbit::http_reload(port).unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            fluent_bit.wait_until("the hot reload", PATIENCE, |fb| reloads(fb) == 1).unwrap();
+        }
+        Interruption::Restart => {
+            let finished = fluent_bit.stop().unwrap();
+            assert!(finished.status.success(), "{}", finished.stderr);
+            printed.extend(printed_alerts(&finished.stdout));
+            fluent_bit = Running::start(&config, &args).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    layout.append_input("cloudtrail.ndjson", &lines[half..]).unwrap();
+    fluent_bit
+        .wait_until("the second half", PATIENCE, |fb| {
+            layout.tagged_lines().len() >= lines.len() && printed.len() + printed_alerts(&fb.stdout()).len() >= expected.alerts.len()
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let finished = fluent_bit.stop().unwrap();
+    printed.extend(printed_alerts(&finished.stdout));
+    assert!(finished.stderr.contains("[tripline] restored state"), "{name}: state restored:\n{}", finished.stderr);
+    assert_same_output(&name, &layout.tagged_lines(), &expected.tagged);
+    assert_eq!(printed, expected.alerts, "{name}: alerts");
+}
+
+#[test]
+fn a_sighup_reload_mid_stream_changes_no_alert() {
+    interrupted_run_gives_the_same_alerts(Interruption::Sighup);
+}
+
+#[test]
+fn an_http_reload_mid_stream_changes_no_alert() {
+    interrupted_run_gives_the_same_alerts(Interruption::HttpReload);
+}
+
+#[test]
+fn a_stop_and_restart_mid_stream_changes_no_alert() {
+    interrupted_run_gives_the_same_alerts(Interruption::Restart);
+}
+
+#[test]
+fn swapping_the_module_and_reloading_keeps_the_state() {
+    interrupted_run_gives_the_same_alerts(Interruption::SwapModule);
+}
