@@ -102,6 +102,72 @@ impl<'a> RawObject<'a> {
     }
 }
 
+/// A [`RawObject`] read at most once however many top-level keys are asked for, in any order:
+/// the members the scan passes on its way to one key are remembered for the next. Fixed
+/// capacity, so reading never allocates; members past it are found by scanning again.
+pub struct ScannedObject<'a> {
+    object: RawObject<'a>,
+    state: std::cell::RefCell<ScanState<'a>>,
+}
+
+/// Top-level members remembered; CloudTrail records have about twenty.
+const REMEMBERED: usize = 32;
+
+struct ScanState<'a> {
+    members: Members<'a>,
+    seen: [(&'a [u8], Option<RawValue<'a>>); REMEMBERED],
+    count: usize,
+}
+
+impl<'a> ScannedObject<'a> {
+    pub fn new(object: RawObject<'a>) -> Self {
+        let state = ScanState { members: object.members(), seen: [(&[], None); REMEMBERED], count: 0 };
+        ScannedObject { object, state: std::cell::RefCell::new(state) }
+    }
+
+    pub fn object(&self) -> RawObject<'a> {
+        self.object
+    }
+
+    /// The value of one top-level key (the first, if the key repeats).
+    pub fn get(&self, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
+        let mut state = self.state.borrow_mut();
+        let state = &mut *state;
+        if let Some((_, value)) = state.seen[..state.count].iter().find(|(k, _)| key_equals(k, key)) {
+            return Ok(*value);
+        }
+        while let Some((k, value)) = state.members.next_member()? {
+            if state.count < REMEMBERED {
+                state.seen[state.count] = (k, Some(value));
+                state.count += 1;
+            } else if key_equals(k, key) {
+                // Past capacity the first occurrence may be one not remembered: ask the record.
+                return self.object.get(key);
+            }
+            if key_equals(k, key) {
+                return Ok(Some(value));
+            }
+        }
+        if state.count == REMEMBERED {
+            return self.object.get(key);
+        }
+        Ok(None)
+    }
+
+    /// The value at a dotted path (`userIdentity.principalId`).
+    pub fn get_path(&self, path: &str) -> Result<Option<RawValue<'a>>, ScanError> {
+        let (first, rest) = path.split_once('.').map_or((path, None), |(f, r)| (f, Some(r)));
+        let Some(value) = self.get(first)? else { return Ok(None) };
+        match rest {
+            None => Ok(Some(value)),
+            Some(rest) => match value.as_object() {
+                Some(inner) => inner.get_path(rest),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
 /// The JSON type of a [`RawValue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -239,9 +305,21 @@ fn skip_ws(b: &[u8], mut pos: usize) -> usize {
 }
 
 /// `pos` is at an opening quote; returns the index just past the closing quote.
+///
+/// Most of a record's bytes are inside strings, and under an interpreter (Fluent Bit's WAMR)
+/// every instruction per byte shows, so plain stretches are stepped over eight bytes at a time.
 fn skip_string(b: &[u8], pos: usize) -> Result<usize, ScanError> {
     let mut i = pos + 1;
     while i < b.len() {
+        if let Some(word) = b.get(i..i + 8) {
+            let special = string_specials(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+            if special == 0 {
+                i += 8;
+                continue;
+            }
+            // The lowest flagged byte is exact (borrows only run towards higher bytes).
+            i += (special.trailing_zeros() / 8) as usize;
+        }
         match b[i] {
             b'"' => return Ok(i + 1),
             b'\\' => i += 2,
@@ -250,6 +328,18 @@ fn skip_string(b: &[u8], pos: usize) -> Result<usize, ScanError> {
         }
     }
     Err(ScanError::Truncated)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that ends or escapes a string (`"`, `\\`) or cannot
+/// stand in one (a control byte); exact for the lowest such byte.
+fn string_specials(word: u64) -> u64 {
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')))
+        | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
 }
 
 /// `pos` is at the first byte of a value; returns the index just past it.
@@ -329,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn a_scanned_object_answers_like_the_record_in_any_order() {
+        let obj = RawObject::new(RECORD.as_bytes()).unwrap();
+        let scanned = ScannedObject::new(obj);
+        for key in ["list", "eventName", "userIdentity", "nope", "n", "eventName"] {
+            assert_eq!(scanned.get(key).unwrap().map(|v| v.bytes()), obj.get(key).unwrap().map(|v| v.bytes()), "{key}");
+        }
+        assert_eq!(scanned.get_path("serviceEventDetails.status").unwrap().unwrap().bytes(), b"\"New\"");
+        // Past its capacity it still answers (by scanning again), first occurrence first.
+        let mut wide = String::from("{");
+        for i in 0..40 {
+            wide.push_str(&format!("\"k{i}\":{i},"));
+        }
+        wide.push_str("\"k39\":\"again\",\"last\":true}");
+        let wide_obj = RawObject::new(wide.as_bytes()).unwrap();
+        let scanned = ScannedObject::new(wide_obj);
+        for key in ["k35", "k2", "last", "k39", "missing"] {
+            assert_eq!(scanned.get(key).unwrap().map(|v| v.bytes()), wide_obj.get(key).unwrap().map(|v| v.bytes()), "{key}");
+        }
+    }
+
+    #[test]
     fn escapes_are_decoded() {
         let obj = RawObject::new(br#"{"event\u004eame":"Job\u0043reated"}"#).unwrap();
         let v = obj.get("eventName").unwrap().unwrap();
@@ -345,6 +456,66 @@ mod tests {
         assert_eq!(bad.get("z").unwrap_err(), ScanError::Malformed);
         let bad_utf8 = RawObject::new(b"{\"eventName\":\"\xff\"}").unwrap();
         assert_eq!(bad_utf8.get("eventName").unwrap().unwrap().as_str().unwrap_err(), ScanError::Malformed);
+    }
+
+    #[test]
+    fn strings_are_skipped_word_by_word_exactly() {
+        // Every special byte at every offset of a word, with plain bytes around it.
+        for len in 0..20 {
+            for (special, expected) in [(b'"', Ok(len + 2)), (b'\n', Err(ScanError::Malformed)), (0x1f, Err(ScanError::Malformed))] {
+                let mut s = vec![b'"'];
+                s.extend(std::iter::repeat_n(b'a', len));
+                s.push(special);
+                s.extend_from_slice(b"bbbbbbbbb\"");
+                assert_eq!(skip_string(&s, 0), expected, "len {len}, byte {special:#x}");
+            }
+            let mut escaped = vec![b'"'];
+            escaped.extend(std::iter::repeat_n(b'a', len));
+            escaped.extend_from_slice(b"\\\"cc\"");
+            assert_eq!(skip_string(&escaped, 0), Ok(escaped.len()), "escaped quote after {len}");
+            let mut high = vec![b'"'];
+            high.extend(std::iter::repeat_n(0xc3u8, len));
+            high.extend_from_slice(b"\xa9\xff\x80\"");
+            assert_eq!(skip_string(&high, 0), Ok(high.len()), "bytes >= 0x80 after {len}");
+            let truncated = [b"\"".as_slice(), &vec![b'x'; len]].concat();
+            assert_eq!(skip_string(&truncated, 0), Err(ScanError::Truncated));
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        // Strings full of what a scanner can trip on: quotes, backslashes, controls, brackets,
+        // non-ASCII, at every length around the eight-byte word.
+        let text = || proptest::string::string_regex("[a-z\"\\\\{}\\[\\]:,\\x00-\\x1f\u{e9}\u{1f600} ]{0,40}").unwrap();
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(text(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Every top-level member reads back as exactly the value serde_json wrote.
+        #[test]
+        fn reads_what_serde_json_writes(members in proptest::collection::btree_map("[a-zA-Z\"\\\\]{1,12}", json_value(), 1..8)) {
+            let text = serde_json::to_vec(&members).unwrap();
+            let object = RawObject::new(&text).unwrap();
+            for (key, value) in &members {
+                let raw = object.get(key).unwrap().unwrap_or_else(|| panic!("{key} not found"));
+                let parsed: serde_json::Value = serde_json::from_slice(raw.bytes()).unwrap();
+                proptest::prop_assert_eq!(&parsed, value);
+            }
+            proptest::prop_assert!(object.get("no such key").unwrap().is_none());
+        }
     }
 
     #[test]
