@@ -36,13 +36,13 @@ pub fn flush_batch(engine: &mut Engine, now: i64) -> BatchOutput {
     out
 }
 
-/// Runs `input` through `engine`. `host_time` bounds the watermark as Fluent Bit's record time
-/// does; batch hosts replaying history pass `None`.
-pub fn process_batch(engine: &mut Engine, input: &[u8], host_time: Option<i64>) -> BatchOutput {
+/// Runs `input` through `engine`. `now` is the host's clock where it has one (it bounds how far
+/// in the future an `eventTime` may lie); hosts without a clock pass `None`.
+pub fn process_batch(engine: &mut Engine, input: &[u8], now: Option<i64>) -> BatchOutput {
     let mut out = BatchOutput { records: Vec::with_capacity(input.len() + 64), alerts: Vec::new() };
     let field = engine.config().output.field.clone();
     for record in split_records(input) {
-        let processed = engine.process(record, host_time);
+        let processed = engine.process(record, now);
         let mut tagged = None;
         if !processed.matches.is_empty() {
             let annotation = Annotation { matches: processed.matches, ..Annotation::default() };

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::json::{Kind, RawObject, ScanError};
+use crate::json::{Kind, ScanError, ScannedObject};
 
 /// Which `userIdentity` field stands for `user` (add-on 5.x uses `principalId`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -29,10 +29,10 @@ impl UserSource {
     }
 }
 
-/// A record that passed the `eventName` prefilter, with its event time already read.
-#[derive(Debug, Clone)]
+/// A record that passed the `eventName` prefilter, with its event time already read. Fields are
+/// read in one pass however many a detection asks for.
 pub struct Event<'a> {
-    pub record: RawObject<'a>,
+    pub record: ScannedObject<'a>,
     pub event_name: Cow<'a, str>,
     pub time: i64,
 }
@@ -89,8 +89,10 @@ impl<'a> Event<'a> {
 mod tests {
     use super::*;
 
+    use crate::json::RawObject;
+
     fn event(json: &str) -> Event<'_> {
-        let record = RawObject::new(json.as_bytes()).unwrap();
+        let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
         Event { record, event_name: Cow::Borrowed("JobCreated"), time: 0 }
     }
 

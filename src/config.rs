@@ -38,6 +38,21 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The top-level fields of a CloudTrail record (AWS's "CloudTrail record contents").
+const CLOUDTRAIL_FIELDS: [&str; 31] = [
+    "eventTime", "eventVersion", "userIdentity", "eventSource", "eventName", "awsRegion", "sourceIPAddress",
+    "userAgent", "errorCode", "errorMessage", "requestParameters", "responseElements", "additionalEventData",
+    "requestID", "eventID", "eventType", "apiVersion", "managementEvent", "readOnly", "resources",
+    "recipientAccountId", "serviceEventDetails", "sharedEventID", "vpcEndpointId", "vpcEndpointAccountId",
+    "eventCategory", "addendum", "sessionCredentialFromConsole", "edgeDeviceDetails", "tlsDetails", "insightDetails",
+];
+
+/// The configuration's own file name where it is a file (Fluent Bit).
+pub const CONFIG_FILE: &str = "tripline.json";
+
+/// Clocks drift and pipelines buffer, but an event a week ahead of the host's clock is forged.
+const MAX_FUTURE_SECONDS: i64 = 7 * 86_400;
+
 /// The whole per-host configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +82,7 @@ pub struct WindowConfig {
     pub length_seconds: i64,
     /// How long after a window's end late events still count (the seeds' 10-minute lag).
     pub allowed_lateness_seconds: i64,
-    /// How far past the host's record time an event may be before it is treated as forged.
+    /// How far past the host's clock an event may be before it is treated as forged.
     pub max_future_seconds: i64,
     /// What happens to an event whose window has already closed.
     pub late_events: LatePolicy,
@@ -129,21 +144,21 @@ impl Default for OutputConfig {
     }
 }
 
-/// When file-based hosts save state (see `snapshot.rs`).
+/// Where file-based hosts keep state (see `snapshot.rs` and `journal.rs`): every record that
+/// changes it is journaled at once; the journal is folded into a new snapshot now and then.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnapshotConfig {
-    /// File name in the configuration's directory; empty disables saving and restoring.
+    /// File name in the configuration's directory; empty disables saving and restoring. The
+    /// journal sits beside it with the extension `.journal`.
     pub file: String,
-    /// Save after this many records (0: never by count).
+    /// Fold the journal into a new snapshot after this many records (0: only by size).
     pub every_records: u64,
-    /// Save whenever a window closes.
-    pub on_window_close: bool,
 }
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        SnapshotConfig { file: "tripline-state.snap".to_string(), every_records: 10_000, on_window_close: true }
+        SnapshotConfig { file: "tripline-state.snap".to_string(), every_records: 10_000 }
     }
 }
 
@@ -171,8 +186,11 @@ impl Config {
         if w.allowed_lateness_seconds < 0 || w.allowed_lateness_seconds > 86_400 {
             return Err(ConfigError::new("window.allowed_lateness_seconds", "must be 0 to 86400"));
         }
-        if w.max_future_seconds < 0 {
-            return Err(ConfigError::new("window.max_future_seconds", "must be 0 or more"));
+        if w.max_future_seconds < 0 || w.max_future_seconds > MAX_FUTURE_SECONDS {
+            return Err(ConfigError::new(
+                "window.max_future_seconds",
+                format!("{} is not allowed: use 0 to {MAX_FUTURE_SECONDS} (7 days)", w.max_future_seconds),
+            ));
         }
         let l = &self.limits;
         for (key, value) in [
@@ -189,11 +207,26 @@ impl Config {
         if field.is_empty() || field.len() > 64 || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(ConfigError::new("output.field", "must be 1 to 64 letters, digits or underscores"));
         }
+        // Every CloudTrail record has most of these: each would look annotated already, and
+        // none would ever be tagged.
+        if CLOUDTRAIL_FIELDS.contains(&field.as_str()) {
+            return Err(ConfigError::new("output.field", format!("`{field}` is a CloudTrail record field; choose a name of tripline's own")));
+        }
         for (i, model) in self.models.iter().enumerate() {
             check_file_name(&format!("models[{i}]"), model)?;
         }
-        if !self.snapshot.file.is_empty() {
-            check_file_name("snapshot.file", &self.snapshot.file)?;
+        let state = &self.snapshot.file;
+        if !state.is_empty() {
+            check_file_name("snapshot.file", state)?;
+            // The state is rewritten all the time: it must never land on a file the host reads.
+            let stem = |name: &str| name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_string();
+            let taken = std::iter::once(CONFIG_FILE).chain(self.models.iter().map(String::as_str));
+            if let Some(clash) = taken.into_iter().find(|name| stem(name) == stem(state)) {
+                return Err(ConfigError::new(
+                    "snapshot.file",
+                    format!("`{state}` would overwrite `{clash}` (the state and its .journal, .tmp files must not share its name)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -265,7 +298,11 @@ mod tests {
         assert!(err(r#"{"window":{"length_seconds":7}}"#).contains("window.length_seconds"));
         assert!(err(r#"{"window":{"late_events":"keep"}}"#).contains("unknown variant `keep`, expected `drop` or `alert`"));
         assert!(err(r#"{"limits":{"max_groups":0}}"#).contains("limits.max_groups"));
+        assert!(err(&format!(r#"{{"window":{{"max_future_seconds":{}}}}}"#, i64::MAX)).contains("window.max_future_seconds"));
         assert!(err(r#"{"models":["../etc/passwd"]}"#).contains("models[0]"));
+        assert!(err(r#"{"snapshot":{"file":"tripline.json"}}"#).contains("would overwrite `tripline.json`"));
+        assert!(err(r#"{"output":{"field":"eventName"}}"#).contains("`eventName` is a CloudTrail record field"));
+        assert!(err(r#"{"models":["baseline.json"],"snapshot":{"file":"baseline.snap"}}"#).contains("would overwrite `baseline.json`"));
         assert!(err("[1]").contains("must be a JSON object"));
         assert!(err("{").contains("not valid JSON"));
     }

@@ -16,7 +16,7 @@ use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
 use crate::detection::Detection;
 use crate::detections;
-use crate::json::{Kind, RawObject, ScanError};
+use crate::json::{Kind, RawObject, ScanError, ScannedObject};
 use crate::snapshot;
 use crate::suppress::{suppressed, Suppression};
 use crate::time::{parse_event_time, window_start};
@@ -32,7 +32,8 @@ pub struct Counters {
     pub suppressed: u64,
     /// Selected events whose window had already closed.
     pub late: u64,
-    /// Records stamped beyond `max_future_seconds` past the host's record time.
+    /// Records stamped beyond `max_future_seconds` past the host's clock: counted, tagged if
+    /// selected, never aggregated, and never allowed to move the watermark.
     pub future: u64,
     /// Selected events Splunk's `stats ... by` would drop (a null group field).
     pub null_group: u64,
@@ -42,14 +43,18 @@ pub struct Counters {
     pub alerts_dropped: u64,
     /// Records that are not JSON objects, as far as they were read.
     pub parse_errors: u64,
-    /// Records whose fields have the wrong JSON type, or no usable `eventTime`.
+    /// Records whose fields have the wrong JSON type.
     pub field_errors: u64,
+    /// Selected records without a usable `eventTime`: tagged per event, kept out of windows.
+    pub untimed: u64,
     /// Records that should have carried results but could not be rewritten (see output.rs).
     pub unannotatable: u64,
     pub config_errors: u64,
     pub model_errors: u64,
     pub snapshot_saves: u64,
     pub snapshot_failures: u64,
+    /// Journal entries that could not be written (see `journal.rs`).
+    pub journal_failures: u64,
     pub restores: u64,
     pub restore_failures: u64,
 }
@@ -66,6 +71,10 @@ pub enum RecordError {
 pub struct Processed {
     pub matches: Vec<Value>,
     pub error: Option<RecordError>,
+    /// The record changed state that later alerts depend on (a detection selected it, a window
+    /// closed, or the watermark crossed a lateness boundary): a host that must survive a stop
+    /// at any record keeps it (see `journal.rs`). Counters alone do not count.
+    pub changed: bool,
 }
 
 struct Slot {
@@ -99,8 +108,8 @@ pub struct Engine {
     counters: Counters,
     pending: VecDeque<Value>,
     config_error: Option<ConfigError>,
-    /// Set when a window closed since the host last asked (drives snapshot-on-close).
-    window_closed: bool,
+    /// Set by the current record when it changes state (see [`Processed::changed`]).
+    changed: bool,
 }
 
 impl Engine {
@@ -132,7 +141,7 @@ impl Engine {
             counters: Counters::default(),
             pending: VecDeque::new(),
             config_error: None,
-            window_closed: false,
+            changed: false,
         })
     }
 
@@ -154,7 +163,7 @@ impl Engine {
             counters: Counters { config_errors: 1, ..Counters::default() },
             pending: VecDeque::new(),
             config_error: Some(error),
-            window_closed: false,
+            changed: false,
         }
     }
 
@@ -178,28 +187,34 @@ impl Engine {
         self.watermark
     }
 
-    /// Reads one record. `host_time` is the record time the host supplies (Fluent Bit's
-    /// timestamp), used to bound how far one record can move the watermark.
-    pub fn process(&mut self, record: &[u8], host_time: Option<i64>) -> Processed {
+    /// Reads one record. `now` is the host's current time (Unix seconds) where it has a clock:
+    /// an `eventTime` more than `max_future_seconds` past it is forged or broken, and may not
+    /// move the watermark. Hosts replaying history without a clock pass `None`.
+    pub fn process(&mut self, record: &[u8], now: Option<i64>) -> Processed {
         self.counters.records += 1;
         if self.slots.is_empty() {
             return Processed::default();
         }
-        match self.read(record, host_time) {
-            Ok(matches) => Processed { matches, error: None },
+        let read = self.read(record, now);
+        let changed = std::mem::take(&mut self.changed);
+        match read {
+            Ok(matches) => Processed { matches, error: None, changed },
             Err(error) => {
                 match &error {
                     RecordError::Parse(_) => self.counters.parse_errors += 1,
                     RecordError::Field(_) => self.counters.field_errors += 1,
                 }
-                Processed { matches: Vec::new(), error: Some(error) }
+                Processed { matches: Vec::new(), error: Some(error), changed }
             }
         }
     }
 
-    fn read(&mut self, record: &[u8], host_time: Option<i64>) -> Result<Vec<Value>, RecordError> {
-        let object = RawObject::new(record).map_err(RecordError::Parse)?;
-        let [name, time] = object.get_many(["eventName", "eventTime"]).map_err(RecordError::Parse)?;
+    fn read(&mut self, record: &[u8], now: Option<i64>) -> Result<Vec<Value>, RecordError> {
+        let object = ScannedObject::new(RawObject::new(record).map_err(RecordError::Parse)?);
+        // eventTime comes before eventName in CloudTrail's own order: asking in that order reads
+        // no member twice.
+        let time = object.get("eventTime").map_err(RecordError::Parse)?;
+        let name = object.get("eventName").map_err(RecordError::Parse)?;
         let time = match time {
             Some(t) if t.kind() == Kind::String => t.as_str().map_err(RecordError::Parse)?.and_then(|s| parse_event_time(&s)),
             _ => None,
@@ -210,12 +225,19 @@ impl Engine {
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
         let wanted = name.as_deref().is_some_and(|n| self.slots.iter().any(|s| s.detection.wants(n)));
-        let Some(time) = time else {
-            return if wanted { Err(RecordError::Field("eventTime is missing or not a time".into())) } else { Ok(Vec::new()) };
+        let timing = match time {
+            Some(time) => self.observe_time(time, now),
+            None if wanted => {
+                self.counters.untimed += 1;
+                Timing::Untimed
+            }
+            None => return Ok(Vec::new()),
         };
-        let timing = self.observe_time(time, host_time);
         let mut matches = Vec::new();
         if wanted {
+            // An untimed event is placed at the host's clock, as Splunk files an event whose
+            // timestamp it cannot read under its index time; it joins no window either way.
+            let time = time.or(now).unwrap_or_default();
             let event = Event { record: object, event_name: name.unwrap_or_default(), time };
             matches = self.select(&event, timing).map_err(|e| match e {
                 FieldError::Scan(s) => RecordError::Parse(s),
@@ -226,9 +248,9 @@ impl Engine {
         Ok(matches)
     }
 
-    fn observe_time(&mut self, time: i64, host_time: Option<i64>) -> Timing {
+    fn observe_time(&mut self, time: i64, now: Option<i64>) -> Timing {
         let w = self.config.window;
-        if host_time.is_some_and(|h| time > h + w.max_future_seconds) {
+        if now.is_some_and(|now| time > now.saturating_add(w.max_future_seconds)) {
             self.counters.future += 1;
             return Timing::Future;
         }
@@ -236,7 +258,12 @@ impl Engine {
         if self.watermark.is_some_and(|mark| end + w.allowed_lateness_seconds <= mark) {
             return Timing::Late;
         }
-        self.watermark = Some(self.watermark.map_or(time, |mark| mark.max(time)));
+        let mark = self.watermark.map_or(time, |mark| mark.max(time));
+        // Lateness and closing depend on the watermark only through which window boundary
+        // (plus the lateness) it has passed; moving within that interval changes nothing.
+        let horizon = |mark: i64| mark.saturating_sub(w.allowed_lateness_seconds).div_euclid(w.length_seconds);
+        self.changed |= self.watermark.is_none_or(|old| horizon(old) != horizon(mark));
+        self.watermark = Some(mark);
         Timing::OnTime
     }
 
@@ -253,6 +280,7 @@ impl Engine {
                 continue;
             };
             self.counters.matched += 1;
+            self.changed = true;
             let meta = slot.detection.metadata();
             if slot.detection.tags_each_event() {
                 let message = risk_message(meta, |f| event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()));
@@ -276,7 +304,7 @@ impl Engine {
                         early.push((index, late_group(start, w.length_seconds, event.time, key, selected.values)));
                     }
                 }
-                Timing::Future => {}
+                Timing::Future | Timing::Untimed => {}
             }
         }
         for (index, group) in early {
@@ -290,7 +318,8 @@ impl Engine {
         let Some(mark) = self.watermark else { return };
         let w = self.config.window;
         // A window [s, s+len) closes once s + len + lateness <= watermark.
-        let bound = mark - w.allowed_lateness_seconds - w.length_seconds + 1;
+        // Saturating: `flush` takes any host time, i64::MIN included.
+        let bound = mark.saturating_sub(w.allowed_lateness_seconds + w.length_seconds - 1);
         self.close_before(bound);
     }
 
@@ -301,7 +330,7 @@ impl Engine {
                 continue;
             }
             let closed = self.slots[index].windows.close_before(bound, length);
-            self.window_closed = true;
+            self.changed = true;
             for group in closed {
                 self.finish(index, group);
             }
@@ -348,9 +377,11 @@ impl Engine {
         self.pending.len()
     }
 
-    /// True once after any window closed (for snapshot-on-close policies).
-    pub fn take_window_closed(&mut self) -> bool {
-        std::mem::take(&mut self.window_closed)
+    /// Puts the engine where a journaled record found it (see `journal.rs`): `records` records
+    /// counted before it, and its watermark.
+    pub(crate) fn replay_position(&mut self, records: u64, watermark: Option<i64>) {
+        self.counters.records = records;
+        self.watermark = watermark;
     }
 
     /// Loads a model document; it names the detection it is for by `detection` (id or key).
@@ -463,4 +494,6 @@ enum Timing {
     OnTime,
     Late,
     Future,
+    /// No readable `eventTime`: tagged per event, never aggregated.
+    Untimed,
 }

@@ -14,6 +14,7 @@ pub mod detection;
 pub mod detections;
 pub mod engine;
 pub mod input;
+pub mod journal;
 pub mod json;
 pub mod output;
 pub mod snapshot;

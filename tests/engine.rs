@@ -128,6 +128,17 @@ fn a_forged_future_record_cannot_close_windows() {
 }
 
 #[test]
+fn any_host_time_is_safe_arithmetic() {
+    // Hosts pass any i64 to `flush` and as the clock; none may overflow (a panic is a trap).
+    for now in [i64::MIN, -1, 0, i64::MAX] {
+        let mut e = engine(json!({}));
+        e.process(job_created("2023-04-24T23:51:17Z", "1.2.3.4", "111", "a").as_bytes(), Some(now));
+        e.flush(now);
+        e.finish_all();
+    }
+}
+
+#[test]
 fn suppression_drops_the_alert_not_the_record() {
     let mut e = engine(json!({"detections": {BATCH: {"suppress": [{"aws_account_id": {"equals": "111"}}]}}}));
     let out = process_batch(&mut e, job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);

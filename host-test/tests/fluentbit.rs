@@ -415,18 +415,36 @@ fn invalid_utf8_in_event_name_passes_through_counted() {
 }
 
 #[test]
-fn wrong_field_types_and_missing_event_time_pass_through_counted() {
+fn wrong_field_types_pass_through_counted() {
     let mut filter = start("malformed-fields", Some(STATS_EVERY_RECORD));
     assert_passed_and_counted(&mut filter, "eventName number", &with_field("eventName", json!(42)), "field_errors");
-    let cases = [
-        ("eventTime object", with_field("eventTime", json!({"t": "2023-04-24T23:51:17Z"}))),
-        ("sourceIPAddress object", with_field("sourceIPAddress", json!({"ip": "1.2.3.4"}))),
-        ("no eventTime", without_field("eventTime")),
-    ];
-    for (case, bytes) in cases {
-        assert_passed_and_counted(&mut filter, case, &bytes, "field_errors");
-    }
+    let bytes = with_field("sourceIPAddress", json!({"ip": "1.2.3.4"}));
+    assert_passed_and_counted(&mut filter, "sourceIPAddress object", &bytes, "field_errors");
     assert_eq!(filter.counts().trapped, 0);
+}
+
+/// The per-event match needs no time: a JobCreated whose `eventTime` is missing, garbage, a
+/// number or an object is tagged at once, counted as `untimed`, and kept out of every window.
+#[test]
+fn job_created_without_a_usable_event_time_is_tagged_and_counted() {
+    let mut filter = start("untimed", Some(STATS_EVERY_RECORD));
+    let cases = [
+        ("no eventTime", without_field("eventTime")),
+        ("garbage", with_field("eventTime", json!("yesterday"))),
+        ("number", with_field("eventTime", json!(1_682_380_277))),
+        ("object", with_field("eventTime", json!({"t": "2023-04-24T23:51:17Z"}))),
+    ];
+    for (n, (case, bytes)) in cases.iter().enumerate() {
+        let reply = send_raw(&mut filter, bytes);
+        let added = added_field(bytes, &reply, "tripline");
+        assert_eq!(list(&added, "matches").len(), 1, "{case}: tagged: {added}");
+        assert_eq!(added["matches"][0]["search_name"], BATCH, "{case}");
+        let counters = &added["stats"]["counters"];
+        assert_eq!(counters["untimed"], n as u64 + 1, "{case}: {counters}");
+        assert_eq!(counters["field_errors"], 0, "{case}");
+    }
+    let stats = counters(&mut filter);
+    assert_eq!(stats["alerts"], 0, "no window got an untimed event");
 }
 
 #[test]

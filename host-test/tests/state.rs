@@ -23,7 +23,7 @@ fn replay_split_anywhere_restores_to_the_same_alerts() {
     let mut records = example_records();
     let end = tripline::time::parse_event_time(records.last().unwrap()["eventTime"].as_str().unwrap()).unwrap();
     records.push(heartbeat(end + 3 * 3600));
-    let base = json!({"snapshot": {"on_window_close": false, "every_records": 0}});
+    let base = json!({"snapshot": {"every_records": 0}});
 
     let whole_dir = scratch_dir("whole");
     let mut whole = start_filter(&whole_dir, &base);
@@ -35,7 +35,7 @@ fn replay_split_anywhere_restores_to_the_same_alerts() {
         let dir = scratch_dir("split");
         // The first instance saves exactly once, after record `split`, then goes away
         // (a restart, a hot reload, or a new .wasm file).
-        let config = json!({"snapshot": {"on_window_close": false, "every_records": split}});
+        let config = json!({"snapshot": {"every_records": split}});
         let mut first = start_filter(&dir, &config);
         let mut alerts = run(&mut first, &records[..split]);
         drop(first);
@@ -44,6 +44,53 @@ fn replay_split_anywhere_restores_to_the_same_alerts() {
         assert!(second.captured_stderr().contains("restored state"), "{}", second.captured_stderr());
         assert_eq!(alerts, uninterrupted, "split at {split}");
     }
+}
+
+/// Fluent Bit gives a filter no shutdown call: a stop (or hot reload, or `.wasm` swap) may come
+/// after any record. The journal makes every such stop invisible in the alerts.
+#[test]
+fn a_stop_at_any_record_changes_no_alert() {
+    let mut records = example_records();
+    let end = tripline::time::parse_event_time(records.last().unwrap()["eventTime"].as_str().unwrap()).unwrap();
+    records.push(heartbeat(end + 3 * 3600));
+    // The shipped defaults: a snapshot only every 10,000 records, the journal in between.
+    let config = json!({});
+    let mut whole = start_filter(&scratch_dir("whole"), &config);
+    let uninterrupted = run(&mut whole, &records);
+    assert_eq!(uninterrupted.len(), 4);
+
+    // Twenty stop points spread over the run by a fixed LCG, so a failure names its point.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..20 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let stop = 1 + (x >> 33) as usize % (records.len() - 1);
+        let dir = scratch_dir("stop");
+        let mut first = start_filter(&dir, &config);
+        let mut alerts = run(&mut first, &records[..stop]);
+        drop(first); // no warning, no final save
+        let mut second = restart(&dir, &config);
+        alerts.extend(run(&mut second, &records[stop..]));
+        assert_eq!(alerts, uninterrupted, "stopped after record {stop}");
+    }
+}
+
+/// The journal keeps whole-snapshot writes rare: the snapshot is rewritten every
+/// `snapshot.every_records` records at most, however many windows close.
+#[test]
+fn snapshots_are_written_only_by_count() {
+    let records = example_records();
+    let mut filter = start_filter(&scratch_dir("writes"), &json!({"output": {"stats_every_records": 13_000}}));
+    let mut stats = None;
+    for (i, record) in records.iter().enumerate().take(13_000) {
+        let t = tripline::time::parse_event_time(record["eventTime"].as_str().unwrap()).unwrap();
+        let reply = filter.filter(t as u32, record).unwrap();
+        if i + 1 == 13_000 {
+            stats = reply.stats();
+        }
+    }
+    let counters = &stats.expect("stats on record 13,000")["counters"];
+    assert_eq!(counters["snapshot_saves"], 1, "one save in 13,000 records (at 10,000): {counters}");
+    assert_eq!(counters["journal_failures"], 0);
 }
 
 #[test]
@@ -150,7 +197,7 @@ fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
         "models": ["baseline.json"],
         "limits": {"max_groups": 10_000, "max_values": 16, "max_pending_alerts": 1_000},
         "output": {"stats_every_records": 250_000},
-        "snapshot": {"every_records": 0, "on_window_close": true},
+        "snapshot": {"every_records": 0},
         // Learning too: the flood's groups that close normally become baselines and press on
         // a small cap, which must not push out the spiking user's established one.
         "detections": {SG: {"mode": "learn_and_judge", "max_baselines": 5_000}}

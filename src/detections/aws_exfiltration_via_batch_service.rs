@@ -105,7 +105,7 @@ impl Detection for ExfiltrationViaBatch {
 mod tests {
     use super::*;
     use crate::aggregate::GroupStats;
-    use crate::json::RawObject;
+    use crate::json::{RawObject, ScannedObject};
     use std::borrow::Cow;
 
     const JOB_CREATED: &str = r#"{"userIdentity":{"accountId":"111111111111","invokedBy":"s3.amazonaws.com"},
@@ -115,7 +115,8 @@ mod tests {
 
     #[test]
     fn selects_job_created_into_the_seed_group() {
-        let event = Event { record: RawObject::new(JOB_CREATED.as_bytes()).unwrap(), event_name: Cow::Borrowed("JobCreated"), time: 1 };
+        let record = ScannedObject::new(RawObject::new(JOB_CREATED.as_bytes()).unwrap());
+        let event = Event { record, event_name: Cow::Borrowed("JobCreated"), time: 1 };
         let d = ExfiltrationViaBatch;
         assert!(d.wants("jobcreated") && d.wants("JobCreated") && !d.wants("JobStatusChanged"));
         let s = d.select(&event).unwrap().unwrap();

@@ -9,13 +9,15 @@
 //! drops the record.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
+use crate::config::{ConfigError, CONFIG_FILE};
 use crate::engine::Engine;
+use crate::journal;
 use crate::json::RawObject;
 use crate::output::{Annotation, Carrier};
 
-const CONFIG_FILE: &str = "tripline.json";
 
 /// Returned when the host could not copy the record in (record == NULL): the record is already
 /// lost to us, so the loss is made visible instead of silent.
@@ -27,7 +29,8 @@ struct Filter {
     engine: Engine,
     dir: Option<PathBuf>,
     output: Vec<u8>,
-    records_since_save: u64,
+    /// Where state survives the instance; `None` when saving is off or impossible.
+    durable: Option<DurableState>,
 }
 
 thread_local! {
@@ -50,11 +53,15 @@ pub unsafe extern "C" fn tripline_filter(
     if record.is_null() {
         return LOST_RECORD.as_ptr();
     }
+    // The record time is the event's own when the parser takes it from `eventTime` (as the
+    // examples do), so it cannot bound a forged one: the wall clock (WASI's, which WAMR
+    // provides) does. The record time only stands in where the host has no clock.
+    let now = wall_clock().unwrap_or(i64::from(time_sec));
     let bytes = trim_nul(std::slice::from_raw_parts(record, record_len as usize));
     FILTER.with(|cell| {
         let mut slot = cell.borrow_mut();
         let filter = slot.get_or_insert_with(Filter::start);
-        filter.filter(bytes, i64::from(time_sec)).unwrap_or(record)
+        filter.filter(bytes, now).unwrap_or(record)
     })
 }
 
@@ -92,7 +99,7 @@ fn trim_nul(bytes: &[u8]) -> &[u8] {
 }
 
 impl Filter {
-    /// Loads configuration, models and the last snapshot from the preopened directory.
+    /// Loads configuration, models and the saved state from the preopened directory.
     fn start() -> Filter {
         let mut filter = Filter::read_only();
         let Some(dir) = filter.dir.clone() else { return filter };
@@ -105,13 +112,9 @@ impl Filter {
                 Err(e) => log(&format!("model {model} not loaded: {e}")),
             }
         }
-        if let Some(path) = filter.snapshot_path() {
-            if let Ok(bytes) = std::fs::read(&path) {
-                match filter.engine.restore(&bytes) {
-                    Ok(()) => log(&format!("restored state from {}", path.display())),
-                    Err(e) => log(&format!("starting clean: {e}")),
-                }
-            }
+        let file = &filter.engine.config().snapshot.file;
+        if !file.is_empty() && filter.engine.config_error().is_none() {
+            filter.durable = DurableState::open(&dir.join(file), &mut filter.engine);
         }
         filter
     }
@@ -120,29 +123,42 @@ impl Filter {
     fn read_only() -> Filter {
         let dirs = preopened_dirs();
         let dir = dirs.iter().find(|d| d.join(CONFIG_FILE).is_file()).or(dirs.first()).cloned();
-        let engine = match dir.as_ref().map(|d| std::fs::read(d.join(CONFIG_FILE))) {
-            Some(Ok(bytes)) => Engine::from_json(&bytes),
-            _ => Engine::from_json(b"{}"),
+        let engine = match &dir {
+            None => {
+                log(&format!("no Accessible_Paths directory, so no {CONFIG_FILE}: running the defaults, keeping no state"));
+                Engine::from_json(b"{}")
+            }
+            Some(d) => match std::fs::read(d.join(CONFIG_FILE)) {
+                Ok(bytes) => Engine::from_json(&bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    log(&format!("no {CONFIG_FILE} in any Accessible_Paths directory: running the defaults"));
+                    Engine::from_json(b"{}")
+                }
+                Err(e) => Engine::disabled(ConfigError::new("", format!("cannot read {}: {e}", d.join(CONFIG_FILE).display()))),
+            },
         };
         if let Some(e) = engine.config_error() {
             log(&format!("{e}; passing every record through unchanged"));
         }
-        Filter { engine, dir, output: Vec::new(), records_since_save: 0 }
+        Filter { engine, dir, output: Vec::new(), durable: None }
     }
 
     /// `None` keeps the record as it is (the host reuses the input pointer).
-    fn filter(&mut self, record: &[u8], time_sec: i64) -> Option<*const u8> {
-        let processed = self.engine.process(record, Some(time_sec));
+    fn filter(&mut self, record: &[u8], now: i64) -> Option<*const u8> {
+        let watermark = self.engine.watermark();
+        let processed = self.engine.process(record, Some(now));
         let output = &self.engine.config().output;
         let every = output.stats_every_records;
         let stats_due = every > 0 && self.engine.counters().records % every == 0;
         let mut result = None;
+        let mut taken = 0;
         if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due {
             let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
             match Carrier::new(record, &field) {
                 Ok(carrier) => {
                     let alerts = self.engine.take_alerts(max_alerts);
+                    taken = alerts.len();
                     let stats = stats_due.then(|| self.engine.stats());
                     let annotation = Annotation { matches: processed.matches, alerts, stats };
                     self.output = carrier.attach(&annotation);
@@ -152,8 +168,15 @@ impl Filter {
                 Err(_) => self.engine.counters_mut().unannotatable += 1,
             }
         }
-        // After the alerts left the queue, so a restored snapshot never emits them twice.
-        self.maybe_save();
+        if let Some(durable) = &mut self.durable {
+            // Before the record leaves: a stop after this call loses nothing it changed, and a
+            // restore never emits the alerts it carried twice.
+            if processed.changed || taken > 0 {
+                let seq = self.engine.counters().records;
+                durable.append(&journal::Entry { seq, watermark, now: Some(now), taken, record }, &mut self.engine);
+            }
+            durable.after_record(&mut self.engine);
+        }
         result
     }
 
@@ -168,37 +191,131 @@ impl Filter {
         self.output = out;
         Some(())
     }
+}
 
-    fn snapshot_path(&self) -> Option<PathBuf> {
-        let file = &self.engine.config().snapshot.file;
-        if file.is_empty() || self.engine.config_error().is_some() {
-            return None;
+/// The state snapshot and the journal of what changed since (see `journal.rs`), side by side in
+/// the configuration's directory. The journal is compacted into a new snapshot every
+/// `snapshot.every_records` records or when it outgrows [`JOURNAL_COMPACT_BYTES`].
+struct DurableState {
+    snapshot: PathBuf,
+    journal: PathBuf,
+    /// Open for appending once the first entry is written.
+    appender: Option<std::fs::File>,
+    journal_bytes: u64,
+    records_since_save: u64,
+}
+
+/// A journal this large is folded into the snapshot, bounding the replay at start.
+const JOURNAL_COMPACT_BYTES: u64 = 4 << 20;
+
+impl DurableState {
+    /// Restores the snapshot and replays the journal into `engine`. `None` (after one log line)
+    /// when either path is taken by something that is not a plain file: that is left untouched.
+    fn open(snapshot: &Path, engine: &mut Engine) -> Option<DurableState> {
+        let journal = snapshot.with_extension("journal");
+        for path in [snapshot, journal.as_path()] {
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                if !meta.file_type().is_file() {
+                    log(&format!("{} is not a plain file: keeping no state, leaving it as it is", path.display()));
+                    return None;
+                }
+            }
         }
-        self.dir.as_ref().map(|d| d.join(file))
+        if let Ok(bytes) = std::fs::read(snapshot) {
+            match engine.restore(&bytes) {
+                Ok(()) => log(&format!("restored state from {}", snapshot.display())),
+                Err(e) => log(&format!("starting clean: {e}")),
+            }
+        }
+        let mut state = DurableState { snapshot: snapshot.to_path_buf(), journal, appender: None, journal_bytes: 0, records_since_save: 0 };
+        if let Ok(bytes) = std::fs::read(&state.journal) {
+            let replayed = journal::replay(engine, &bytes);
+            if replayed.applied > 0 {
+                log(&format!("replayed {} journaled records from {}", replayed.applied, state.journal.display()));
+            }
+            if replayed.damaged {
+                log(&format!("{} ends in a damaged entry (a write cut short): the state it held is lost", state.journal.display()));
+            }
+            // Fold it in at once: the snapshot then holds everything, and a damaged tail is gone.
+            state.compact(engine);
+        }
+        Some(state)
     }
 
-    fn maybe_save(&mut self) {
-        self.records_since_save += 1;
-        let policy = &self.engine.config().snapshot;
-        let by_count = policy.every_records > 0 && self.records_since_save >= policy.every_records;
-        let by_close = policy.on_window_close && self.engine.take_window_closed();
-        if !(by_count || by_close) {
-            return;
-        }
-        let Some(path) = self.snapshot_path() else { return };
-        self.records_since_save = 0;
-        // An encoding failure is counted by the engine itself.
-        let Ok(bytes) = self.engine.snapshot() else { return };
-        // Temp file, then rename: a write killed half-way never replaces the last good snapshot.
-        let tmp = path.with_extension("tmp");
-        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = written {
-            self.engine.count_snapshot_failure();
-            if self.engine.counters().snapshot_failures == 1 {
-                log(&format!("cannot save state to {}: {e}", path.display()));
+    fn append(&mut self, entry: &journal::Entry<'_>, engine: &mut Engine) {
+        let bytes = entry.encode();
+        let written = match &mut self.appender {
+            Some(file) => file.write_all(&bytes),
+            None => std::fs::OpenOptions::new().create(true).append(true).open(&self.journal).and_then(|mut file| {
+                file.write_all(&bytes)?;
+                self.appender = Some(file);
+                Ok(())
+            }),
+        };
+        match written {
+            Ok(()) => self.journal_bytes += bytes.len() as u64,
+            Err(e) => {
+                engine.counters_mut().journal_failures += 1;
+                if engine.counters().journal_failures == 1 {
+                    log(&format!("cannot write {}: {e}", self.journal.display()));
+                }
+                // The journal may now end in a torn entry: fold the state into a snapshot instead.
+                self.appender = None;
+                self.journal_bytes = 1;
+                self.compact(engine);
             }
         }
     }
+
+    fn after_record(&mut self, engine: &mut Engine) {
+        self.records_since_save += 1;
+        let every = engine.config().snapshot.every_records;
+        if (every > 0 && self.records_since_save >= every) || self.journal_bytes >= JOURNAL_COMPACT_BYTES {
+            self.compact(engine);
+        }
+    }
+
+    /// Writes the whole state as the new snapshot, then empties the journal. A stop in between
+    /// is harmless: the journal's entries are then older than the snapshot and skipped.
+    fn compact(&mut self, engine: &mut Engine) {
+        self.records_since_save = 0;
+        if self.journal_bytes == 0 && !self.journal.exists() {
+            return; // nothing later alerts depend on changed since the last snapshot
+        }
+        // An encoding failure is counted by the engine itself.
+        let Ok(bytes) = engine.snapshot() else { return };
+        // Temp file, then rename: a write killed half-way never replaces the last good snapshot.
+        let tmp = self.snapshot.with_extension("tmp");
+        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &self.snapshot));
+        if let Err(e) = written {
+            engine.count_snapshot_failure();
+            if engine.counters().snapshot_failures == 1 {
+                log(&format!("cannot save state to {}: {e}", self.snapshot.display()));
+            }
+            return;
+        }
+        self.appender = None;
+        self.journal_bytes = 0;
+        if let Err(e) = std::fs::remove_file(&self.journal) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log(&format!("cannot empty {}: {e}", self.journal.display()));
+            }
+        }
+    }
+}
+
+/// Unix seconds by the host's wall clock, if it has one. WASI's `clock_time_get` directly:
+/// std's `SystemTime::now` panics (a trap, so a dropped record) where the clock fails.
+fn wall_clock() -> Option<i64> {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    extern "C" {
+        fn clock_time_get(clock_id: u32, precision: u64, time: *mut u64) -> u16;
+    }
+    const REALTIME: u32 = 0;
+    let mut nanos = 0u64;
+    // SAFETY: WASI writes one u64 into the variable we own.
+    let errno = unsafe { clock_time_get(REALTIME, 1_000_000_000, &mut nanos) };
+    (errno == 0).then(|| (nanos / 1_000_000_000) as i64)
 }
 
 fn log(message: &str) {
