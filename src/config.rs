@@ -158,7 +158,7 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        SnapshotConfig { file: "tripline-state.snap".to_string(), every_records: 10_000 }
+        SnapshotConfig { file: "tripline-state.snap".to_string(), every_records: 100_000 }
     }
 }
 

@@ -161,11 +161,14 @@ pub struct Finished {
 }
 
 impl Running {
-    /// Starts `fluent-bit -c config` with `args` added (for example `-Y` for hot reload).
+    /// Starts `fluent-bit -c config` with `args` added (for example `-Y` for hot reload), in the
+    /// configuration's directory: a hot reload resolves a relative `Parsers_File` against the
+    /// working directory, not the configuration's (5.1.1).
     pub fn start(config: &Path, args: &[&str]) -> Result<Running> {
         let mut child = Command::new(binary()?)
             .arg("-c")
             .arg(config)
+            .current_dir(config.parent().unwrap_or(Path::new(".")))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -88,10 +88,17 @@ fn groups_under_cardinality_16_never_fire() {
     assert!(run_scenario(&WORKED[..15], 500).is_empty());
 }
 
-fn model_from_snapshot(dir: &std::path::Path) -> Value {
-    let bytes = std::fs::read(dir.join("tripline-state.snap")).expect("the module saved its state");
-    let state = tripline::snapshot::decode(&bytes).unwrap();
-    state.detections.into_iter().find(|d| d.key == SG).unwrap().learned
+/// The learned model as the module's saved state holds it: its snapshot, if it wrote one, with
+/// its journal replayed on top, as the module itself restores at start.
+fn model_from_saved_state(dir: &std::path::Path, config: &Value) -> Value {
+    let mut engine = tripline::Engine::from_json(config.to_string().as_bytes());
+    if let Ok(bytes) = std::fs::read(dir.join("tripline-state.snap")) {
+        engine.restore(&bytes).unwrap();
+    }
+    if let Ok(journal) = std::fs::read(dir.join("tripline-state.journal")) {
+        assert!(!tripline::journal::replay(&mut engine, &journal).damaged);
+    }
+    engine.model(SG).unwrap()
 }
 
 #[test]
@@ -103,10 +110,11 @@ fn offline_fit_and_online_learning_give_identical_models() {
 
     // Online, inside the module: learn from every hour as it closes.
     let dir = scratch_dir("online");
-    let mut filter = start_filter(&dir, &json!({"detections": {SG: {"mode": "learn"}}, "snapshot": {"every_records": 0}}));
+    let config = json!({"detections": {SG: {"mode": "learn"}}, "snapshot": {"every_records": 0}});
+    let mut filter = start_filter(&dir, &config);
     run(&mut filter, &records);
     run(&mut filter, std::slice::from_ref(&heartbeat));
-    let online = model_from_snapshot(&dir);
+    let online = model_from_saved_state(&dir, &config);
 
     // Offline, the CLI's `fit` over the same history file.
     let data = dir.join("history.ndjson");
@@ -173,13 +181,14 @@ fn third_party_samples_map_to_the_change_data_model() {
     assert!(expected.len() >= 2, "the samples hold security-group calls by several principals");
 
     let dir = scratch_dir("samples");
-    let mut filter = start_filter(&dir, &json!({"detections": {SG: {"mode": "learn", "horizon_days": null}}}));
+    let config = json!({"detections": {SG: {"mode": "learn", "horizon_days": null}}});
+    let mut filter = start_filter(&dir, &config);
     let end = records.iter().map(time).max().unwrap();
     let mut alerts = run(&mut filter, &records);
     alerts.extend(run(&mut filter, &[heartbeat(end + 3 * 3600)]));
     assert!(of(&alerts, SG).is_empty(), "learn mode never judges");
 
-    let model = model_from_snapshot(&dir);
+    let model = model_from_saved_state(&dir, &config);
     let mut learned: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for g in model["groups"].as_array().unwrap() {
         let entry = learned.entry(g["user"].as_str().unwrap().to_string()).or_default();

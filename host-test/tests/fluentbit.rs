@@ -259,6 +259,11 @@ fn alerts_only_filter_keeps_just_the_alerts() {
     assert_eq!(reply.outcome, Outcome::Dropped, "a record with matches but no alerts");
     let reply = alerts_only.filter(1, &quiet("2023-04-24T23:52:00Z")).unwrap();
     assert_eq!(reply.outcome, Outcome::Dropped);
+    // Whatever it is given, it returns one valid JSON object or drops the copy.
+    for broken in [&br#"{"tripline":{"alerts":[1,}]}}"#[..], br#"{"tripline":{"alerts":"not a list"}}"#, br#"{"tripline":{"alerts":[{"a":tru}]}}"#] {
+        let reply = alerts_only.call_raw(b"tripline.alerts", 1, 0, broken).unwrap();
+        assert_eq!(reply.outcome, Outcome::Dropped, "{}", String::from_utf8_lossy(broken));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

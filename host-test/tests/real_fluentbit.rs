@@ -205,9 +205,12 @@ fn hostile_records() -> Vec<Vec<u8>> {
         record[field] = value;
         record.to_string().into_bytes()
     };
+    // Fluent Bit 5.1.1 itself dies (SIGSEGV) on a record about 10,000 levels deep in any `wasm`
+    // filter, a pass-through module's included; 5,000 is as deep as it goes here. The module's
+    // own 10,000-level case is in the harness tests.
     let mut deep = String::from(r#"{"eventName":"JobCreated","eventTime":"2023-04-24T23:51:17Z","requestParameters":"#);
-    deep.push_str(&"[".repeat(10_000));
-    deep.push_str(&"]".repeat(10_000));
+    deep.push_str(&"[".repeat(5_000));
+    deep.push_str(&"]".repeat(5_000));
     deep.push('}');
     let mut invalid_utf8 = br#"{"eventName":"Job"#.to_vec();
     invalid_utf8.extend_from_slice(b"\xff\xfe");
@@ -264,7 +267,7 @@ fn run_with_config(name: &str, function: Option<&str>, config: Option<&str>, rec
     layout.append_input("cloudtrail.ndjson", &refs).unwrap();
     let mut path = layout.write_config(Example::Classic).unwrap();
     if let Some(function) = function {
-        let text = std::fs::read_to_string(&path).unwrap().replacen("tripline_filter", function, 1);
+        let text = std::fs::read_to_string(&path).unwrap().replace("Function_Name    tripline_filter", &format!("Function_Name    {function}"));
         path = PathBuf::from(format!("{}.renamed.conf", path.display()));
         std::fs::write(&path, text).unwrap();
     }
@@ -365,7 +368,8 @@ fn interrupted_run_gives_the_same_alerts(interruption: Interruption) {
     std::thread::sleep(Duration::from_millis(1500));
     let finished = fluent_bit.stop().unwrap();
     printed.extend(printed_alerts(&finished.stdout));
-    assert!(finished.stderr.contains("[tripline] restored state"), "{name}: state restored:\n{}", finished.stderr);
+    let restored = finished.stderr.contains("[tripline] restored state") || finished.stderr.contains("[tripline] replayed");
+    assert!(restored, "{name}: state restored:\n{}", finished.stderr);
     assert_same_output(&name, &layout.tagged_lines(), &expected.tagged);
     assert_eq!(printed, expected.alerts, "{name}: alerts");
 }
@@ -388,4 +392,13 @@ fn a_stop_and_restart_mid_stream_changes_no_alert() {
 #[test]
 fn swapping_the_module_and_reloading_keeps_the_state() {
     interrupted_run_gives_the_same_alerts(Interruption::SwapModule);
+}
+
+#[test]
+fn a_missing_configuration_is_logged_and_the_defaults_run() {
+    let records = shared_records();
+    let (out, log) = run_with_config("real-fb-no-config", None, None, &records, records.len());
+    assert!(log.contains("[tripline] no tripline.json in any Accessible_Paths directory: running the defaults"), "{log}");
+    assert_eq!(out.len(), records.len());
+    assert!(out.iter().any(|r| String::from_utf8_lossy(r).contains("\"route\":\"match\"")), "JobCreated tagged");
 }

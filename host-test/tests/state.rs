@@ -53,7 +53,8 @@ fn a_stop_at_any_record_changes_no_alert() {
     let mut records = example_records();
     let end = tripline::time::parse_event_time(records.last().unwrap()["eventTime"].as_str().unwrap()).unwrap();
     records.push(heartbeat(end + 3 * 3600));
-    // The shipped defaults: a snapshot only every 10,000 records, the journal in between.
+    // The shipped defaults: a snapshot every 100,000 records or 4 MiB of journal, the journal
+    // in between.
     let config = json!({});
     let mut whole = start_filter(&scratch_dir("whole"), &config);
     let uninterrupted = run(&mut whole, &records);
@@ -79,7 +80,8 @@ fn a_stop_at_any_record_changes_no_alert() {
 #[test]
 fn snapshots_are_written_only_by_count() {
     let records = example_records();
-    let mut filter = start_filter(&scratch_dir("writes"), &json!({"output": {"stats_every_records": 13_000}}));
+    let config = json!({"output": {"stats_every_records": 13_000}, "snapshot": {"every_records": 10_000}});
+    let mut filter = start_filter(&scratch_dir("writes"), &config);
     let mut stats = None;
     for (i, record) in records.iter().enumerate().take(13_000) {
         let t = tripline::time::parse_event_time(record["eventTime"].as_str().unwrap()).unwrap();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{ConfigError, CONFIG_FILE};
 use crate::engine::Engine;
 use crate::journal;
-use crate::json::RawObject;
+use crate::json::{validate, Kind, RawObject};
 use crate::output::{Annotation, Carrier};
 
 
@@ -184,6 +184,11 @@ impl Filter {
         let object = RawObject::new(record).ok()?;
         let carried = object.get(&self.engine.config().output.field).ok()??.as_object()?;
         let alerts = carried.get("alerts").ok()??;
+        // The scan only delimits the value: returning it unchecked could hand Fluent Bit
+        // invalid JSON, which 5.1.1 can abort on.
+        if alerts.kind() != Kind::Array || validate(alerts.bytes()).is_err() {
+            return None;
+        }
         let mut out = Vec::with_capacity(alerts.bytes().len() + 16);
         out.extend_from_slice(b"{\"alerts\":");
         out.extend_from_slice(alerts.bytes());
