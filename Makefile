@@ -9,7 +9,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 # Each artifact has its own target directory so that feature sets never overwrite each other.
 T := target/artifacts
 
-.PHONY: all build setup fluentbit extism js component example-data demo test test-rust test-js test-python test-browser bench clean
+.PHONY: all build setup fluentbit extism js component aot example-data demo test test-rust test-js test-python test-browser bench clean
 
 all: build
 
@@ -37,6 +37,16 @@ js: setup
 	wasm-bindgen --target web --out-dir $(DIST)/js --out-name tripline $(T)/js/wasm32-unknown-unknown/artifact/tripline.wasm
 	cp js/package.json js/index.js js/index.d.ts js/README.md $(DIST)/js/
 
+# The Fluent Bit module compiled ahead of time (docs/aot.md), by the wamrc of the WAMR inside Fluent
+# Bit's own source (scripts/wamrc.sh builds it once): an .aot file loads only in that WAMR release.
+# Fluent Bit builds WAMR without SIMD, which refuses SIMD-enabled .aot files; bulk memory and
+# reference types are on in that runtime, as in wamrc's defaults. The target is baseline x86-64,
+# not wamrc's default of the build machine's CPU, whose newer instructions would crash Fluent Bit
+# on an older CPU (and bought nothing measurable); arm64: AOT_FLAGS="--disable-simd --target=aarch64v8".
+AOT_FLAGS := --disable-simd --target=x86_64
+aot: fluentbit
+	wamrc=$$(./scripts/wamrc.sh) && $$wamrc $(AOT_FLAGS) -o $(DIST)/tripline-fluentbit.aot $(DIST)/tripline-fluentbit.wasm
+
 example-data:
 	@mkdir -p examples/data/generated
 	@test -s examples/data/generated/cloudtrail.ndjson || \
@@ -48,7 +58,8 @@ example-data:
 demo: fluentbit example-data
 	./scripts/demo.sh
 
-test: build example-data test-rust test-js test-python test-browser
+# `aot` too: the .aot is tested in the real Fluent Bit like the .wasm (its wamrc is built once).
+test: build aot example-data test-rust test-js test-python test-browser
 
 # The real Fluent Bit (built once from ../shared/fluent-bit into a cache) runs in these tests.
 test-rust:
@@ -62,6 +73,7 @@ test-python: extism example-data
 
 test-browser:
 	./scripts/test-browser.sh
+
 
 bench: fluentbit example-data
 	./scripts/bench.sh

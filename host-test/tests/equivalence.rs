@@ -1,6 +1,8 @@
 //! One core, every host: the same data set through all four artifacts, each in its real host
 //! (the Fluent Bit contract harness, the Extism Rust SDK, Node with the JS package, wasmtime's
-//! component API), must give identical alerts in identical order.
+//! component API), must give identical alerts in identical order. And the `wasm-opt -Oz` copies
+//! `make build` writes beside two of them (scripts/report-sizes.sh) must answer byte for byte
+//! like the artifacts they were made from.
 
 mod common;
 
@@ -9,17 +11,23 @@ use serde_json::Value;
 use tripline_host_test::artifacts::{dist, project_root};
 use tripline_host_test::component_host::ComponentHost;
 use tripline_host_test::extism_host::ExtismEngine;
+use tripline_host_test::fluentbit::{FilterOptions, FluentBitFilter, FILTER_FUNCTION};
 
 fn ndjson_values(bytes: &[u8]) -> Vec<Value> {
     bytes.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
 }
 
-#[test]
-fn all_four_artifacts_raise_identical_alerts() {
+/// The example data, ended with a later record: Fluent Bit closes windows only when records arrive.
+fn example_records_closed() -> Vec<Value> {
     let mut records = example_records();
     let end = tripline::time::parse_event_time(records.last().unwrap()["eventTime"].as_str().unwrap()).unwrap();
-    // Fluent Bit closes windows only when records arrive: end the data with a later record.
     records.push(heartbeat(end + 3 * 3600));
+    records
+}
+
+#[test]
+fn all_four_artifacts_raise_identical_alerts() {
+    let records = example_records_closed();
     let dir = scratch_dir("equivalence");
     let data = dir.join("data.ndjson");
     let ndjson = records.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
@@ -59,4 +67,33 @@ fn all_four_artifacts_raise_identical_alerts() {
     assert_eq!(from_extism, from_fluentbit, "Extism");
     assert_eq!(from_component, from_fluentbit, "component");
     assert_eq!(from_js, from_fluentbit, "JS");
+}
+
+#[test]
+fn opt_copies_answer_byte_for_byte_like_the_built_artifacts() {
+    let records = example_records_closed();
+    let config = "{}";
+
+    // Fluent Bit: every reply (pass-through, tag, alert) for every record, one call at a time.
+    let mut filters = ["tripline-fluentbit.wasm", "tripline-fluentbit.opt.wasm"].map(|artifact| {
+        let dir = scratch_dir("equivalence-opt");
+        std::fs::write(dir.join("tripline.json"), config).unwrap();
+        let options = FilterOptions::new(dist(artifact), FILTER_FUNCTION).accessible_path(&dir).capture_output();
+        FluentBitFilter::start(options).unwrap()
+    });
+    for record in &records {
+        let time = record["eventTime"].as_str().and_then(tripline::time::parse_event_time).unwrap_or(0) as u32;
+        let [plain, opt] = filters.each_mut().map(|f| f.filter(time, record).unwrap().outcome);
+        assert_eq!(opt, plain, "tripline-fluentbit.opt.wasm on {record}");
+    }
+
+    // Extism: the whole data set as one batch, then the stats.
+    let ndjson = records.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let [plain, opt] = ["tripline-extism.wasm", "tripline-extism.opt.wasm"].map(|artifact| {
+        let mut engine = ExtismEngine::load(&dist(artifact), Some(config), None).unwrap();
+        let out = engine.process_framed(ndjson.as_bytes()).unwrap();
+        (out, engine.stats().unwrap())
+    });
+    assert!(plain.0 == opt.0, "tripline-extism.opt.wasm: the framed output differs");
+    assert_eq!(opt.1, plain.1, "tripline-extism.opt.wasm: stats");
 }

@@ -12,8 +12,16 @@ const SPIKES: &str = "abnormally_high_cloud_security_group_api_calls";
 /// 2023-04-25T00:10:00Z: the end of the JobCreated record's hour plus the default 10-minute lateness.
 const JOB_CREATED_CLOSES: i64 = 1_682_381_400;
 
+/// The plugin as built and its `wasm-opt -Oz` copy (scripts/report-sizes.sh): a host may load
+/// either, so the tests that cover every export run on both.
+const ARTIFACTS: [&str; 2] = ["tripline-extism.wasm", "tripline-extism.opt.wasm"];
+
 fn plugin(config: Option<&str>, model: Option<&str>) -> ExtismEngine {
-    ExtismEngine::load(&dist("tripline-extism.wasm"), config, model).expect("plugin loads")
+    plugin_from(ARTIFACTS[0], config, model)
+}
+
+fn plugin_from(artifact: &str, config: Option<&str>, model: Option<&str>) -> ExtismEngine {
+    ExtismEngine::load(&dist(artifact), config, model).unwrap_or_else(|e| panic!("{artifact} loads: {e:#}"))
 }
 
 fn read(path: std::path::PathBuf) -> Vec<u8> {
@@ -68,60 +76,63 @@ fn assert_planted_alerts(alerts: &[Value]) {
 
 #[test]
 fn job_created_is_tagged_at_once_and_alerted_when_its_hour_closes() {
-    let record = read(shared_data("splunk_security_content_jobcreated_example.json"));
-    let record = record.trim_ascii();
-    let mut engine = plugin(None, None);
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let record = read(shared_data("splunk_security_content_jobcreated_example.json"));
+        let record = record.trim_ascii();
+        let mut engine = plugin_from(artifact, None, None);
 
-    let framed = engine.process_framed(record).unwrap();
-    let out = unframe(&framed);
-    assert!(out.alerts.is_empty(), "the window is still open");
-    let tagged = lines(&out.records);
-    assert_eq!(tagged.len(), 1);
-    // The record keeps its bytes and gains one last member.
-    assert!(tagged[0].starts_with(&record[..record.len() - 1]));
-    let tagged: Value = serde_json::from_slice(tagged[0]).unwrap();
-    let tag = &tagged["tripline"];
-    assert_eq!(tag["route"], "match");
-    assert_eq!(tag["matches"][0]["detection"]["name"], "AWS Exfiltration via Batch Service");
-    assert_eq!(
-        tag["matches"][0]["risk_message"],
-        "AWS Batch Job is created on account id - 111111111111 from src_ip s3.amazonaws.com"
-    );
+        let framed = engine.process_framed(record).unwrap();
+        let out = unframe(&framed);
+        assert!(out.alerts.is_empty(), "the window is still open");
+        let tagged = lines(&out.records);
+        assert_eq!(tagged.len(), 1);
+        // The record keeps its bytes and gains one last member.
+        assert!(tagged[0].starts_with(&record[..record.len() - 1]));
+        let tagged: Value = serde_json::from_slice(tagged[0]).unwrap();
+        let tag = &tagged["tripline"];
+        assert_eq!(tag["route"], "match");
+        assert_eq!(tag["matches"][0]["detection"]["name"], "AWS Exfiltration via Batch Service");
+        assert_eq!(
+            tag["matches"][0]["risk_message"],
+            "AWS Batch Job is created on account id - 111111111111 from src_ip s3.amazonaws.com"
+        );
 
-    // Wall-clock flush: nothing a second early, the alert exactly at the close.
-    assert!(engine.flush(JOB_CREATED_CLOSES - 1).unwrap().alerts.is_empty());
-    let framed = engine.call_raw("flush", JOB_CREATED_CLOSES.to_string().as_bytes()).unwrap();
-    assert!(framed.starts_with(ALERT_PREFIX), "flush returns framed alerts");
-    let alerts = alerts(&unframe(&framed).alerts);
-    assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    let alert = &alerts[0];
-    assert_eq!(alert["risk_score"], 64);
-    assert_eq!(alert["detection"]["id"], "04455dd3-ced7-480f-b8e6-5469b99e98e2");
-    assert_eq!(alert["risk_object"], "111111111111");
-    assert_eq!(alert["threat_object"], "s3.amazonaws.com");
-    assert_eq!(
-        alert["result"],
-        json!({
-            "src_ip": "s3.amazonaws.com",
-            "aws_account_id": "111111111111",
-            "eventName": "JobCreated",
-            "errorCode": "success",
-            "userAgent": "s3.amazonaws.com",
-            "count": 1,
-            // The record's own eventTime, 2023-04-24T23:51:17Z, in security_content_ctime's format.
-            "firstTime": "2023-04-24T23:51:17",
-            "lastTime": "2023-04-24T23:51:17",
-            "job_arn": tagged["serviceEventDetails"]["jobArn"],
-            "status": "New",
-        })
-    );
-    assert!(engine.flush(JOB_CREATED_CLOSES + 86_400).unwrap().alerts.is_empty(), "alerts are handed out once");
+        // Wall-clock flush: nothing a second early, the alert exactly at the close.
+        assert!(engine.flush(JOB_CREATED_CLOSES - 1).unwrap().alerts.is_empty());
+        let framed = engine.call_raw("flush", JOB_CREATED_CLOSES.to_string().as_bytes()).unwrap();
+        assert!(framed.starts_with(ALERT_PREFIX), "flush returns framed alerts");
+        let alerts = alerts(&unframe(&framed).alerts);
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let alert = &alerts[0];
+        assert_eq!(alert["risk_score"], 64);
+        assert_eq!(alert["detection"]["id"], "04455dd3-ced7-480f-b8e6-5469b99e98e2");
+        assert_eq!(alert["risk_object"], "111111111111");
+        assert_eq!(alert["threat_object"], "s3.amazonaws.com");
+        assert_eq!(
+            alert["result"],
+            json!({
+                "src_ip": "s3.amazonaws.com",
+                "aws_account_id": "111111111111",
+                "eventName": "JobCreated",
+                "errorCode": "success",
+                "userAgent": "s3.amazonaws.com",
+                "count": 1,
+                // The record's own eventTime, 2023-04-24T23:51:17Z, in security_content_ctime's format.
+                "firstTime": "2023-04-24T23:51:17",
+                "lastTime": "2023-04-24T23:51:17",
+                "job_arn": tagged["serviceEventDetails"]["jobArn"],
+                "status": "New",
+            })
+        );
+        assert!(engine.flush(JOB_CREATED_CLOSES + 86_400).unwrap().alerts.is_empty(), "alerts are handed out once");
 
-    let stats = engine.stats().unwrap();
-    assert_eq!(stats["counters"]["records"], 1);
-    assert_eq!(stats["counters"]["matched"], 1);
-    assert_eq!(stats["counters"]["alerts"], 1);
-    assert_eq!(stats["config_error"], Value::Null);
+        let stats = engine.stats().unwrap();
+        assert_eq!(stats["counters"]["records"], 1);
+        assert_eq!(stats["counters"]["matched"], 1);
+        assert_eq!(stats["counters"]["alerts"], 1);
+        assert_eq!(stats["config_error"], Value::Null);
+    }
 }
 
 #[test]
@@ -191,32 +202,35 @@ fn invalid_config_passes_records_through_and_says_why() {
 
 #[test]
 fn snapshot_restore_mid_stream_gives_the_same_alerts() {
-    let data = &generated().0;
-    // Split right after the first JobCreated of the planted three-job hour: its group is open.
-    let first_job = find(data, b"\"eventName\":\"JobCreated\"").expect("a JobCreated record");
-    let split = first_job + data[first_job..].iter().position(|&b| b == b'\n').unwrap() + 1;
-    let end = 2_000_000_000;
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let data = &generated().0;
+        // Split right after the first JobCreated of the planted three-job hour: its group is open.
+        let first_job = find(data, b"\"eventName\":\"JobCreated\"").expect("a JobCreated record");
+        let split = first_job + data[first_job..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let end = 2_000_000_000;
 
-    let mut whole = plugin(None, None);
-    let uninterrupted = whole.process(data).unwrap();
-    let uninterrupted_alerts = [uninterrupted.alerts, whole.flush(end).unwrap().alerts].concat();
-    assert_planted_alerts(&alerts(&uninterrupted_alerts));
+        let mut whole = plugin_from(artifact, None, None);
+        let uninterrupted = whole.process(data).unwrap();
+        let uninterrupted_alerts = [uninterrupted.alerts, whole.flush(end).unwrap().alerts].concat();
+        assert_planted_alerts(&alerts(&uninterrupted_alerts));
 
-    let mut first = plugin(None, None);
-    let part1 = first.process(&data[..split]).unwrap();
-    let snapshot = first.snapshot().unwrap();
-    drop(first);
-    let mut second = plugin(None, None);
-    assert_eq!(second.restore(&snapshot).unwrap(), Ok(()));
-    let part2 = second.process(&data[split..]).unwrap();
-    let resumed_alerts = [part1.alerts, part2.alerts, second.flush(end).unwrap().alerts].concat();
+        let mut first = plugin_from(artifact, None, None);
+        let part1 = first.process(&data[..split]).unwrap();
+        let snapshot = first.snapshot().unwrap();
+        drop(first);
+        let mut second = plugin_from(artifact, None, None);
+        assert_eq!(second.restore(&snapshot).unwrap(), Ok(()));
+        let part2 = second.process(&data[split..]).unwrap();
+        let resumed_alerts = [part1.alerts, part2.alerts, second.flush(end).unwrap().alerts].concat();
 
-    assert_eq!(String::from_utf8_lossy(&resumed_alerts), String::from_utf8_lossy(&uninterrupted_alerts));
-    assert_eq!([part1.records, part2.records].concat(), uninterrupted.records);
-    let counters = second.stats().unwrap()["counters"].clone();
-    assert_eq!(counters["records"], lines(data).len());
-    assert_eq!(counters["restores"], 1);
-    assert_eq!(counters["snapshot_saves"], 1, "the snapshot counts itself");
+        assert_eq!(String::from_utf8_lossy(&resumed_alerts), String::from_utf8_lossy(&uninterrupted_alerts));
+        assert_eq!([part1.records, part2.records].concat(), uninterrupted.records);
+        let counters = second.stats().unwrap()["counters"].clone();
+        assert_eq!(counters["records"], lines(data).len());
+        assert_eq!(counters["restores"], 1);
+        assert_eq!(counters["snapshot_saves"], 1, "the snapshot counts itself");
+    }
 }
 
 #[test]
@@ -233,34 +247,37 @@ fn a_bad_snapshot_is_refused_and_the_state_kept() {
 
 #[test]
 fn a_model_fitted_on_history_judges_the_last_week() {
-    let data = &generated().0;
-    // Records are in eventTime order (up to 5 minutes of delivery jitter): split at the first of
-    // the last week, 2026-10-26.
-    let last_week = find(data, b"\"eventTime\":\"2026-10-26").expect("records on 2026-10-26");
-    let week4 = data[..last_week].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let data = &generated().0;
+        // Records are in eventTime order (up to 5 minutes of delivery jitter): split at the first of
+        // the last week, 2026-10-26.
+        let last_week = find(data, b"\"eventTime\":\"2026-10-26").expect("records on 2026-10-26");
+        let week4 = data[..last_week].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
 
-    let learn = format!(r#"{{"detections":{{"{SPIKES}":{{"mode":"learn"}}}}}}"#);
-    let mut learner = plugin(Some(&learn), None);
-    learner.process(&data[..week4]).unwrap();
-    learner.flush(1_792_972_800 + 600).unwrap(); // 2026-10-26T00:10:00Z closes the last history hour
-    let model = learner.model(SPIKES).unwrap();
-    assert_eq!(model["format"], "tripline-baseline");
-    assert!(model["groups"].as_array().is_some_and(|g| !g.is_empty()));
-    assert_eq!(learner.model("no_such_detection").unwrap(), Value::Null);
+        let learn = format!(r#"{{"detections":{{"{SPIKES}":{{"mode":"learn"}}}}}}"#);
+        let mut learner = plugin_from(artifact, Some(&learn), None);
+        learner.process(&data[..week4]).unwrap();
+        learner.flush(1_792_972_800 + 600).unwrap(); // 2026-10-26T00:10:00Z closes the last history hour
+        let model = learner.model(SPIKES).unwrap();
+        assert_eq!(model["format"], "tripline-baseline");
+        assert!(model["groups"].as_array().is_some_and(|g| !g.is_empty()));
+        assert_eq!(learner.model("no_such_detection").unwrap(), Value::Null);
 
-    let judge = format!(r#"{{"detections":{{"{SPIKES}":{{"mode":"judge"}}}}}}"#);
-    let mut judge_engine = plugin(Some(&judge), Some(&model.to_string()));
-    let out = judge_engine.process(&data[week4..]).unwrap();
-    let all = [out.alerts, judge_engine.flush(2_000_000_000).unwrap().alerts].concat();
-    assert_planted_alerts(&alerts(&all));
-    assert_eq!(judge_engine.stats().unwrap()["counters"]["model_errors"], 0);
+        let judge = format!(r#"{{"detections":{{"{SPIKES}":{{"mode":"judge"}}}}}}"#);
+        let mut judge_engine = plugin_from(artifact, Some(&judge), Some(&model.to_string()));
+        let out = judge_engine.process(&data[week4..]).unwrap();
+        let all = [out.alerts, judge_engine.flush(2_000_000_000).unwrap().alerts].concat();
+        assert_planted_alerts(&alerts(&all));
+        assert_eq!(judge_engine.stats().unwrap()["counters"]["model_errors"], 0);
 
-    // The same model through the `load_model` export; a bad one is refused and counted.
-    let mut late = plugin(Some(&judge), None);
-    assert_eq!(late.load_model(model.to_string().as_bytes()).unwrap(), Ok(()));
-    assert!(late.load_model(b"{}").unwrap().is_err());
-    let mut bad = plugin(Some(&judge), Some("{\"detection\":\"nope\"}"));
-    assert_eq!(bad.stats().unwrap()["counters"]["model_errors"], 1);
+        // The same model through the `load_model` export; a bad one is refused and counted.
+        let mut late = plugin_from(artifact, Some(&judge), None);
+        assert_eq!(late.load_model(model.to_string().as_bytes()).unwrap(), Ok(()));
+        assert!(late.load_model(b"{}").unwrap().is_err());
+        let mut bad = plugin_from(artifact, Some(&judge), Some("{\"detection\":\"nope\"}"));
+        assert_eq!(bad.stats().unwrap()["counters"]["model_errors"], 1);
+    }
 }
 
 #[test]

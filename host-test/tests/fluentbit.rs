@@ -31,14 +31,21 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The module as built and its `wasm-opt -Oz` copy (scripts/report-sizes.sh): Fluent Bit may load
+/// either, so the tests of the exports and of a whole detection run on both.
+const ARTIFACTS: [&str; 2] = ["tripline-fluentbit.wasm", "tripline-fluentbit.opt.wasm"];
+
 /// A `tripline_filter` instance of the real module; `config` becomes `tripline.json`.
 fn start(name: &str, config: Option<&str>) -> FluentBitFilter {
+    start_from(ARTIFACTS[0], name, config)
+}
+
+fn start_from(artifact: &str, name: &str, config: Option<&str>) -> FluentBitFilter {
     let dir = scratch(name);
     if let Some(config) = config {
         std::fs::write(dir.join("tripline.json"), config).unwrap();
     }
-    let options =
-        FilterOptions::new(dist("tripline-fluentbit.wasm"), FILTER_FUNCTION).accessible_path(&dir).capture_output();
+    let options = FilterOptions::new(dist(artifact), FILTER_FUNCTION).accessible_path(&dir).capture_output();
     FluentBitFilter::start(options).unwrap()
 }
 
@@ -140,8 +147,8 @@ fn is_job_created(record: &Value) -> bool {
 
 /// Sends a JobCreated record (and optional neighbours) and checks the per-event tag, then the
 /// hourly alert when a later record closes the window.
-fn job_created_end_to_end(name: &str, before: &[Value], record: &Value, after: &[Value]) {
-    let mut filter = start(name, None);
+fn job_created_end_to_end(artifact: &str, name: &str, before: &[Value], record: &Value, after: &[Value]) {
+    let mut filter = start_from(artifact, name, None);
     for other in before.iter().chain(after) {
         assert!(!is_job_created(other));
     }
@@ -188,41 +195,49 @@ fn job_created_end_to_end(name: &str, before: &[Value], record: &Value, after: &
 
 #[test]
 fn exports_fluent_bits_signature_and_libc_allocator() {
-    let engine = wasmtime::Engine::default();
-    let module = wasmtime::Module::from_file(&engine, dist("tripline-fluentbit.wasm")).unwrap();
-    let func = |name: &str| match module.get_export(name) {
-        Some(wasmtime::ExternType::Func(f)) => f,
-        other => panic!("`{name}` is not an exported function: {other:?}"),
-    };
-    let i32s = |types: Vec<wasmtime::ValType>| types.iter().filter(|t| matches!(t, wasmtime::ValType::I32)).count();
-    for name in [FILTER_FUNCTION, ALERTS_ONLY_FUNCTION] {
-        let f = func(name);
-        assert_eq!((f.params().len(), i32s(f.params().collect())), (6, 6), "{name} params");
-        assert_eq!((f.results().len(), i32s(f.results().collect())), (1, 1), "{name} result");
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::from_file(&engine, dist(artifact)).unwrap();
+        let func = |name: &str| match module.get_export(name) {
+            Some(wasmtime::ExternType::Func(f)) => f,
+            other => panic!("`{name}` is not an exported function: {other:?}"),
+        };
+        let i32s = |types: Vec<wasmtime::ValType>| types.iter().filter(|t| matches!(t, wasmtime::ValType::I32)).count();
+        for name in [FILTER_FUNCTION, ALERTS_ONLY_FUNCTION] {
+            let f = func(name);
+            assert_eq!((f.params().len(), i32s(f.params().collect())), (6, 6), "{name} params");
+            assert_eq!((f.results().len(), i32s(f.results().collect())), (1, 1), "{name} result");
+        }
+        let malloc = func("malloc");
+        let malloc_types = (malloc.params().len(), i32s(malloc.params().collect()), i32s(malloc.results().collect()));
+        assert_eq!(malloc_types, (1, 1, 1));
+        let free = func("free");
+        assert_eq!((free.params().len(), i32s(free.params().collect()), free.results().len()), (1, 1, 0));
+        let filter = start_from(artifact, "exports", None);
+        assert!(filter.uses_module_malloc(), "the harness must copy records with the module's malloc");
     }
-    let malloc = func("malloc");
-    assert_eq!((malloc.params().len(), i32s(malloc.params().collect()), i32s(malloc.results().collect())), (1, 1, 1));
-    let free = func("free");
-    assert_eq!((free.params().len(), i32s(free.params().collect()), free.results().len()), (1, 1, 0));
-    assert!(start("exports", None).uses_module_malloc(), "the harness must copy records with the module's malloc");
 }
 
 #[test]
 fn passes_a_quiet_record_through_as_the_same_pointer() {
-    let mut filter = start("pass-through", None);
-    let (sent, reply) = send(&mut filter, &quiet("2023-04-24T23:52:00Z"));
-    assert!(reply.is_pass_through(), "{:?}", reply.outcome);
-    assert_eq!(reply.returned_ptr, Some(reply.record_ptr));
-    assert_ne!(reply.record_ptr, 0);
-    assert_eq!(reply.body().unwrap(), sent.as_slice());
-    // Non-ASCII arrives as \uXXXX (json.escape_unicode) and still passes through byte for byte.
-    let mut record = quiet("2023-04-24T23:53:00Z");
-    record["userAgent"] = json!("Mozilla/5.0 (Müller; 中文; 😀)");
-    let (sent, reply) = send(&mut filter, &record);
-    assert!(String::from_utf8(sent.clone()).unwrap().contains(r"M\u00fcller; \u4e2d\u6587; \ud83d\ude00"));
-    assert!(reply.is_pass_through());
-    assert_eq!(reply.body().unwrap(), sent.as_slice());
-    assert_eq!(filter.counts().violations, 0);
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let mut filter = start_from(artifact, "pass-through", None);
+        let (sent, reply) = send(&mut filter, &quiet("2023-04-24T23:52:00Z"));
+        assert!(reply.is_pass_through(), "{:?}", reply.outcome);
+        assert_eq!(reply.returned_ptr, Some(reply.record_ptr));
+        assert_ne!(reply.record_ptr, 0);
+        assert_eq!(reply.body().unwrap(), sent.as_slice());
+        // Non-ASCII arrives as \uXXXX (json.escape_unicode) and still passes through byte for byte.
+        let mut record = quiet("2023-04-24T23:53:00Z");
+        record["userAgent"] = json!("Mozilla/5.0 (Müller; 中文; 😀)");
+        let (sent, reply) = send(&mut filter, &record);
+        assert!(String::from_utf8(sent.clone()).unwrap().contains(r"M\u00fcller; \u4e2d\u6587; \ud83d\ude00"));
+        assert!(reply.is_pass_through());
+        assert_eq!(reply.body().unwrap(), sent.as_slice());
+        assert_eq!(filter.counts().violations, 0);
+    }
 }
 
 #[test]
@@ -237,32 +252,35 @@ fn state_persists_across_calls_on_one_instance() {
 
 #[test]
 fn alerts_only_filter_keeps_just_the_alerts() {
-    let mut main = start("alerts-only", None);
-    let record = job_created();
-    let (sent, reply) = send(&mut main, &record);
-    let tagged_record: Value = serde_json::from_slice(reply.body().unwrap()).unwrap();
-    assert!(!list(&added_field(&sent, &reply, "tripline"), "matches").is_empty());
-    let (_, reply) = send(&mut main, &quiet(&rfc3339(close_time(&record) + 1)));
-    let alert_record: Value = serde_json::from_slice(reply.body().unwrap()).unwrap();
-    assert_eq!(alert_record["tripline"]["route"], "alert");
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let mut main = start_from(artifact, "alerts-only", None);
+        let record = job_created();
+        let (sent, reply) = send(&mut main, &record);
+        let tagged_record: Value = serde_json::from_slice(reply.body().unwrap()).unwrap();
+        assert!(!list(&added_field(&sent, &reply, "tripline"), "matches").is_empty());
+        let (_, reply) = send(&mut main, &quiet(&rfc3339(close_time(&record) + 1)));
+        let alert_record: Value = serde_json::from_slice(reply.body().unwrap()).unwrap();
+        assert_eq!(alert_record["tripline"]["route"], "alert");
 
-    // A second filter instance on the rewrite_tag'ged stream, same Accessible_Paths.
-    let options = FilterOptions::new(dist("tripline-fluentbit.wasm"), ALERTS_ONLY_FUNCTION)
-        .accessible_path(main.accessible_dir())
-        .tag("tripline.alerts")
-        .capture_output();
-    let mut alerts_only = FluentBitFilter::start(options).unwrap();
-    let reply = alerts_only.filter(1, &alert_record).unwrap();
-    assert!(reply.is_modified(), "{:?}", reply.outcome);
-    assert_eq!(reply.value().unwrap(), json!({"alerts": alert_record["tripline"]["alerts"]}));
-    let reply = alerts_only.filter(1, &tagged_record).unwrap();
-    assert_eq!(reply.outcome, Outcome::Dropped, "a record with matches but no alerts");
-    let reply = alerts_only.filter(1, &quiet("2023-04-24T23:52:00Z")).unwrap();
-    assert_eq!(reply.outcome, Outcome::Dropped);
-    // Whatever it is given, it returns one valid JSON object or drops the copy.
-    for broken in [&br#"{"tripline":{"alerts":[1,}]}}"#[..], br#"{"tripline":{"alerts":"not a list"}}"#, br#"{"tripline":{"alerts":[{"a":tru}]}}"#] {
-        let reply = alerts_only.call_raw(b"tripline.alerts", 1, 0, broken).unwrap();
-        assert_eq!(reply.outcome, Outcome::Dropped, "{}", String::from_utf8_lossy(broken));
+        // A second filter instance on the rewrite_tag'ged stream, same Accessible_Paths.
+        let options = FilterOptions::new(dist(artifact), ALERTS_ONLY_FUNCTION)
+            .accessible_path(main.accessible_dir())
+            .tag("tripline.alerts")
+            .capture_output();
+        let mut alerts_only = FluentBitFilter::start(options).unwrap();
+        let reply = alerts_only.filter(1, &alert_record).unwrap();
+        assert!(reply.is_modified(), "{:?}", reply.outcome);
+        assert_eq!(reply.value().unwrap(), json!({"alerts": alert_record["tripline"]["alerts"]}));
+        let reply = alerts_only.filter(1, &tagged_record).unwrap();
+        assert_eq!(reply.outcome, Outcome::Dropped, "a record with matches but no alerts");
+        let reply = alerts_only.filter(1, &quiet("2023-04-24T23:52:00Z")).unwrap();
+        assert_eq!(reply.outcome, Outcome::Dropped);
+        // Whatever it is given, it returns one valid JSON object or drops the copy.
+        for broken in [&br#"{"tripline":{"alerts":[1,}]}}"#[..], br#"{"tripline":{"alerts":"not a list"}}"#, br#"{"tripline":{"alerts":[{"a":tru}]}}"#] {
+            let reply = alerts_only.call_raw(b"tripline.alerts", 1, 0, broken).unwrap();
+            assert_eq!(reply.outcome, Outcome::Dropped, "{}", String::from_utf8_lossy(broken));
+        }
     }
 }
 
@@ -273,11 +291,14 @@ fn alerts_only_filter_keeps_just_the_alerts() {
 #[test]
 fn splunk_job_created_is_tagged_then_alerted() {
     let record = job_created();
-    let (sent, reply) = send(&mut start("splunk-tag", None), &record);
-    let tag = added_field(&sent, &reply, "tripline");
-    assert_eq!(list(&tag, "matches")[0]["risk_message"], BATCH_MESSAGE);
-    assert_eq!(list(&tag, "matches")[0]["risk_score"], 64);
-    job_created_end_to_end("splunk", &[], &record, &[]);
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let (sent, reply) = send(&mut start_from(artifact, "splunk-tag", None), &record);
+        let tag = added_field(&sent, &reply, "tripline");
+        assert_eq!(list(&tag, "matches")[0]["risk_message"], BATCH_MESSAGE);
+        assert_eq!(list(&tag, "matches")[0]["risk_score"], 64);
+        job_created_end_to_end(artifact, "splunk", &[], &record, &[]);
+    }
 }
 
 #[test]
@@ -285,7 +306,7 @@ fn awsdocs_job_created_is_tagged_then_alerted_and_status_changes_are_not() {
     let lines = shared_lines("awsdocs_s3_batch_operations_cloudtrail_examples.jsonl");
     let index = lines.iter().position(is_job_created).unwrap();
     assert_eq!(lines.iter().filter(|l| is_job_created(l)).count(), 1);
-    job_created_end_to_end("awsdocs", &lines[..index], &lines[index], &lines[index + 1..]);
+    job_created_end_to_end(ARTIFACTS[0], "awsdocs", &lines[..index], &lines[index], &lines[index + 1..]);
 }
 
 /// Every record comes back unchanged or with only the extra field; detection A tags and alerts
