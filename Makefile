@@ -38,14 +38,14 @@ js: setup
 	cp js/package.json js/index.js js/index.d.ts js/README.md $(DIST)/js/
 
 # The Fluent Bit module compiled ahead of time (docs/aot.md), by the wamrc of the WAMR inside Fluent
-# Bit's own source (scripts/wamrc.sh builds it once): an .aot file loads only in that WAMR release.
+# Bit's own source (scripts/fluent-bit.sh wamrc builds it once): an .aot file loads only in that WAMR release.
 # Fluent Bit builds WAMR without SIMD, which refuses SIMD-enabled .aot files; bulk memory and
 # reference types are on in that runtime, as in wamrc's defaults. The target is baseline x86-64,
 # not wamrc's default of the build machine's CPU, whose newer instructions would crash Fluent Bit
 # on an older CPU (and bought nothing measurable); arm64: AOT_FLAGS="--disable-simd --target=aarch64v8".
 AOT_FLAGS := --disable-simd --target=x86_64
 aot: fluentbit
-	wamrc=$$(./scripts/wamrc.sh) && $$wamrc $(AOT_FLAGS) -o $(DIST)/tripline-fluentbit.aot $(DIST)/tripline-fluentbit.wasm
+	wamrc=$$(./scripts/fluent-bit.sh wamrc) && $$wamrc $(AOT_FLAGS) -o $(DIST)/tripline-fluentbit.aot $(DIST)/tripline-fluentbit.wasm
 
 example-data:
 	@mkdir -p examples/data/generated
