@@ -5,7 +5,7 @@
 //!
 //! `make test` builds the `.aot` first (`make aot`, with the LLVM-based `wamrc` built once).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
