@@ -74,7 +74,8 @@ test-python: extism example-data
 test-browser:
 	./scripts/test-browser.sh
 
-
+# Native peers, the harness, then the real Fluent Bit section: scripts/bench.sh also gets the fluent-bit
+# binary (scripts/fluent-bit.sh, built once and cached) and the module's wasm-opt build.
 bench: fluentbit example-data
 	./scripts/bench.sh
 

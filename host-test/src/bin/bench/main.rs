@@ -4,10 +4,16 @@
 //! its event time) the way most filters do it: a full serde_json DOM per record. Native runs
 //! show the algorithmic difference; the Fluent Bit module runs in the host harness against the
 //! same module with every detection disabled (the host's own per-call cost). Timings are best of
-//! several rounds; allocation counts are exact.
+//! several rounds; allocation counts are exact. Then, given a `fluent-bit` binary, the real
+//! Fluent Bit section (`fluentbit.rs`) prices each filter in the process users actually run.
+
+mod fluentbit;
+mod process;
+mod records;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -26,11 +32,20 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout)
     }
+    // The default realloc is alloc + copy + dealloc: it would charge the peers a copy for every
+    // buffer growth that the system allocator does in place. One growth is one allocation event.
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
 }
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
+/// A `tripline.json` with both detections off: what remains is the module's and its host's cost of
+/// a call.
+const DETECTIONS_OFF: &str = r#"{"detections":{"aws_exfiltration_via_batch_service":{"enabled":false},"abnormally_high_cloud_security_group_api_calls":{"enabled":false}}}"#;
 
 /// The DOM peer: parse everything, then look at two fields.
 fn dom_peer(record: &[u8]) -> (bool, Option<String>) {
@@ -100,7 +115,20 @@ fn main() -> anyhow::Result<()> {
         println!("tripline's speed-up over the {name}: {ratio:.1}x");
     }
     println!();
-    fluentbit_module(&all)
+    fluentbit_module(&all)?;
+    println!();
+    real_fluent_bit()
+}
+
+/// The real Fluent Bit section, when `FLUENT_BIT` names the binary (`scripts/bench.sh` sets it).
+fn real_fluent_bit() -> anyhow::Result<()> {
+    match std::env::var_os("FLUENT_BIT") {
+        Some(binary) => fluentbit::section(Path::new(&binary)),
+        None => {
+            println!("Real Fluent Bit section skipped: set FLUENT_BIT to a fluent-bit binary (make bench does).");
+            Ok(())
+        }
+    }
 }
 
 /// Vector's VRL doing the selection as a `remap` would: parse the record, test `eventName`.
@@ -155,7 +183,7 @@ fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for (name, config) in [
         ("tripline_filter, both detections", "{}"),
-        ("same module, detections off (host cost)", r#"{"detections":{"aws_exfiltration_via_batch_service":{"enabled":false},"abnormally_high_cloud_security_group_api_calls":{"enabled":false}}}"#),
+        ("same module, detections off (host cost)", DETECTIONS_OFF),
     ] {
         let dir = std::env::temp_dir().join(format!("tripline-bench-{}-{}", std::process::id(), results.len()));
         std::fs::create_dir_all(&dir)?;
