@@ -76,7 +76,7 @@ test-browser:
 
 # Native peers, the harness, then the real Fluent Bit section: scripts/bench.sh also gets the fluent-bit
 # binary (scripts/fluent-bit.sh, built once and cached) and the module's wasm-opt build.
-bench: fluentbit example-data
+bench: fluentbit aot example-data
 	./scripts/bench.sh
 
 clean:

@@ -3,7 +3,7 @@
 # in the wasmtime harness, then in a real Fluent Bit over a million generated records.
 #   scripts/bench.sh [DATA]   DATA: records for the native section (default: the example data)
 #   FLUENT_BIT=PATH           use this fluent-bit binary (default: scripts/fluent-bit.sh builds one)
-#   WAMRC=PATH                wamrc for the AOT rows (default: scripts/wamrc.sh, once `make aot` ran)
+#   WAMRC=PATH                wamrc for the AOT rows (default: scripts/fluent-bit.sh wamrc, once `make aot` ran)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 FLUENT_BIT="${FLUENT_BIT:-$(./scripts/fluent-bit.sh)}"
 export FLUENT_BIT
 # The AOT rows run only when `make aot` has built the module; the pass-through needs the same wamrc.
-if [[ -z ${WAMRC:-} && -f dist/tripline-fluentbit.aot && -x scripts/wamrc.sh ]]; then
-  WAMRC="$(./scripts/wamrc.sh)"
+if [[ -z ${WAMRC:-} && -f dist/tripline-fluentbit.aot ]]; then
+  WAMRC="$(./scripts/fluent-bit.sh wamrc)"
   export WAMRC
 fi
 cargo run --release --locked -q -p tripline-host-test --features vrl-peer --bin bench -- "${1:-examples/data/generated/cloudtrail.ndjson}"

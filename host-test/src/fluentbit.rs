@@ -38,7 +38,7 @@
 //! recursion limits differ); the app heap emulation is a bump allocator with an 8-byte header
 //! per block and may differ from WAMR's allocator by a few bytes at the edge (WAMR in practice
 //! grants about 63 KiB to a wasip1 cdylib; pass that as `wasm_heap_size` to reproduce it);
-//! stdin is not connected; invalid UTF-8 inside strings is re-encoded as U+FFFD.
+//! stdin is not connected.
 //!
 //! The JSON Fluent Bit hands the module is not the input line: Fluent Bit parses input into
 //! msgpack and encodes it again. [`fluentbit_json`] encodes a `serde_json::Value` that way and
@@ -858,7 +858,19 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) {
                         i += width;
                         continue;
                     }
-                    None => out.extend_from_slice("\u{fffd}".as_bytes()),
+                    None => {
+                        // Fluent Bit maps each byte of an invalid sequence to the private-use
+                        // code point U+E0XX (flb_utils.c): a bad lead byte alone, or the lead and
+                        // the continuation bytes before the one that breaks the sequence.
+                        let continuations =
+                            s[i + 1..(i + width).min(s.len())].iter().take_while(|b| (0x80..0xc0).contains(*b)).count();
+                        let bad = if width == 1 { 1 } else { 1 + continuations.min(width - 1) };
+                        for &b in &s[i..i + bad] {
+                            out.extend_from_slice(format!("\\u{:04x}", 0xe000 | u32::from(b)).as_bytes());
+                        }
+                        i += bad;
+                        continue;
+                    }
                 }
             }
         }
@@ -1297,6 +1309,8 @@ mod tests {
             r#"{"o":{},"p":[],"q":[{"x":{"y":[1,{"x":2}]}}]}"#
         );
         assert_eq!(reencode(r#""\ud83d\ude00""#), r#""\ud83d\ude00""#);
+        // Invalid UTF-8 as real Fluent Bit 5.1.1 printed it (tests/real_fluentbit.rs).
+        assert_eq!(fluentbit_reencode(b"\"Job\xff\xfeCreated\"").unwrap(), br#""Job\ue0ff\ue0feCreated""#);
         for bad in ["{", "{\"a\":1", "[1,]", "{\"a\" 1}", "01", "1.", "{} x", "\"a\nb\"", ""] {
             assert!(fluentbit_reencode(bad.as_bytes()).is_err(), "{bad}");
         }

@@ -183,10 +183,9 @@ fn job_created_end_to_end(artifact: &str, name: &str, before: &[Value], record: 
     // Nothing more follows.
     let (sent, reply) = send(&mut filter, &quiet(&rfc3339(close + 7200)));
     assert_eq!(added_field(&sent, &reply, "tripline"), Value::Null);
-    // A closed window saves the state beside the configuration (default snapshot settings).
-    let snapshot = filter.read_accessible("tripline-state.snap").expect("a snapshot in the Accessible_Paths directory");
-    assert!(snapshot.starts_with(b"TRIPLINE-SNAPSHOT "));
-    assert!(filter.read_accessible("tripline-state.tmp").is_none(), "written to a temporary file, then renamed");
+    // The state changes are journaled beside the configuration (default snapshot settings).
+    let journal = filter.read_accessible("tripline-state.journal").expect("a journal in the Accessible_Paths directory");
+    assert!(journal.starts_with(b"TRIPLINE-JOURNAL "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +463,7 @@ fn job_created_without_a_usable_event_time_is_tagged_and_counted() {
         let reply = send_raw(&mut filter, bytes);
         let added = added_field(bytes, &reply, "tripline");
         assert_eq!(list(&added, "matches").len(), 1, "{case}: tagged: {added}");
-        assert_eq!(added["matches"][0]["search_name"], BATCH, "{case}");
+        assert_eq!(added["matches"][0]["detection"]["name"], BATCH, "{case}");
         let counters = &added["stats"]["counters"];
         assert_eq!(counters["untimed"], n as u64 + 1, "{case}: {counters}");
         assert_eq!(counters["field_errors"], 0, "{case}");
