@@ -88,17 +88,9 @@ fn groups_under_cardinality_16_never_fire() {
     assert!(run_scenario(&WORKED[..15], 500).is_empty());
 }
 
-/// The learned model as the module's saved state holds it: its snapshot, if it wrote one, with
-/// its journal replayed on top, as the module itself restores at start.
+/// The learned model as the module's saved state holds it.
 fn model_from_saved_state(dir: &std::path::Path, config: &Value) -> Value {
-    let mut engine = tripline::Engine::from_json(config.to_string().as_bytes());
-    if let Ok(bytes) = std::fs::read(dir.join("tripline-state.snap")) {
-        engine.restore(&bytes).unwrap();
-    }
-    if let Ok(journal) = std::fs::read(dir.join("tripline-state.journal")) {
-        assert!(!tripline::journal::replay(&mut engine, &journal).damaged);
-    }
-    engine.model(SG).unwrap()
+    saved_state(dir, config).model(SG).unwrap()
 }
 
 #[test]

@@ -240,9 +240,9 @@ fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
     let counters = &last_stats["counters"];
     assert!(counters["evicted_groups"].as_u64().unwrap() > 900_000, "{counters}");
     // The state after the flood's window closed, as the module saved it.
-    let state = tripline::snapshot::decode(&std::fs::read(dir.join("tripline-state.snap")).unwrap()).unwrap();
-    assert!(state.counters.evicted_groups > 990_000);
-    let model = &state.detections.iter().find(|d| d.key == SG).unwrap().learned;
+    let state = saved_state(&dir, &config);
+    assert!(state.counters().evicted_groups > 990_000);
+    let model = &state.model(SG).unwrap();
     let groups = model["groups"].as_array().unwrap();
     assert!(groups.len() <= 5_000);
     // About 9,500 flood groups closed normally and were learned against a cap of 5,000.

@@ -76,6 +76,19 @@ pub fn run(filter: &mut FluentBitFilter, records: &[Value]) -> Vec<Value> {
     alerts
 }
 
+/// The state the module left in `dir`, as it restores it at start: the snapshot, if it wrote
+/// one, with the journal replayed on top.
+pub fn saved_state(dir: &std::path::Path, config: &Value) -> tripline::Engine {
+    let mut engine = tripline::Engine::from_json(config.to_string().as_bytes());
+    if let Ok(bytes) = std::fs::read(dir.join("tripline-state.snap")) {
+        engine.restore(&bytes).unwrap();
+    }
+    if let Ok(journal) = std::fs::read(dir.join("tripline-state.journal")) {
+        assert!(!tripline::journal::replay(&mut engine, &journal).damaged);
+    }
+    engine
+}
+
 /// The alerts of one detection.
 pub fn of(alerts: &[Value], key: &str) -> Vec<Value> {
     let id = match key {
