@@ -136,20 +136,26 @@ fn real_fluent_bit() -> anyhow::Result<()> {
 mod vrl_peer {
     use std::collections::BTreeMap;
 
+    use tripline::detections::abnormally_high_cloud_security_group_api_calls::FIREWALL_COMMANDS;
     use vrl::compiler::{compile, state::RuntimeState, Context, Program, TargetValue, TimeZone};
     use vrl::value::{Secrets, Value};
 
-    const SOURCE: &str = r#"
+    /// The peer's program, with the security-group calls taken from tripline's own list.
+    fn source() -> String {
+        let commands: Vec<String> = FIREWALL_COMMANDS.iter().map(|c| format!("{c:?}")).collect();
+        format!(
+            r#"
         event = parse_json!(string!(.message))
         name = string(event.eventName) ?? ""
-        .matched = downcase(name) == "jobcreated" || includes(["CreateSecurityGroup", "DeleteSecurityGroup",
-            "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
-            "RevokeSecurityGroupEgress"], name)
+        .matched = downcase(name) == "jobcreated" || includes([{}], name)
         .time = event.eventTime
-    "#;
+    "#,
+            commands.join(", ")
+        )
+    }
 
     pub fn matcher() -> impl FnMut(&[u8]) {
-        let program: Program = compile(SOURCE, &vrl::stdlib::all()).expect("the peer's VRL compiles").program;
+        let program: Program = compile(&source(), &vrl::stdlib::all()).expect("the peer's VRL compiles").program;
         let timezone = TimeZone::default();
         move |record: &[u8]| {
             let message = Value::from(String::from_utf8_lossy(record).into_owned());
