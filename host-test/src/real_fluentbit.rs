@@ -248,12 +248,13 @@ fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> J
     })
 }
 
-/// Asks Fluent Bit's HTTP server on `port` for a hot reload (`POST /api/v2/reload`); returns
-/// the response's status line and body.
-pub fn http_reload(port: u16) -> Result<String> {
+/// One request to Fluent Bit's HTTP server on `port` (`GET /api/v1/metrics`, `POST
+/// /api/v2/reload`); returns the whole response, status line first. HTTP/1.0: the server closes
+/// the connection after the reply and never chunks it.
+pub fn http(port: u16, method: &str, path: &str) -> Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connecting to Fluent Bit's HTTP server")?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "POST /api/v2/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)

@@ -132,7 +132,7 @@ fn measure_row(fluent_bit: &Path, records: &Path, work: &Path, row: &Row, cpu_li
     eprintln!("fluent-bit: {}", row.name);
     let dir = work.join("fluent-bit").join(row.key);
     let run = || -> anyhow::Result<Usage> {
-        let port = process::free_port()?;
+        let port = tripline_host_test::real_fluentbit::free_port()?;
         let config = prepare(&dir, records, port, filter)?;
         let log = File::create(dir.join("fluent-bit.log"))?;
         let mut command = Command::new(fluent_bit);

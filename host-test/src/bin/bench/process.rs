@@ -8,12 +8,11 @@
 //! every row's CPU time. A run that stops making progress, or exits by itself, is an error: a
 //! figure over records that never went through is worse than none.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use tripline_host_test::real_fluentbit;
 
 /// How often the metrics are read: often enough to stop soon after the last record, rarely
 /// enough that serving them costs nothing measurable.
@@ -24,11 +23,6 @@ const STALL: Duration = Duration::from_secs(30);
 pub struct Usage {
     pub cpu: Duration,
     pub max_rss_bytes: u64,
-}
-
-/// A free local port for Fluent Bit's HTTP server (free when asked; nothing else here binds one).
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Runs `command` (a Fluent Bit serving metrics on `port`) until `expected` records have reached
@@ -134,12 +128,7 @@ fn timeval(t: libc::timeval) -> Duration {
 
 /// Records the outputs have processed, summed over outputs, from Fluent Bit's JSON metrics.
 fn delivered_records(port: u16) -> anyhow::Result<u64> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    // HTTP/1.0: the server closes the connection after the reply and never chunks it.
-    stream.write_all(b"GET /api/v1/metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
+    let reply = real_fluentbit::http(port, "GET", "/api/v1/metrics")?;
     let (_, body) = reply.split_once("\r\n\r\n").context("no HTTP body")?;
     let metrics: serde_json::Value = serde_json::from_str(body)?;
     let outputs = metrics["output"].as_object().context("no output metrics")?;
