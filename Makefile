@@ -63,7 +63,7 @@ test: build aot example-data test-rust test-js test-python test-browser
 
 # The real Fluent Bit (built once from ../shared/fluent-bit into a cache) runs in these tests.
 test-rust:
-	FLUENT_BIT="$$(./scripts/fluent-bit.sh)" $(CARGO) test --release --locked --workspace
+	fluent_bit=$$(./scripts/fluent-bit.sh) && FLUENT_BIT=$$fluent_bit $(CARGO) test --release --locked --workspace
 
 test-js: js example-data
 	cd js && node --test test/
