@@ -125,10 +125,6 @@ impl<'a> ScannedObject<'a> {
         ScannedObject { object, state: std::cell::RefCell::new(state) }
     }
 
-    pub fn object(&self) -> RawObject<'a> {
-        self.object
-    }
-
     /// The value of one top-level key (the first, if the key repeats).
     pub fn get(&self, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
         let mut state = self.state.borrow_mut();
