@@ -17,6 +17,7 @@ pub mod input;
 pub mod journal;
 pub mod json;
 pub mod output;
+pub mod rule;
 pub mod snapshot;
 pub mod suppress;
 pub mod time;

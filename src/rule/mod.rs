@@ -1,0 +1,294 @@
+//! A detection as data: the form the compiler emits (`compiler/`) and the engine runs.
+//!
+//! A rule is a Splunk search reduced to the parts a stream can run: a selection over one record
+//! (`search` semantics), per-event steps (`eval`, `rename`, `where`, `spath`, `mvexpand`, ...),
+//! an optional `stats ... by` over event-time windows, and steps over each output row. The
+//! engine knows no single rule: everything a detection means is in this data. Field names are
+//! Splunk's, resolved through the add-on's field table (`cloudtrail.rs`).
+
+use serde::{Deserialize, Serialize};
+
+/// One compiled detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub metadata: Metadata,
+    pub source: Source,
+    /// The `eventName`s the selection requires (compared case-insensitively, as Splunk does);
+    /// empty when the rule may select any record. The engine's index: a record whose name no
+    /// rule lists costs no rule a look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_names: Vec<String>,
+    /// The base search over the raw record.
+    pub selection: Cond,
+    /// Per selected event, in order; an event that a step filters out is not selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// The aggregation, if the search has one; without it every selected event is a result row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Stats>,
+    /// Per result row (after `stats`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Step>,
+    /// Tag each selected event at once (the real-time path), ahead of the windowed result.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tag_each_event: bool,
+    /// What the compiler found the search cannot do as written (it still runs as written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Where a rule came from, for provenance and `explain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `escu`, `sigma`, or `local` for a host's own rule file.
+    pub kind: String,
+    /// The source file, relative to its collection's root.
+    #[serde(default)]
+    pub file: String,
+    /// The collection's commit, where it has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub commit: String,
+    /// The search as written, before macro expansion.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub search: String,
+}
+
+/// One MITRE ATT&CK technique with the tactic the detection maps it to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Technique {
+    pub id: String,
+    pub name: String,
+    pub tactic: String,
+}
+
+/// A field of the output row that names a risk or threat object, with its Splunk type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectField {
+    pub field: String,
+    pub kind: String,
+}
+
+/// The ESCU metadata a detection carries, rendered into every alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// ESCU detection id (a UUID).
+    pub id: String,
+    /// The detection's key in the per-host configuration.
+    pub key: String,
+    pub name: String,
+    pub version: u32,
+    /// ESCU analytic type: `TTP`, `Anomaly`, `Hunting`, ...
+    pub analytic_type: String,
+    /// `production`, `experimental`, `deprecated`.
+    pub status: String,
+    pub impact: u32,
+    pub confidence: u32,
+    pub risk_object: ObjectField,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_object: Option<ObjectField>,
+    /// The risk message; `$field$` tokens are filled from the row (or the event).
+    pub message: String,
+    /// Message tokens that name no row field, mapped to the field they mean.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_aliases: Vec<(String, String)>,
+    #[serde(default)]
+    pub mitre_attack: Vec<Technique>,
+    #[serde(default)]
+    pub kill_chain_phases: Vec<String>,
+    #[serde(default)]
+    pub nist: Vec<String>,
+    #[serde(default)]
+    pub cis20: Vec<String>,
+    #[serde(default)]
+    pub threat_actors: Vec<String>,
+    #[serde(default)]
+    pub analytic_stories: Vec<String>,
+}
+
+impl Metadata {
+    /// ESCU's formula: impact x confidence / 100.
+    pub fn risk_score(&self) -> u32 {
+        self.impact * self.confidence / 100
+    }
+}
+
+/// A boolean over one record or row with the `search` command's semantics: values compared
+/// case-insensitively with `*` wildcards, a multivalue field matching when any value does,
+/// `field!=v` only where the field exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Cond {
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    Compare { field: String, op: CompareOp, value: String },
+    In { field: String, values: Vec<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// An `eval`/`where` expression with eval's semantics: exact, case-sensitive comparisons,
+/// numbers where both sides read as numbers, null propagating (a null condition is false).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expr {
+    Str(String),
+    Num(f64),
+    Field(String),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Call { func: Func, args: Vec<Expr> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    And,
+    Or,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    /// `.`: string concatenation.
+    Concat,
+}
+
+/// The eval functions the engine implements, by Splunk name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Func {
+    If,
+    Case,
+    Coalesce,
+    Isnull,
+    Isnotnull,
+    /// `match(value, regex)`: unanchored regex test.
+    Match,
+    /// `like(value, pattern)`: SQL `%`/`_` pattern.
+    Like,
+    Lower,
+    Upper,
+    Len,
+    Tostring,
+    Tonumber,
+    Floor,
+    Round,
+    Abs,
+    Mvcount,
+    Mvindex,
+    Mvappend,
+    Mvjoin,
+    Split,
+    Strftime,
+}
+
+/// One step of the pipeline over a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// `search`: keep the row when the condition holds.
+    Search(Cond),
+    /// `where`: keep the row when the expression is true.
+    Where(Expr),
+    /// `eval a=..., b=...`: assignments in order, each seeing the ones before.
+    Eval(Vec<Assign>),
+    /// `rename a as b`: `b` takes `a`'s value (null included) and `a` goes.
+    Rename(Vec<Rename>),
+    /// `fillnull value=V f1 f2`: null fields among `fields` become `value`.
+    Fillnull { value: String, fields: Vec<String> },
+    /// `spath input=F output=O path=P`: `O` = the values at `P` in the JSON text of `F`.
+    Spath { input: String, output: String, path: String },
+    /// `mvexpand F`: one row per value of `F`.
+    Mvexpand(String),
+    /// `convert timeformat=F ctime(field)`: epoch seconds to text.
+    Ctime { field: String, format: String },
+    /// `table`/`fields`: keep only these fields, in this order.
+    Table(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    pub field: String,
+    pub expr: Expr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
+}
+
+/// `stats F(x) as y ... by a b` per event-time window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    /// The window: the search's `bin span` when `_time` is a `by` field (the row's `_time` is
+    /// then the bin's start); otherwise `None`, the host's scheduled window (hourly by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_seconds: Option<i64>,
+    /// Group fields, `_time` included where the search groups by it. An event with a null group
+    /// field joins no group, as in Splunk.
+    pub by: Vec<String>,
+    pub functions: Vec<Aggregation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregation {
+    pub func: AggFunc,
+    /// The input field; `None` for `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The output column (`as`, or Splunk's default name such as `values(userAgent)`).
+    pub name: String,
+}
+
+/// The stats functions the engine keeps state for. `min`/`max`/`earliest`/`latest` take `_time`
+/// only: they are the group's first and last event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggFunc {
+    Count,
+    Values,
+    Dc,
+    Min,
+    Max,
+    Earliest,
+    Latest,
+}
+
+/// A compiled collection of rules with its provenance, as committed under `rules/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pack {
+    /// The collection: `escu`, `sigma`.
+    pub collection: String,
+    /// Repository and commit the rules were compiled from.
+    pub origin: String,
+    pub license: String,
+    pub rules: Vec<Rule>,
+}
