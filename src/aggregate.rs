@@ -90,7 +90,7 @@ pub struct Evictions {
 
 impl Windows {
     /// Adds one event at `time` to window `[start, start + length)`.
-    pub fn add(&mut self, start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Option<String>>, caps: Caps) -> Evictions {
+    pub fn add(&mut self, start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Vec<String>>, caps: Caps) -> Evictions {
         let mut evictions = Evictions::default();
         let is_new = !self.open.get(&start).is_some_and(|w| w.contains_key(&key));
         if is_new && self.groups >= caps.max_groups {
@@ -110,12 +110,13 @@ impl Windows {
         stats.count += 1;
         stats.first = stats.first.min(time);
         stats.last = stats.last.max(time);
-        for (set, value) in stats.values.iter_mut().zip(values) {
-            let Some(value) = value else { continue };
-            if set.insert(value) && set.len() > caps.max_values {
-                set.pop_last();
-                stats.values_dropped += 1;
-                evictions.values += 1;
+        for (set, column) in stats.values.iter_mut().zip(values) {
+            for value in column {
+                if set.insert(value) && set.len() > caps.max_values {
+                    set.pop_last();
+                    stats.values_dropped += 1;
+                    evictions.values += 1;
+                }
             }
         }
         evictions
@@ -186,7 +187,7 @@ impl Windows {
 }
 
 /// A single late event as its own partial group.
-pub fn late_group(start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Option<String>>) -> ClosedGroup {
+pub fn late_group(start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Vec<String>>) -> ClosedGroup {
     let values = values.into_iter().map(|v| v.into_iter().collect()).collect();
     ClosedGroup {
         window_start: start,
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
 
     fn add(w: &mut Windows, start: i64, time: i64, key: &str, value: &str) -> Evictions {
-        w.add(start, 3600, time, vec![key.to_string()], vec![Some(value.to_string())], CAPS)
+        w.add(start, 3600, time, vec![key.to_string()], vec![vec![value.to_string()]], CAPS)
     }
 
     const CAPS: Caps = Caps { max_groups: 10, max_values: 2 };

@@ -7,13 +7,14 @@
 use serde_json::{json, Map, Value};
 
 use crate::aggregate::ClosedGroup;
-use crate::detection::{render_message, value_text, Metadata};
+use crate::detection::{render_message, value_text};
+use crate::rule::Metadata;
 use crate::time::format_rfc3339;
 
 /// ESCU's annotations block for a detection.
 pub fn annotations(meta: &Metadata) -> Value {
     json!({
-        "mitre_attack": meta.mitre_attack.iter().map(|t| t.id).collect::<Vec<_>>(),
+        "mitre_attack": meta.mitre_attack.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
         "mitre_attack_techniques": meta.mitre_attack.iter()
             .map(|t| json!({"id": t.id, "technique": t.name, "tactic": t.tactic}))
             .collect::<Vec<_>>(),
@@ -37,8 +38,8 @@ fn detection_block(meta: &Metadata) -> Value {
 
 /// The message with `$token$`s filled from `lookup`, honouring the detection's token aliases.
 pub fn risk_message(meta: &Metadata, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
-    render_message(meta.message, |token| {
-        let field = meta.message_aliases.iter().find(|(alias, _)| *alias == token).map_or(token, |(_, f)| *f);
+    render_message(&meta.message, |token| {
+        let field = meta.message_aliases.iter().find(|(alias, _)| alias == token).map_or(token, |(_, f)| f.as_str());
         lookup(field)
     })
 }
@@ -49,10 +50,10 @@ pub fn build_alert(meta: &Metadata, group: &ClosedGroup, row: Map<String, Value>
     let mut alert = Map::new();
     alert.insert("detection".into(), detection_block(meta));
     alert.insert("risk_score".into(), json!(meta.risk_score()));
-    alert.insert("risk_object".into(), json!(text(meta.risk_object.field)));
+    alert.insert("risk_object".into(), json!(text(&meta.risk_object.field)));
     alert.insert("risk_object_type".into(), json!(meta.risk_object.kind));
     if let Some(threat) = &meta.threat_object {
-        alert.insert("threat_object".into(), json!(text(threat.field)));
+        alert.insert("threat_object".into(), json!(text(&threat.field)));
         alert.insert("threat_object_type".into(), json!(threat.kind));
     }
     alert.insert("risk_message".into(), json!(risk_message(meta, text)));

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use crate::json::{Kind, ScanError, ScannedObject};
 
+
 /// Which `userIdentity` field stands for `user` (add-on 5.x uses `principalId`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,6 +72,24 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// Every value of a Splunk field name, as the add-on's JSON extraction reads them: `a{}.b`
+    /// is `b` of each element of the array `a` (nested `{}` flatten further), a scalar is one
+    /// value, null or absent none. Names without `{}` read as [`Event::field`] does.
+    pub fn values(&self, name: &str, user: UserSource) -> Result<Vec<Cow<'a, str>>, FieldError> {
+        let Some((array_path, _)) = name.split_once("{}") else {
+            return Ok(self.field(name, user)?.into_iter().collect());
+        };
+        let Some(raw) = self.record.get_path(array_path)? else { return Ok(Vec::new()) };
+        if raw.kind() != Kind::Array {
+            return Ok(Vec::new());
+        }
+        let array: serde_json::Value =
+            serde_json::from_slice(raw.bytes()).map_err(|_| FieldError::Scan(ScanError::Malformed))?;
+        let mut out = Vec::new();
+        collect_values(&array, &name[array_path.len()..], &mut out);
+        Ok(out.into_iter().map(Cow::Owned).collect())
+    }
+
     /// True when the raw record carries an `errorCode` (the Change data model's `status=failure`).
     pub fn failed(&self) -> Result<bool, FieldError> {
         Ok(self.scalar("errorCode")?.is_some())
@@ -82,6 +101,32 @@ impl<'a> Event<'a> {
             Kind::Object | Kind::Array => Err(FieldError::WrongType { field: path.to_string() }),
             _ => Ok(value.as_text()?),
         }
+    }
+}
+
+/// The values at `path` (`{}.a.b`, `.a{}.b`, or empty) below `value`, Splunk's `{}` flattening.
+pub fn collect_values(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    if let Some(rest) = path.strip_prefix("{}") {
+        if let Value::Array(items) = value {
+            items.iter().for_each(|item| collect_values(item, rest, out));
+        }
+        return;
+    }
+    let path = path.strip_prefix('.').unwrap_or(path);
+    if path.is_empty() {
+        match value {
+            Value::Null => {}
+            Value::String(s) => out.push(s.clone()),
+            // An array reached without `{}` and an object are no Splunk value: their text is
+            // what `spath` gives for such a path.
+            Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => out.push(value.to_string()),
+        }
+        return;
+    }
+    let end = path.find(['.', '{']).unwrap_or(path.len());
+    if let Some(inner) = value.get(&path[..end]) {
+        collect_values(inner, &path[end..], out);
     }
 }
 

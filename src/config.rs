@@ -234,7 +234,8 @@ impl Config {
 
 /// The settings every detection shares, split from the detection's own.
 pub struct CommonSettings {
-    pub enabled: bool,
+    /// `None` when the section does not say: the detection's default applies.
+    pub enabled: Option<bool>,
     pub suppress: Vec<Suppression>,
 }
 
@@ -242,8 +243,8 @@ pub struct CommonSettings {
 pub fn split_common(key: &str, section: &Map<String, Value>) -> Result<(CommonSettings, Map<String, Value>), ConfigError> {
     let mut own = section.clone();
     let enabled = match own.remove("enabled") {
-        None => true,
-        Some(Value::Bool(b)) => b,
+        None => None,
+        Some(Value::Bool(b)) => Some(b),
         Some(other) => return Err(ConfigError::new(format!("detections.{key}.enabled"), format!("must be true or false, not {other}"))),
     };
     let suppress = match own.remove("suppress") {

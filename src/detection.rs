@@ -1,9 +1,10 @@
 //! What a detection is, to the engine: metadata plus four small decisions.
 //!
-//! Every detection has the seeds' shape: pick events (`wants` on `eventName` alone, then
+//! Every detection has one shape: pick events (by `eventName` through the engine's index, then
 //! `select` on the whole record), group them per event-time window (`stats ... by`), and turn
 //! each closed group into an output row or nothing (`on_close`). The engine does the windows,
-//! suppression, alerts and state; a detection file holds only its own SPL's meaning.
+//! suppression, alerts and state. Rules compiled from data (`rule/`) are detections of this
+//! shape; so is the density baseline, which needs code of its own.
 
 use std::collections::BTreeSet;
 
@@ -12,73 +13,33 @@ use serde_json::{Map, Value};
 use crate::aggregate::ClosedGroup;
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::ConfigError;
+use crate::rule::Metadata;
 
-/// One MITRE ATT&CK technique with the tactic the detection maps it to.
-#[derive(Debug)]
-pub struct Technique {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub tactic: &'static str,
-}
-
-/// A field of the output row that names a risk or threat object, with its Splunk type.
-#[derive(Debug)]
-pub struct ObjectField {
-    pub field: &'static str,
-    pub kind: &'static str,
-}
-
-/// The ESCU metadata a detection carries, rendered into every alert.
-#[derive(Debug)]
-pub struct Metadata {
-    /// ESCU detection id (a UUID).
-    pub id: &'static str,
-    /// The detection's key in the per-host configuration.
-    pub key: &'static str,
-    pub name: &'static str,
-    pub version: u32,
-    /// ESCU analytic type: `TTP`, `Anomaly`, ...
-    pub analytic_type: &'static str,
-    pub impact: u32,
-    pub confidence: u32,
-    pub risk_object: ObjectField,
-    pub threat_object: Option<ObjectField>,
-    /// The seed's risk message; `$field$` tokens are filled from the row (or the event).
-    pub message: &'static str,
-    /// Message tokens that name no row field, mapped to the field they mean.
-    pub message_aliases: &'static [(&'static str, &'static str)],
-    pub mitre_attack: &'static [Technique],
-    pub kill_chain_phases: &'static [&'static str],
-    pub nist: &'static [&'static str],
-    pub cis20: &'static [&'static str],
-    pub threat_actors: &'static [&'static str],
-    pub analytic_stories: &'static [&'static str],
-}
-
-impl Metadata {
-    /// ESCU's formula: impact x confidence / 100.
-    pub fn risk_score(&self) -> u32 {
-        self.impact * self.confidence / 100
-    }
-}
-
-/// An event's place in a detection's `stats ... by`: the group key and the `values()` inputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selected {
-    /// `None` when a `by` field is null: Splunk's `stats ... by` drops such events.
-    pub key: Option<Vec<String>>,
-    pub values: Vec<Option<String>>,
+/// What one selected event (or each row an event expands into) becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selected {
+    /// A member of group `key` of its window (`None` when a `by` field is null: Splunk's
+    /// `stats ... by` drops such events), with the inputs of each `values()`/`dc()` column.
+    Group { key: Option<Vec<String>>, values: Vec<Vec<String>> },
+    /// A result row of its own, for a search without `stats`.
+    Row(Map<String, Value>),
 }
 
 /// One detection. Implementations live one per file in `detections/`.
 pub trait Detection {
-    fn metadata(&self) -> &'static Metadata;
+    fn metadata(&self) -> &Metadata;
 
-    /// Cheap test on `eventName` alone: false for almost every record, and must not allocate.
-    fn wants(&self, event_name: &str) -> bool;
+    /// The `eventName`s it can select (case-insensitive), or none for any record. The engine
+    /// indexes detections by them, so a record no detection names costs none a look.
+    fn event_names(&self) -> Vec<String>;
 
-    /// The event's group and values, or `None` when the full record does not qualify.
-    fn select(&self, event: &Event<'_>) -> Result<Option<Selected>, FieldError>;
+    /// Its own window length, where its search bins `_time` (`None`: the host's window).
+    fn window_seconds(&self) -> Option<i64> {
+        None
+    }
+
+    /// What the event becomes: nothing when the full record does not qualify.
+    fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError>;
 
     /// Whether each selected event is tagged at once (the real-time path), before its window closes.
     fn tags_each_event(&self) -> bool {
@@ -123,9 +84,9 @@ pub fn select_fields(event: &Event<'_>, by: &[&str], values: &[&str], user: User
     }
     let mut picked = Vec::with_capacity(values.len());
     for field in values {
-        picked.push(event.field(field, user)?.map(|v| v.into_owned()));
+        picked.push(event.field(field, user)?.map(|v| v.into_owned()).into_iter().collect());
     }
-    Ok(Selected { key, values: picked })
+    Ok(Selected::Group { key, values: picked })
 }
 
 /// Fills `$field$` tokens of `template` with `lookup(field)`; unknown tokens stay as written,

@@ -10,12 +10,15 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::aggregate::{late_group, Caps, ClosedGroup, Windows};
+use std::collections::BTreeMap;
+
+use crate::aggregate::{late_group, Caps, ClosedGroup, GroupStats, Windows};
 use crate::alert::{build_alert, build_match, risk_message};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
-use crate::detection::Detection;
-use crate::detections;
+use crate::catalog::catalog;
+use crate::detection::{Detection, Selected};
+use crate::rule::Rule;
 use crate::json::{Kind, RawObject, ScanError, ScannedObject};
 use crate::snapshot;
 use crate::suppress::{suppressed, Suppression};
@@ -78,10 +81,65 @@ pub struct Processed {
 }
 
 struct Slot {
-    key: &'static str,
+    key: String,
     detection: Box<dyn Detection>,
     suppress: Vec<Suppression>,
     windows: Windows,
+    /// Window length: the detection's own `bin` span, else the host's window.
+    length: i64,
+}
+
+/// The detections by the `eventName`s they select, lower-cased; and those that name none.
+#[derive(Default)]
+struct Index {
+    by_name: BTreeMap<Box<[u8]>, Vec<usize>>,
+    any: Vec<usize>,
+    /// The longest indexed name: a longer one can match none.
+    longest: usize,
+}
+
+/// Names are folded on the stack: the lookup of a record's name never allocates.
+const NAME_BUFFER: usize = 128;
+
+impl Index {
+    fn new(slots: &[Slot]) -> Index {
+        let mut index = Index::default();
+        for (i, slot) in slots.iter().enumerate() {
+            let names = slot.detection.event_names();
+            if names.is_empty() {
+                index.any.push(i);
+            }
+            for name in names.into_iter().filter(|n| n.len() <= NAME_BUFFER) {
+                let folded: Box<[u8]> = name.to_ascii_lowercase().into_bytes().into();
+                index.longest = index.longest.max(folded.len());
+                let list = index.by_name.entry(folded).or_default();
+                if !list.contains(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        index
+    }
+
+    /// The detections that may select a record named `name`, in slot order.
+    fn candidates(&self, name: &str) -> (&[usize], &[usize]) {
+        let bytes = name.as_bytes();
+        let named = if bytes.len() > self.longest {
+            &[][..]
+        } else {
+            let mut buffer = [0u8; NAME_BUFFER];
+            let folded = &mut buffer[..bytes.len()];
+            folded.copy_from_slice(bytes);
+            folded.make_ascii_lowercase();
+            self.by_name.get(&*folded).map_or(&[][..], Vec::as_slice)
+        };
+        (named, &self.any)
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        let (named, any) = self.candidates(name);
+        !named.is_empty() || !any.is_empty()
+    }
 }
 
 /// One detection's window state, as saved in snapshots.
@@ -104,6 +162,9 @@ pub struct EngineState {
 pub struct Engine {
     config: Config,
     slots: Vec<Slot>,
+    index: Index,
+    /// The distinct window lengths of the slots.
+    lengths: Vec<i64>,
     watermark: Option<i64>,
     counters: Counters,
     pending: VecDeque<Value>,
@@ -115,28 +176,41 @@ pub struct Engine {
 impl Engine {
     /// An engine for a validated configuration.
     pub fn new(config: Config) -> Result<Engine, ConfigError> {
-        let mut slots = Vec::new();
+        Engine::with_rules(config, Vec::new())
+    }
+
+    /// An engine that also knows `rules` (beyond the built-in detections).
+    pub fn with_rules(config: Config, rules: Vec<Rule>) -> Result<Engine, ConfigError> {
+        let entries = catalog(rules);
         for key in config.detections.keys() {
-            if !detections::REGISTRY.iter().any(|(k, _)| k == key) {
-                let known: Vec<_> = detections::REGISTRY.iter().map(|(k, _)| *k).collect();
+            if !entries.iter().any(|e| e.key == *key) {
+                let known: Vec<_> = entries.iter().map(|e| e.key.as_str()).collect();
                 return Err(ConfigError::new(
                     format!("detections.{key}"),
                     format!("unknown detection; known: {}", known.join(", ")),
                 ));
             }
         }
-        for (key, construct) in detections::REGISTRY {
+        let mut slots = Vec::new();
+        for entry in &entries {
             let empty = Map::new();
-            let section = config.detections.get(*key).unwrap_or(&empty);
-            let (common, own) = split_common(key, section)?;
-            let detection = construct(&own)?;
-            if common.enabled {
-                slots.push(Slot { key, detection, suppress: common.suppress, windows: Windows::default() });
+            let section = config.detections.get(&entry.key).unwrap_or(&empty);
+            let (common, own) = split_common(&entry.key, section)?;
+            let detection = entry.construct(&own)?;
+            if common.enabled.unwrap_or(entry.enabled_by_default) {
+                let length = detection.window_seconds().unwrap_or(config.window.length_seconds);
+                slots.push(Slot { key: entry.key.clone(), detection, suppress: common.suppress, windows: Windows::default(), length });
             }
         }
+        let index = Index::new(&slots);
+        let mut lengths: Vec<i64> = slots.iter().map(|s| s.length).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
         Ok(Engine {
             config,
             slots,
+            index,
+            lengths,
             watermark: None,
             counters: Counters::default(),
             pending: VecDeque::new(),
@@ -159,6 +233,8 @@ impl Engine {
         Engine {
             config: Config::default(),
             slots: Vec::new(),
+            index: Index::default(),
+            lengths: Vec::new(),
             watermark: None,
             counters: Counters { config_errors: 1, ..Counters::default() },
             pending: VecDeque::new(),
@@ -224,7 +300,7 @@ impl Engine {
             Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
-        let wanted = name.as_deref().is_some_and(|n| self.slots.iter().any(|s| s.detection.wants(n)));
+        let wanted = name.as_deref().is_some_and(|n| self.index.wants(n));
         let timing = match time {
             Some(time) => self.observe_time(time, now),
             None if wanted => {
@@ -254,61 +330,72 @@ impl Engine {
             self.counters.future += 1;
             return Timing::Future;
         }
-        let end = window_start(time, w.length_seconds) + w.length_seconds;
-        if self.watermark.is_some_and(|mark| end + w.allowed_lateness_seconds <= mark) {
-            return Timing::Late;
-        }
         let mark = self.watermark.map_or(time, |mark| mark.max(time));
         // Lateness and closing depend on the watermark only through which window boundary
         // (plus the lateness) it has passed; moving within that interval changes nothing.
-        let horizon = |mark: i64| mark.saturating_sub(w.allowed_lateness_seconds).div_euclid(w.length_seconds);
-        self.changed |= self.watermark.is_none_or(|old| horizon(old) != horizon(mark));
+        let lateness = w.allowed_lateness_seconds;
+        let horizon = |mark: i64, length: i64| mark.saturating_sub(lateness).div_euclid(length);
+        self.changed |= self.watermark.is_none_or(|old| self.lengths.iter().any(|&l| horizon(old, l) != horizon(mark, l)));
         self.watermark = Some(mark);
-        Timing::OnTime
+        Timing::Timed
     }
 
     fn select(&mut self, event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
         let w = self.config.window;
         let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
         let mut matches = Vec::new();
-        let mut early = Vec::new();
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if !slot.detection.wants(&event.event_name) {
+        let mut results = Vec::new();
+        let (named, any) = self.index.candidates(&event.event_name);
+        let mut candidates: Vec<usize> = named.iter().chain(any).copied().collect();
+        candidates.sort_unstable();
+        for index in candidates {
+            let slot = &mut self.slots[index];
+            let selected = slot.detection.select(event)?;
+            if selected.is_empty() {
                 continue;
             }
-            let Some(selected) = slot.detection.select(event)? else {
-                continue;
-            };
-            self.counters.matched += 1;
             self.changed = true;
             let meta = slot.detection.metadata();
             if slot.detection.tags_each_event() {
                 let message = risk_message(meta, |f| event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()));
                 matches.push(build_match(meta, message));
             }
-            let Some(key) = selected.key else {
-                self.counters.null_group += 1;
-                continue;
-            };
-            let start = window_start(event.time, w.length_seconds);
-            match timing {
-                Timing::OnTime => {
-                    let evictions = slot.windows.add(start, w.length_seconds, event.time, key, selected.values, caps);
-                    self.counters.evicted_groups += evictions.groups.len() as u64;
-                    self.counters.evicted_values += evictions.values;
-                    early.extend(evictions.groups.into_iter().map(|g| (index, g)));
-                }
-                Timing::Late => {
-                    self.counters.late += 1;
-                    if w.late_events == LatePolicy::Alert {
-                        early.push((index, late_group(start, w.length_seconds, event.time, key, selected.values)));
+            let start = window_start(event.time, slot.length);
+            for selected in selected {
+                let (key, values) = match selected {
+                    Selected::Row(row) => {
+                        results.push((index, event_group(event.time), Some(row)));
+                        continue;
                     }
+                    Selected::Group { key: None, .. } => {
+                        self.counters.null_group += 1;
+                        continue;
+                    }
+                    Selected::Group { key: Some(key), values } => (key, values),
+                };
+                let late = self.watermark.is_some_and(|mark| start + slot.length + w.allowed_lateness_seconds <= mark);
+                match timing {
+                    Timing::Timed if !late => {
+                        let evictions = slot.windows.add(start, slot.length, event.time, key, values, caps);
+                        self.counters.evicted_groups += evictions.groups.len() as u64;
+                        self.counters.evicted_values += evictions.values;
+                        results.extend(evictions.groups.into_iter().map(|g| (index, g, None)));
+                    }
+                    Timing::Timed => {
+                        self.counters.late += 1;
+                        if w.late_events == LatePolicy::Alert {
+                            results.push((index, late_group(start, slot.length, event.time, key, values), None));
+                        }
+                    }
+                    Timing::Future | Timing::Untimed => {}
                 }
-                Timing::Future | Timing::Untimed => {}
             }
         }
-        for (index, group) in early {
-            self.finish(index, group);
+        if self.changed {
+            self.counters.matched += 1;
+        }
+        for (index, group, row) in results {
+            self.finish(index, group, row);
         }
         Ok(matches)
     }
@@ -316,30 +403,32 @@ impl Engine {
     /// Closes every window whose end plus the allowed lateness the watermark has passed.
     fn close_windows(&mut self) {
         let Some(mark) = self.watermark else { return };
-        let w = self.config.window;
+        let lateness = self.config.window.allowed_lateness_seconds;
         // A window [s, s+len) closes once s + len + lateness <= watermark.
         // Saturating: `flush` takes any host time, i64::MIN included.
-        let bound = mark.saturating_sub(w.allowed_lateness_seconds + w.length_seconds - 1);
-        self.close_before(bound);
+        self.close_before(|length| mark.saturating_sub(lateness + length - 1));
     }
 
-    fn close_before(&mut self, bound: i64) {
-        let length = self.config.window.length_seconds;
+    /// Closes, per slot, the windows that start before `bound(slot's window length)`.
+    fn close_before(&mut self, bound: impl Fn(i64) -> i64) {
         for index in 0..self.slots.len() {
-            if self.slots[index].windows.oldest().is_none_or(|s| s >= bound) {
+            let slot = &mut self.slots[index];
+            let bound = bound(slot.length);
+            if slot.windows.oldest().is_none_or(|s| s >= bound) {
                 continue;
             }
-            let closed = self.slots[index].windows.close_before(bound, length);
+            let closed = slot.windows.close_before(bound, slot.length);
             self.changed = true;
             for group in closed {
-                self.finish(index, group);
+                self.finish(index, group, None);
             }
         }
     }
 
-    fn finish(&mut self, index: usize, group: ClosedGroup) {
+    /// Turns a closed group (or, with `row`, an event that is a result of its own) into an alert.
+    fn finish(&mut self, index: usize, group: ClosedGroup, row: Option<Map<String, Value>>) {
         let slot = &mut self.slots[index];
-        let Some(row) = slot.detection.on_close(&group) else { return };
+        let Some(row) = row.or_else(|| slot.detection.on_close(&group)) else { return };
         if suppressed(&slot.suppress, &row) {
             self.counters.suppressed += 1;
             return;
@@ -364,7 +453,7 @@ impl Engine {
 
     /// Closes every open window (end of a replay).
     pub fn finish_all(&mut self) {
-        self.close_before(i64::MAX);
+        self.close_before(|_| i64::MAX);
     }
 
     /// Takes up to `max` waiting alerts, oldest first.
@@ -412,7 +501,7 @@ impl Engine {
             for (name, value) in slot.detection.counters() {
                 d.insert(name.into(), json!(value));
             }
-            detections.insert(slot.key.into(), Value::Object(d));
+            detections.insert(slot.key.clone(), Value::Object(d));
         }
         json!({
             "counters": self.counters,
@@ -432,7 +521,7 @@ impl Engine {
             detections: self
                 .slots
                 .iter()
-                .map(|s| SlotState { key: s.key.into(), windows: s.windows.clone(), learned: s.detection.save_state() })
+                .map(|s| SlotState { key: s.key.clone(), windows: s.windows.clone(), learned: s.detection.save_state() })
                 .collect(),
         }
     }
@@ -489,10 +578,16 @@ impl Engine {
     }
 }
 
+/// The "group" of an event that is a result row of its own: its window is its instant.
+fn event_group(time: i64) -> ClosedGroup {
+    let stats = GroupStats { count: 1, first: time, last: time, values: Vec::new(), values_dropped: 0 };
+    ClosedGroup { window_start: time, window_end: time, key: Vec::new(), stats, partial: None }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timing {
-    OnTime,
-    Late,
+    /// In the watermark's reach; whether it is late depends on each detection's window.
+    Timed,
     Future,
     /// No readable `eventTime`: tagged per event, never aggregated.
     Untimed,

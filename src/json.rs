@@ -125,6 +125,11 @@ impl<'a> ScannedObject<'a> {
         ScannedObject { object, state: std::cell::RefCell::new(state) }
     }
 
+    /// The object's text, from its opening brace (Splunk's `_raw`).
+    pub fn raw(&self) -> &'a [u8] {
+        self.object.bytes
+    }
+
     /// The value of one top-level key (the first, if the key repeats).
     pub fn get(&self, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
         let mut state = self.state.borrow_mut();

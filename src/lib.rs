@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod alert;
 pub mod baseline;
 pub mod batch;
+pub mod catalog;
 pub mod cloudtrail;
 pub mod config;
 pub mod detection;

@@ -4,6 +4,7 @@
 //! Times are whole Unix seconds (`i64`). CloudTrail stamps to the second, and every output the
 //! seeds produce is formatted to the second.
 
+use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 /// Parses `eventTime`. The fast path reads CloudTrail's own `YYYY-MM-DDTHH:MM:SSZ` without
@@ -51,9 +52,16 @@ fn utc_suffix(rest: &[u8]) -> bool {
 
 /// `%Y-%m-%dT%H:%M:%S` in UTC, the format of `security_content_ctime`.
 pub fn format_ctime(secs: i64) -> String {
+    format_ctime_with(secs, "%Y-%m-%dT%H:%M:%S")
+}
+
+/// `secs` in UTC as strftime `format` (`convert ctime`, eval's `strftime`). A format chrono
+/// cannot read yields the number itself rather than a panic.
+pub fn format_ctime_with(secs: i64, format: &str) -> String {
+    let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
     match DateTime::<Utc>::from_timestamp(secs, 0) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
-        None => secs.to_string(),
+        Some(t) if !items.contains(&Item::Error) => t.format_with_items(items.into_iter()).to_string(),
+        _ => secs.to_string(),
     }
 }
 

@@ -23,7 +23,8 @@ use crate::aggregate::{ClosedGroup, Partial};
 use crate::baseline::{round4, Baselines, DayStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{parse_at, ConfigError};
-use crate::detection::{select_fields, values_field, Detection, Metadata, ObjectField, Selected, Technique};
+use crate::detection::{select_fields, values_field, Detection, Selected};
+use crate::rule::{Metadata, ObjectField, Technique};
 use crate::time::{format_rfc3339, hour_and_weekday};
 
 pub const KEY: &str = "abnormally_high_cloud_security_group_api_calls";
@@ -42,31 +43,36 @@ pub const FIREWALL_COMMANDS: [&str; 6] = [
 pub const MODEL_FORMAT: &str = "tripline-baseline";
 pub const MODEL_VERSION: u64 = 1;
 
-pub static METADATA: Metadata = Metadata {
-    id: "d4dfb7f3-7a37-498a-b5df-f19334e871af",
-    key: KEY,
-    name: "Abnormally High Number Of Cloud Security Group API Calls",
-    version: 3,
-    analytic_type: "Anomaly",
-    impact: 30,
-    confidence: 50,
-    risk_object: ObjectField { field: "user", kind: "user" },
-    threat_object: None,
-    message: "user $user$ has made $api_calls$ api calls related to security groups, violating the dynamic \
-              threshold of $expected_upper_threshold$ with the following command $command$.",
-    // The seed's message names `$api_calls$`, which no field of the search carries; the count
-    // it means is `security_group_api_calls`.
-    message_aliases: &[("api_calls", "security_group_api_calls")],
-    mitre_attack: &[
-        Technique { id: "T1078.004", name: "Cloud Accounts", tactic: "Defense Evasion" },
-        Technique { id: "T1078", name: "Valid Accounts", tactic: "Initial Access" },
-    ],
-    kill_chain_phases: &[],
-    nist: &[],
-    cis20: &[],
-    threat_actors: &[],
-    analytic_stories: &["Suspicious Cloud User Activities"],
-};
+pub fn metadata() -> Metadata {
+    let technique = |id: &str, name: &str, tactic: &str| Technique { id: id.into(), name: name.into(), tactic: tactic.into() };
+    Metadata {
+        id: "d4dfb7f3-7a37-498a-b5df-f19334e871af".into(),
+        key: KEY.into(),
+        name: "Abnormally High Number Of Cloud Security Group API Calls".into(),
+        version: 3,
+        analytic_type: "Anomaly".into(),
+        status: "experimental".into(),
+        impact: 30,
+        confidence: 50,
+        risk_object: ObjectField { field: "user".into(), kind: "user".into() },
+        threat_object: None,
+        message: "user $user$ has made $api_calls$ api calls related to security groups, violating the dynamic \
+                  threshold of $expected_upper_threshold$ with the following command $command$."
+            .into(),
+        // The seed's message names `$api_calls$`, which no field of the search carries; the count
+        // it means is `security_group_api_calls`.
+        message_aliases: vec![("api_calls".into(), "security_group_api_calls".into())],
+        mitre_attack: vec![
+            technique("T1078.004", "Cloud Accounts", "Defense Evasion"),
+            technique("T1078", "Valid Accounts", "Initial Access"),
+        ],
+        kill_chain_phases: Vec::new(),
+        nist: Vec::new(),
+        cis20: Vec::new(),
+        threat_actors: Vec::new(),
+        analytic_stories: vec!["Suspicious Cloud User Activities".into()],
+    }
+}
 
 /// Whether the detection learns from closed hours, judges them, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -109,6 +115,7 @@ impl Default for Settings {
 type GroupKey = (String, u8, u8);
 
 pub struct SecurityGroupSpikes {
+    metadata: Metadata,
     settings: Settings,
     baselines: Baselines<GroupKey>,
 }
@@ -135,7 +142,7 @@ pub fn construct(settings: &Map<String, Value>) -> Result<Box<dyn Detection>, Co
         return Err(ConfigError::new(format!("{prefix}.max_baselines"), "must be at least 1"));
     }
     let baselines = Baselines::new(s.horizon_days, s.max_baselines);
-    Ok(Box::new(SecurityGroupSpikes { settings: s, baselines }))
+    Ok(Box::new(SecurityGroupSpikes { metadata: metadata(), settings: s, baselines }))
 }
 
 impl SecurityGroupSpikes {
@@ -232,20 +239,21 @@ struct ModelDocument {
 }
 
 impl Detection for SecurityGroupSpikes {
-    fn metadata(&self) -> &'static Metadata {
-        &METADATA
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
-    fn wants(&self, event_name: &str) -> bool {
-        self.settings.commands.iter().any(|c| c == event_name)
+    fn event_names(&self) -> Vec<String> {
+        self.settings.commands.clone()
     }
 
-    /// `status=success` in the Change data model: the raw record has no `errorCode`.
-    fn select(&self, event: &Event<'_>) -> Result<Option<Selected>, FieldError> {
-        if event.failed()? {
-            return Ok(None);
+    /// `status=success` in the Change data model: the raw record has no `errorCode`. The
+    /// commands compare exactly, as the data model's own mapping does.
+    fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError> {
+        if !self.settings.commands.iter().any(|c| *c == event.event_name) || event.failed()? {
+            return Ok(Vec::new());
         }
-        select_fields(event, &["user"], &["command"], self.settings.user_field).map(Some)
+        Ok(vec![select_fields(event, &["user"], &["command"], self.settings.user_field)?])
     }
 
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>> {
@@ -299,7 +307,7 @@ mod tests {
 
     fn detection(settings: Value) -> SecurityGroupSpikes {
         let s: Settings = parse_at("", settings).unwrap();
-        SecurityGroupSpikes { baselines: Baselines::new(s.horizon_days, s.max_baselines), settings: s }
+        SecurityGroupSpikes { metadata: metadata(), baselines: Baselines::new(s.horizon_days, s.max_baselines), settings: s }
     }
 
     /// Monday 2026-10-05 10:00 UTC plus `days`.

@@ -17,7 +17,8 @@ use serde_json::{json, Map, Value};
 use crate::aggregate::ClosedGroup;
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::ConfigError;
-use crate::detection::{no_settings, select_fields, values_field, Detection, Metadata, ObjectField, Selected, Technique};
+use crate::detection::{no_settings, select_fields, values_field, Detection, Selected};
+use crate::rule::{Metadata, ObjectField, Technique};
 use crate::time::format_ctime;
 
 pub const KEY: &str = "aws_exfiltration_via_batch_service";
@@ -25,61 +26,67 @@ pub const KEY: &str = "aws_exfiltration_via_batch_service";
 const BY: [&str; 5] = ["src_ip", "aws_account_id", "eventName", "errorCode", "userAgent"];
 const VALUES: [&str; 2] = ["serviceEventDetails.jobArn", "serviceEventDetails.status"];
 
-pub static METADATA: Metadata = Metadata {
-    id: "04455dd3-ced7-480f-b8e6-5469b99e98e2",
-    key: KEY,
-    name: "AWS Exfiltration via Batch Service",
-    version: 3,
-    analytic_type: "TTP",
-    impact: 80,
-    confidence: 80,
-    risk_object: ObjectField { field: "aws_account_id", kind: "other" },
-    threat_object: Some(ObjectField { field: "src_ip", kind: "ip_address" }),
-    message: "AWS Batch Job is created on account id - $aws_account_id$ from src_ip $src_ip$",
-    message_aliases: &[],
-    mitre_attack: &[Technique { id: "T1119", name: "Automated Collection", tactic: "Collection" }],
-    kill_chain_phases: &["Exploitation"],
-    nist: &["DE.CM"],
-    cis20: &["CIS 10"],
-    threat_actors: &[
-        "APT1",
-        "APT28",
-        "Chimera",
-        "Confucius",
-        "FIN5",
-        "FIN6",
-        "Gamaredon Group",
-        "Ke3chang",
-        "Mustang Panda",
-        "OilRig",
-        "Patchwork",
-        "Sidewinder",
-        "Threat Group-3390",
-        "Tropic Trooper",
-        "menuPass",
-    ],
-    analytic_stories: &["Data Exfiltration"],
-};
+pub fn metadata() -> Metadata {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Metadata {
+        id: "04455dd3-ced7-480f-b8e6-5469b99e98e2".into(),
+        key: KEY.into(),
+        name: "AWS Exfiltration via Batch Service".into(),
+        version: 3,
+        analytic_type: "TTP".into(),
+        status: "production".into(),
+        impact: 80,
+        confidence: 80,
+        risk_object: ObjectField { field: "aws_account_id".into(), kind: "other".into() },
+        threat_object: Some(ObjectField { field: "src_ip".into(), kind: "ip_address".into() }),
+        message: "AWS Batch Job is created on account id - $aws_account_id$ from src_ip $src_ip$".into(),
+        message_aliases: Vec::new(),
+        mitre_attack: vec![Technique { id: "T1119".into(), name: "Automated Collection".into(), tactic: "Collection".into() }],
+        kill_chain_phases: strings(&["Exploitation"]),
+        nist: strings(&["DE.CM"]),
+        cis20: strings(&["CIS 10"]),
+        threat_actors: strings(&[
+            "APT1",
+            "APT28",
+            "Chimera",
+            "Confucius",
+            "FIN5",
+            "FIN6",
+            "Gamaredon Group",
+            "Ke3chang",
+            "Mustang Panda",
+            "OilRig",
+            "Patchwork",
+            "Sidewinder",
+            "Threat Group-3390",
+            "Tropic Trooper",
+            "menuPass",
+        ]),
+        analytic_stories: strings(&["Data Exfiltration"]),
+    }
+}
 
-pub struct ExfiltrationViaBatch;
+pub struct ExfiltrationViaBatch {
+    metadata: Metadata,
+}
 
 pub fn construct(settings: &Map<String, Value>) -> Result<Box<dyn Detection>, ConfigError> {
     no_settings(KEY, settings)?;
-    Ok(Box::new(ExfiltrationViaBatch))
+    Ok(Box::new(ExfiltrationViaBatch { metadata: metadata() }))
 }
 
 impl Detection for ExfiltrationViaBatch {
-    fn metadata(&self) -> &'static Metadata {
-        &METADATA
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
-    /// A Splunk `field=value` term compares values case-insensitively.
-    fn wants(&self, event_name: &str) -> bool {
-        event_name.eq_ignore_ascii_case("JobCreated")
+    /// A Splunk `field=value` term compares values case-insensitively (the engine's index does).
+    fn event_names(&self) -> Vec<String> {
+        vec!["JobCreated".into()]
     }
 
-    fn select(&self, event: &Event<'_>) -> Result<Option<Selected>, FieldError> {
-        select_fields(event, &BY, &VALUES, UserSource::default()).map(Some)
+    fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError> {
+        Ok(vec![select_fields(event, &BY, &VALUES, UserSource::default())?])
     }
 
     fn tags_each_event(&self) -> bool {
@@ -117,19 +124,16 @@ mod tests {
     fn selects_job_created_into_the_seed_group() {
         let record = ScannedObject::new(RawObject::new(JOB_CREATED.as_bytes()).unwrap());
         let event = Event { record, event_name: Cow::Borrowed("JobCreated"), time: 1 };
-        let d = ExfiltrationViaBatch;
-        assert!(d.wants("jobcreated") && d.wants("JobCreated") && !d.wants("JobStatusChanged"));
-        let s = d.select(&event).unwrap().unwrap();
-        assert_eq!(
-            s.key.unwrap(),
-            ["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"]
-        );
-        assert_eq!(s.values, [Some("arn:aws:s3:us-west-2:111111111111:job/a".into()), Some("New".into())]);
+        let d = ExfiltrationViaBatch { metadata: metadata() };
+        let selected = d.select(&event).unwrap();
+        let Some(Selected::Group { key: Some(key), values }) = selected.first() else { panic!("not selected: {selected:?}") };
+        assert_eq!(key, &["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"]);
+        assert_eq!(values, &[vec!["arn:aws:s3:us-west-2:111111111111:job/a".to_string()], vec!["New".to_string()]]);
     }
 
     #[test]
     fn row_has_the_seed_columns_in_order() {
-        let mut d = ExfiltrationViaBatch;
+        let mut d = ExfiltrationViaBatch { metadata: metadata() };
         let group = ClosedGroup {
             window_start: 0,
             window_end: 3600,
@@ -152,7 +156,7 @@ mod tests {
         assert_eq!(row["firstTime"], "2023-04-24T19:15:26");
         assert_eq!(row["job_arn"], json!(["a", "b"]));
         assert_eq!(row["status"], json!("New"));
-        assert_eq!(METADATA.risk_score(), 64);
+        assert_eq!(metadata().risk_score(), 64);
     }
 
     #[test]

@@ -6,7 +6,13 @@
 //! engine knows no single rule: everything a detection means is in this data. Field names are
 //! Splunk's, resolved through the add-on's field table (`cloudtrail.rs`).
 
+mod eval;
+mod run;
+pub mod value;
+
 use serde::{Deserialize, Serialize};
+
+pub use run::RuleDetection;
 
 /// One compiled detection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,463 @@
+//! Runs a rule's conditions, expressions and steps over one row.
+//!
+//! A row is what Splunk's pipeline passes from command to command. Before `stats` it is the
+//! event itself plus what the steps set: fields are read from the raw record only when a step
+//! asks, so a rule that rejects a record early reads little of it.
+
+use std::collections::HashMap;
+
+use regex_lite::Regex;
+use serde_json::{Map, Value};
+
+use super::value::{compare, parse_number, pattern_match, wildcard_match, Val};
+use super::{Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
+use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
+use crate::time::format_ctime_with;
+
+/// The regexes a rule's `match()` calls use, compiled once when the rule loads.
+pub type Regexes = HashMap<String, Regex>;
+
+/// One row of the pipeline: the event it came from (if any) under the fields steps have set.
+pub struct Row<'e, 'a> {
+    event: Option<&'e Event<'a>>,
+    user: UserSource,
+    /// Fields set by steps, in the order they appeared; `None` hides the event's field (rename).
+    fields: Vec<(String, Option<Val>)>,
+}
+
+impl<'e, 'a> Row<'e, 'a> {
+    pub fn of_event(event: &'e Event<'a>, user: UserSource) -> Self {
+        Row { event: Some(event), user, fields: Vec::new() }
+    }
+
+    pub fn of_fields(fields: Vec<(String, Val)>) -> Self {
+        Row { event: None, user: UserSource::default(), fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect() }
+    }
+
+    pub fn get(&self, name: &str) -> Result<Val, FieldError> {
+        if let Some((_, value)) = self.fields.iter().find(|(k, _)| k == name) {
+            return Ok(value.clone().unwrap_or(Val::Null));
+        }
+        let Some(event) = self.event else { return Ok(Val::Null) };
+        if name == "_raw" {
+            return Ok(Val::Str(String::from_utf8_lossy(event.record.raw()).into_owned()));
+        }
+        let values = event.values(name, self.user)?;
+        Ok(Val::multi(values.into_iter().map(|v| v.into_owned()).collect()))
+    }
+
+    pub fn set(&mut self, name: &str, value: Option<Val>) {
+        match self.fields.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((name.to_string(), value)),
+        }
+    }
+
+    fn fork(&self) -> Row<'e, 'a> {
+        Row { event: self.event, user: self.user, fields: self.fields.clone() }
+    }
+
+    /// The fields this row carries, in order, nulls included, hidden ones left out.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v.to_json()))).collect()
+    }
+}
+
+/// `search` semantics (see [`Cond`]).
+pub fn test(cond: &Cond, row: &Row<'_, '_>) -> Result<bool, FieldError> {
+    Ok(match cond {
+        Cond::All(items) => {
+            for item in items {
+                if !test(item, row)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Cond::Any(items) => {
+            for item in items {
+                if test(item, row)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        Cond::Not(inner) => !test(inner, row)?,
+        Cond::Compare { field, op, value } => {
+            let texts = row.get(field)?.texts();
+            match op {
+                CompareOp::Eq => texts.iter().any(|t| wildcard_match(value, t)),
+                CompareOp::Ne => !texts.is_empty() && !texts.iter().any(|t| wildcard_match(value, t)),
+                ordered => {
+                    let want = Val::Str(value.clone());
+                    texts.into_iter().any(|t| {
+                        compare(&Val::Str(t), &want).is_some_and(|o| match ordered {
+                            CompareOp::Lt => o.is_lt(),
+                            CompareOp::Le => o.is_le(),
+                            CompareOp::Gt => o.is_gt(),
+                            _ => o.is_ge(),
+                        })
+                    })
+                }
+            }
+        }
+        Cond::In { field, values } => {
+            let texts = row.get(field)?.texts();
+            texts.iter().any(|t| values.iter().any(|v| wildcard_match(v, t)))
+        }
+    })
+}
+
+/// Eval semantics (see [`Expr`]).
+pub fn eval(expr: &Expr, row: &Row<'_, '_>, regexes: &Regexes) -> Result<Val, FieldError> {
+    Ok(match expr {
+        Expr::Str(s) => Val::Str(s.clone()),
+        Expr::Num(n) => Val::Num(*n),
+        Expr::Field(name) => row.get(name)?,
+        Expr::Not(inner) => match eval(inner, row, regexes)? {
+            Val::Bool(b) => Val::Bool(!b),
+            _ => Val::Null,
+        },
+        Expr::Neg(inner) => eval(inner, row, regexes)?.number().map_or(Val::Null, |n| Val::Num(-n)),
+        Expr::Binary { op, left, right } => binary(*op, left, right, row, regexes)?,
+        Expr::Call { func, args } => call(*func, args, row, regexes)?,
+    })
+}
+
+fn binary(op: BinaryOp, left: &Expr, right: &Expr, row: &Row<'_, '_>, regexes: &Regexes) -> Result<Val, FieldError> {
+    // AND and OR read their right side only when it decides the result, as Splunk does.
+    match op {
+        BinaryOp::And => {
+            return Ok(Val::Bool(eval(left, row, regexes)?.truthy() && eval(right, row, regexes)?.truthy()));
+        }
+        BinaryOp::Or => {
+            return Ok(Val::Bool(eval(left, row, regexes)?.truthy() || eval(right, row, regexes)?.truthy()));
+        }
+        _ => {}
+    }
+    let (l, r) = (eval(left, row, regexes)?, eval(right, row, regexes)?);
+    if l.is_null() || r.is_null() {
+        return Ok(Val::Null);
+    }
+    let ordered = |test: fn(std::cmp::Ordering) -> bool| {
+        // A multivalue side holds when any of its values does.
+        let any = l.texts().iter().any(|a| {
+            r.texts().iter().any(|b| compare(&single(&l, a), &single(&r, b)).is_some_and(test))
+        });
+        Val::Bool(any)
+    };
+    let arithmetic = |f: fn(f64, f64) -> Option<f64>| match (l.number(), r.number()) {
+        (Some(a), Some(b)) => f(a, b).filter(|n| n.is_finite()).map_or(Val::Null, Val::Num),
+        _ => Val::Null,
+    };
+    Ok(match op {
+        BinaryOp::Eq => ordered(|o| o.is_eq()),
+        BinaryOp::Ne => ordered(|o| o.is_ne()),
+        BinaryOp::Lt => ordered(|o| o.is_lt()),
+        BinaryOp::Le => ordered(|o| o.is_le()),
+        BinaryOp::Gt => ordered(|o| o.is_gt()),
+        BinaryOp::Ge => ordered(|o| o.is_ge()),
+        // `+` adds numbers and joins text.
+        BinaryOp::Add => match (l.number(), r.number()) {
+            (Some(a), Some(b)) => Val::Num(a + b),
+            _ => Val::Str(format!("{}{}", l.text().unwrap_or_default(), r.text().unwrap_or_default())),
+        },
+        BinaryOp::Sub => arithmetic(|a, b| Some(a - b)),
+        BinaryOp::Mul => arithmetic(|a, b| Some(a * b)),
+        BinaryOp::Div => arithmetic(|a, b| (b != 0.0).then(|| a / b)),
+        BinaryOp::Mod => arithmetic(|a, b| (b != 0.0).then(|| a % b)),
+        BinaryOp::Concat => Val::Str(format!("{}{}", l.text().unwrap_or_default(), r.text().unwrap_or_default())),
+        BinaryOp::And | BinaryOp::Or => unreachable!("handled above"),
+    })
+}
+
+/// One value of `whole` as a value of the same kind (numbers stay numbers).
+fn single(whole: &Val, text: &str) -> Val {
+    match whole {
+        Val::Num(n) => Val::Num(*n),
+        _ => Val::Str(text.to_string()),
+    }
+}
+
+fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Result<Val, FieldError> {
+    let arg = |i: usize| -> Result<Val, FieldError> {
+        match args.get(i) {
+            Some(e) => eval(e, row, regexes),
+            None => Ok(Val::Null),
+        }
+    };
+    let number = |i: usize| -> Result<Option<f64>, FieldError> { Ok(arg(i)?.number()) };
+    Ok(match func {
+        Func::If => {
+            if arg(0)?.truthy() {
+                arg(1)?
+            } else {
+                arg(2)?
+            }
+        }
+        Func::Case => {
+            for pair in args.chunks(2) {
+                if let [condition, value] = pair {
+                    if eval(condition, row, regexes)?.truthy() {
+                        return eval(value, row, regexes);
+                    }
+                }
+            }
+            Val::Null
+        }
+        Func::Coalesce => {
+            for e in args {
+                let v = eval(e, row, regexes)?;
+                if !v.is_null() {
+                    return Ok(v);
+                }
+            }
+            Val::Null
+        }
+        Func::Isnull => Val::Bool(arg(0)?.is_null()),
+        Func::Isnotnull => Val::Bool(!arg(0)?.is_null()),
+        Func::Match => {
+            let (value, pattern) = (arg(0)?, arg(1)?);
+            match (value.is_null(), pattern.text().and_then(|p| regexes.get(&p))) {
+                (false, Some(re)) => Val::Bool(value.texts().iter().any(|t| re.is_match(t))),
+                _ => Val::Null,
+            }
+        }
+        Func::Like => match (arg(0)?.text(), arg(1)?.text()) {
+            (Some(value), Some(pattern)) => Val::Bool(like(&pattern, &value)),
+            _ => Val::Null,
+        },
+        Func::Lower => map_text(arg(0)?, |s| s.to_lowercase()),
+        Func::Upper => map_text(arg(0)?, |s| s.to_uppercase()),
+        Func::Len => arg(0)?.text().map_or(Val::Null, |s| Val::Num(s.chars().count() as f64)),
+        Func::Tostring => arg(0)?.text().map_or(Val::Null, Val::Str),
+        Func::Tonumber => arg(0)?.text().and_then(|s| parse_number(&s)).map_or(Val::Null, Val::Num),
+        Func::Floor => number(0)?.map_or(Val::Null, |n| Val::Num(n.floor())),
+        Func::Abs => number(0)?.map_or(Val::Null, |n| Val::Num(n.abs())),
+        Func::Round => {
+            let digits = number(1)?.unwrap_or(0.0).clamp(0.0, 15.0);
+            let scale = 10f64.powi(digits as i32);
+            number(0)?.map_or(Val::Null, |n| Val::Num((n * scale).round() / scale))
+        }
+        Func::Mvcount => match arg(0)? {
+            Val::Null => Val::Null,
+            v => Val::Num(v.texts().len() as f64),
+        },
+        Func::Mvindex => {
+            let items = arg(0)?.texts();
+            let len = items.len() as i64;
+            let index = |n: f64| if n < 0.0 { len + n as i64 } else { n as i64 };
+            match (number(1)?.map(index), args.get(2).map(|_| number(2)).transpose()?.flatten().map(index)) {
+                (Some(start), end) => {
+                    let end = end.unwrap_or(start);
+                    if start < 0 || start >= len || end < start {
+                        Val::Null
+                    } else {
+                        Val::multi(items[start as usize..=(end.min(len - 1)) as usize].to_vec())
+                    }
+                }
+                _ => Val::Null,
+            }
+        }
+        Func::Mvappend => {
+            let mut all = Vec::new();
+            for e in args {
+                all.extend(eval(e, row, regexes)?.texts());
+            }
+            Val::multi(all)
+        }
+        Func::Mvjoin => match (arg(0)?, arg(1)?.text()) {
+            (Val::Null, _) | (_, None) => Val::Null,
+            (v, Some(delimiter)) => Val::Str(v.texts().join(&delimiter)),
+        },
+        Func::Split => match (arg(0)?.text(), arg(1)?.text()) {
+            (Some(s), Some(d)) if !d.is_empty() => Val::multi(s.split(d.as_str()).map(str::to_string).collect()),
+            _ => Val::Null,
+        },
+        Func::Strftime => match (number(0)?, arg(1)?.text()) {
+            (Some(secs), Some(format)) => Val::Str(format_ctime_with(secs.floor() as i64, &format)),
+            _ => Val::Null,
+        },
+    })
+}
+
+fn map_text(value: Val, f: impl Fn(&str) -> String) -> Val {
+    match value {
+        Val::Null => Val::Null,
+        Val::Multi(items) => Val::Multi(items.iter().map(|s| f(s)).collect()),
+        v => Val::Str(f(&v.text().unwrap_or_default())),
+    }
+}
+
+/// SQL LIKE: `%` any run, `_` one character; case-sensitive, as eval's `like` is.
+fn like(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    pattern_match(&p, &t, '%', Some('_'), |a, b| a == b)
+}
+
+/// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
+pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
+    for step in steps {
+        let mut next = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            match step {
+                Step::Search(cond) => {
+                    if test(cond, &row)? {
+                        next.push(row);
+                    }
+                }
+                Step::Where(expr) => {
+                    if eval(expr, &row, regexes)?.truthy() {
+                        next.push(row);
+                    }
+                }
+                Step::Eval(assigns) => {
+                    for Assign { field, expr } in assigns {
+                        let value = eval(expr, &row, regexes)?;
+                        row.set(field, Some(value));
+                    }
+                    next.push(row);
+                }
+                Step::Rename(renames) => {
+                    for r in renames {
+                        let value = row.get(&r.from)?;
+                        row.set(&r.from, None);
+                        row.set(&r.to, Some(value));
+                    }
+                    next.push(row);
+                }
+                Step::Fillnull { value, fields } => {
+                    for field in fields {
+                        if row.get(field)?.is_null() {
+                            row.set(field, Some(Val::Str(value.clone())));
+                        }
+                    }
+                    next.push(row);
+                }
+                Step::Spath { input, output, path } => {
+                    let mut out = Vec::new();
+                    for text in row.get(input)?.texts() {
+                        // Text that is not JSON yields nothing, as spath extracts nothing from it.
+                        if let Ok(json) = serde_json::from_str::<Value>(&text) {
+                            collect_values(&json, path, &mut out);
+                        }
+                    }
+                    row.set(output, Some(Val::multi(out)));
+                    next.push(row);
+                }
+                Step::Mvexpand(field) => match row.get(field)? {
+                    Val::Multi(items) => {
+                        for item in items {
+                            let mut copy = row.fork();
+                            copy.set(field, Some(Val::Str(item)));
+                            next.push(copy);
+                        }
+                    }
+                    // mvexpand drops a row whose field is null.
+                    Val::Null => {}
+                    _ => next.push(row),
+                },
+                Step::Ctime { field, format } => {
+                    let value = row.get(field)?;
+                    if let Some(secs) = value.number() {
+                        row.set(field, Some(Val::Str(format_ctime_with(secs.floor() as i64, format))));
+                    }
+                    next.push(row);
+                }
+                Step::Table(fields) => {
+                    let mut kept = Vec::with_capacity(fields.len());
+                    for field in fields {
+                        kept.push((field.clone(), Some(row.get(field)?)));
+                    }
+                    row.fields = kept;
+                    row.event = None;
+                    next.push(row);
+                }
+            }
+        }
+        rows = next;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::{RawObject, ScannedObject};
+    use std::borrow::Cow;
+
+    fn with_event<T>(json: &str, f: impl FnOnce(&Event<'_>) -> T) -> T {
+        let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
+        let event = Event { record, event_name: Cow::Borrowed("X"), time: 0 };
+        f(&event)
+    }
+
+    fn cmp(field: &str, op: CompareOp, value: &str) -> Cond {
+        Cond::Compare { field: field.into(), op, value: value.into() }
+    }
+
+    #[test]
+    fn search_terms_follow_splunk() {
+        let json = r#"{"userAgent":"aws-cli/2.1","requestParameters":{"items":[{"u":"1"},{"u":"all"}]},"n":"7"}"#;
+        with_event(json, |e| {
+            let row = Row::of_event(e, UserSource::default());
+            assert!(test(&cmp("userAgent", CompareOp::Eq, "AWS-CLI*"), &row).unwrap());
+            assert!(test(&cmp("requestParameters.items{}.u", CompareOp::Eq, "ALL"), &row).unwrap());
+            // `!=` needs the field; NOT does not.
+            assert!(!test(&cmp("missing", CompareOp::Ne, "x"), &row).unwrap());
+            assert!(test(&Cond::Not(Box::new(cmp("missing", CompareOp::Eq, "x"))), &row).unwrap());
+            assert!(test(&cmp("missing", CompareOp::Eq, "*"), &row).is_ok_and(|b| !b));
+            assert!(test(&cmp("n", CompareOp::Gt, "10"), &row).is_ok_and(|b| !b));
+            assert!(test(&Cond::In { field: "n".into(), values: vec!["3".into(), "7".into()] }, &row).unwrap());
+        });
+    }
+
+    #[test]
+    fn eval_concatenates_and_propagates_null() {
+        let row = Row::of_fields(vec![("a".into(), Val::Str("x".into())), ("n".into(), Val::Num(2.0))]);
+        let field = |f: &str| Box::new(Expr::Field(f.into()));
+        let concat = Expr::Binary { op: BinaryOp::Concat, left: field("a"), right: field("n") };
+        assert_eq!(eval(&concat, &row, &Regexes::new()).unwrap(), Val::Str("x2".into()));
+        let with_null = Expr::Binary { op: BinaryOp::Concat, left: field("a"), right: field("missing") };
+        assert_eq!(eval(&with_null, &row, &Regexes::new()).unwrap(), Val::Null);
+        let test_null = Expr::Call { func: Func::If, args: vec![Expr::Binary { op: BinaryOp::Eq, left: field("missing"), right: field("a") }, Expr::Num(1.0), Expr::Num(0.0)] };
+        assert_eq!(eval(&test_null, &row, &Regexes::new()).unwrap(), Val::Num(0.0));
+    }
+
+    #[test]
+    fn match_uses_the_rules_regexes() {
+        let mut regexes = Regexes::new();
+        regexes.insert("^a.l$".into(), Regex::new("^a.l$").unwrap());
+        let row = Row::of_fields(vec![("g".into(), Val::Multi(vec!["x".into(), "all".into()]))]);
+        let m = Expr::Call { func: Func::Match, args: vec![Expr::Field("g".into()), Expr::Str("^a.l$".into())] };
+        assert_eq!(eval(&m, &row, &regexes).unwrap(), Val::Bool(true));
+    }
+
+    #[test]
+    fn steps_rename_spath_and_expand() {
+        let json = r#"{"requestParameters":{"policyDocument":"{\"Statement\":[{\"Action\":\"*\"},{\"Action\":\"s3:Get\"}]}"}}"#;
+        with_event(json, |e| {
+            let steps = vec![
+                Step::Spath { input: "requestParameters.policyDocument".into(), output: "s".into(), path: "Statement{}".into() },
+                Step::Mvexpand("s".into()),
+                Step::Spath { input: "s".into(), output: "action".into(), path: "Action".into() },
+                Step::Where(Expr::Binary { op: BinaryOp::Eq, left: Box::new(Expr::Field("action".into())), right: Box::new(Expr::Str("*".into())) }),
+                Step::Rename(vec![super::super::Rename { from: "action".into(), to: "act".into() }]),
+                Step::Table(vec!["act".into(), "action".into()]),
+            ];
+            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &Regexes::new()).unwrap();
+            assert_eq!(rows.len(), 1);
+            let map = rows.into_iter().next().unwrap().into_map();
+            assert_eq!(Value::Object(map), serde_json::json!({"act": "*", "action": null}));
+        });
+    }
+
+    #[test]
+    fn like_and_mvindex() {
+        assert!(like("a%c_", "abbbcd") && !like("a%c", "abd"));
+        let row = Row::of_fields(vec![("m".into(), Val::Multi(vec!["a".into(), "b".into(), "c".into()]))]);
+        let idx = |i: f64| Expr::Call { func: Func::Mvindex, args: vec![Expr::Field("m".into()), Expr::Num(i)] };
+        assert_eq!(eval(&idx(-1.0), &row, &Regexes::new()).unwrap(), Val::Str("c".into()));
+        assert_eq!(eval(&idx(5.0), &row, &Regexes::new()).unwrap(), Val::Null);
+    }
+}

@@ -1,0 +1,168 @@
+//! A Splunk field value inside a rule's pipeline, and the two ways Splunk compares values.
+//!
+//! Fields are text that reads as a number where it can (`"5" > "10"` is false in `where`);
+//! `Bool` exists only as the result of a condition, as in eval.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    /// A multivalue field; never empty (an empty one is `Null`).
+    Multi(Vec<String>),
+}
+
+impl Val {
+    pub fn multi(mut values: Vec<String>) -> Val {
+        match values.len() {
+            0 => Val::Null,
+            1 => Val::Str(values.pop().unwrap_or_default()),
+            _ => Val::Multi(values),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    /// Each value as text: none for null, one for a single value, all of a multivalue.
+    pub fn texts(&self) -> Vec<String> {
+        match self {
+            Val::Null => Vec::new(),
+            Val::Multi(items) => items.clone(),
+            single => vec![single.text().unwrap_or_default()],
+        }
+    }
+
+    /// A single value as text (a multivalue's values joined by newlines, as Splunk prints them).
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Val::Null => None,
+            Val::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+            Val::Num(n) => Some(format_number(*n)),
+            Val::Str(s) => Some(s.clone()),
+            Val::Multi(items) => Some(items.join("\n")),
+        }
+    }
+
+    /// The value as a number, where it reads as one.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Val::Num(n) => Some(*n),
+            Val::Str(s) => parse_number(s),
+            _ => None,
+        }
+    }
+
+    /// Eval's truth: a condition's result; anything else (null included) is false.
+    pub fn truthy(&self) -> bool {
+        matches!(self, Val::Bool(true))
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            Val::Null => Value::Null,
+            Val::Bool(b) => Value::Bool(*b),
+            Val::Num(n) => number_json(*n),
+            Val::Str(s) => Value::String(s.clone()),
+            Val::Multi(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
+        }
+    }
+}
+
+/// Splunk's reading of text as a number: decimal, optionally signed, surrounding blanks allowed.
+pub fn parse_number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'-' || b == b'+') {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Integers print without a fraction, as Splunk prints them.
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+fn number_json(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Eval's ordering of two single values: numeric when both read as numbers, else by text.
+pub fn compare(left: &Val, right: &Val) -> Option<Ordering> {
+    match (left.number(), right.number()) {
+        (Some(a), Some(b)) => a.partial_cmp(&b),
+        _ => Some(left.text()?.cmp(&right.text()?)),
+    }
+}
+
+/// The `search` command's value test: case-insensitive, `*` matching any run of characters.
+/// Bytes suffice: the only wildcard is ASCII and it never stands for part of a character.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    pattern_match(pattern.as_bytes(), text.as_bytes(), b'*', None, |p, t| p.eq_ignore_ascii_case(&t))
+}
+
+/// Wildcard matching with single-star backtracking: linear in practice, never recursive.
+/// `many` matches any run, `one` (if any) exactly one item, `same` compares the rest.
+pub fn pattern_match<T: Copy + PartialEq>(pattern: &[T], text: &[T], many: T, one: Option<T>, same: impl Fn(T, T) -> bool) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if pi < pattern.len() && pattern[pi] == many {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < pattern.len() && (Some(pattern[pi]) == one || same(pattern[pi], text[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[pi..].iter().all(|&c| c == many)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_fold_ascii_case() {
+        assert!(wildcard_match("JobCreated", "jobcreated"));
+        assert!(wildcard_match("aws-cli*", "AWS-CLI/2.0 Python"));
+        assert!(wildcard_match("*AllUsers", "uri=http://acs.amazonaws.com/groups/global/AllUsers"));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("a*b*c", "aXbYbc"));
+        assert!(!wildcard_match("a*b", "ac"));
+        assert!(!wildcard_match("abc", "abcd"));
+    }
+
+    #[test]
+    fn numbers_compare_as_numbers_and_text_as_text() {
+        assert_eq!(compare(&Val::Str("5".into()), &Val::Str("10".into())), Some(Ordering::Less));
+        assert_eq!(compare(&Val::Str("b".into()), &Val::Str("a".into())), Some(Ordering::Greater));
+        assert_eq!(compare(&Val::Null, &Val::Num(1.0)), None);
+        assert_eq!(format_number(3.0), "3");
+        assert_eq!(format_number(0.5), "0.5");
+        assert_eq!(parse_number(" 12 "), Some(12.0));
+        assert_eq!(parse_number("12a"), None);
+        assert_eq!(parse_number("inf"), None);
+    }
+}
