@@ -14,6 +14,7 @@ use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::detection::{values_field, Detection, Selected};
 use crate::time::format_rfc3339;
 
+#[derive(Debug)]
 pub struct RuleDetection {
     rule: Rule,
     regexes: Regexes,
@@ -191,5 +192,139 @@ fn json_val(value: Value) -> Val {
         Value::String(s) => Val::Str(s),
         Value::Array(items) => Val::Multi(items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
         _ => Val::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::GroupStats;
+    use crate::json::{RawObject, ScannedObject};
+    use crate::rule::{Aggregation, Cond, CompareOp, ObjectField, Source, Stats};
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    /// ESCU's "AWS Exfiltration via Batch Service" as the compiler writes it.
+    fn batch_rule() -> Rule {
+        let agg = |func, field: Option<&str>, name: &str| Aggregation { func, field: field.map(str::to_string), name: name.into() };
+        Rule {
+            metadata: Metadata {
+                id: "04455dd3-ced7-480f-b8e6-5469b99e98e2".into(),
+                key: "aws_exfiltration_via_batch_service".into(),
+                name: "AWS Exfiltration via Batch Service".into(),
+                version: 3,
+                analytic_type: "TTP".into(),
+                status: "production".into(),
+                impact: 80,
+                confidence: 80,
+                risk_object: ObjectField { field: "aws_account_id".into(), kind: "other".into() },
+                threat_object: Some(ObjectField { field: "src_ip".into(), kind: "ip_address".into() }),
+                message: "AWS Batch Job is created on account id - $aws_account_id$ from src_ip $src_ip$".into(),
+                message_aliases: Vec::new(),
+                mitre_attack: Vec::new(),
+                kill_chain_phases: Vec::new(),
+                nist: Vec::new(),
+                cis20: Vec::new(),
+                threat_actors: Vec::new(),
+                analytic_stories: Vec::new(),
+            },
+            source: Source { kind: "escu".into(), file: String::new(), commit: String::new(), search: String::new() },
+            event_names: vec!["JobCreated".into()],
+            selection: Cond::Compare { field: "eventName".into(), op: CompareOp::Eq, value: "JobCreated".into() },
+            steps: Vec::new(),
+            stats: Some(Stats {
+                span_seconds: None,
+                by: ["src_ip", "aws_account_id", "eventName", "errorCode", "userAgent"].map(String::from).to_vec(),
+                functions: vec![
+                    agg(AggFunc::Count, None, "count"),
+                    agg(AggFunc::Min, Some("_time"), "firstTime"),
+                    agg(AggFunc::Max, Some("_time"), "lastTime"),
+                    agg(AggFunc::Values, Some("serviceEventDetails.jobArn"), "job_arn"),
+                    agg(AggFunc::Values, Some("serviceEventDetails.status"), "status"),
+                ],
+            }),
+            after: ["firstTime", "lastTime"]
+                .map(|f| Step::Ctime { field: f.into(), format: "%Y-%m-%dT%H:%M:%S".into() })
+                .to_vec(),
+            tag_each_event: true,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_compiled_stats_search_gives_the_seed_row() {
+        let json = r#"{"userIdentity":{"accountId":"111111111111","invokedBy":"s3.amazonaws.com"},
+            "eventTime":"2023-04-24T19:15:26Z","eventName":"JobCreated","sourceIPAddress":"s3.amazonaws.com",
+            "userAgent":"s3.amazonaws.com","serviceEventDetails":{"jobArn":"arn:a","status":"New"}}"#;
+        let mut rule = RuleDetection::new(batch_rule()).unwrap();
+        let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
+        let event = Event { record, event_name: Cow::Borrowed("JobCreated"), time: 1 };
+        let selected = rule.select(&event).unwrap();
+        let key = vec!["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"];
+        assert_eq!(
+            selected,
+            [Selected::Group { key: Some(key.iter().map(|s| s.to_string()).collect()), values: vec![vec!["arn:a".into()], vec!["New".into()]] }]
+        );
+        let group = ClosedGroup {
+            window_start: 0,
+            window_end: 3600,
+            key: key.iter().map(|s| s.to_string()).collect(),
+            stats: GroupStats {
+                count: 2,
+                first: 1_682_363_726,
+                last: 1_682_363_800,
+                values: vec![["b".to_string(), "a".to_string()].into(), ["New".to_string()].into()],
+                values_dropped: 0,
+            },
+            partial: None,
+        };
+        let row = rule.on_close(&group).unwrap();
+        assert_eq!(
+            Value::Object(row),
+            json!({"src_ip": "s3.amazonaws.com", "aws_account_id": "111111111111", "eventName": "JobCreated",
+                   "errorCode": "success", "userAgent": "s3.amazonaws.com", "count": 2,
+                   "firstTime": "2023-04-24T19:15:26", "lastTime": "2023-04-24T19:16:40",
+                   "job_arn": ["a", "b"], "status": "New"})
+        );
+        let columns: Vec<_> = rule.on_close(&group).unwrap().keys().cloned().collect();
+        assert_eq!(columns, ["src_ip", "aws_account_id", "eventName", "errorCode", "userAgent", "count", "firstTime", "lastTime", "job_arn", "status"]);
+    }
+
+    #[test]
+    fn a_bin_span_groups_by_its_window_and_filters_rows() {
+        let mut rule = batch_rule();
+        let stats = rule.stats.as_mut().unwrap();
+        stats.span_seconds = Some(300);
+        stats.by = vec!["_time".into(), "src_ip".into()];
+        stats.functions = vec![Aggregation { func: AggFunc::Dc, field: Some("_raw".into()), name: "n".into() }];
+        rule.after = vec![Step::Where(Expr::Binary {
+            op: super::super::BinaryOp::Gt,
+            left: Box::new(Expr::Field("n".into())),
+            right: Box::new(Expr::Num(1.0)),
+        })];
+        let mut rule = RuleDetection::new(rule).unwrap();
+        assert_eq!(rule.window_seconds(), Some(300));
+        let group = |n: usize| ClosedGroup {
+            window_start: 600,
+            window_end: 900,
+            key: vec!["1.2.3.4".into()],
+            stats: GroupStats { count: n as u64, first: 600, last: 700, values: vec![(0..n).map(|i| i.to_string()).collect()], values_dropped: 0 },
+            partial: None,
+        };
+        assert_eq!(rule.on_close(&group(1)), None);
+        assert_eq!(
+            Value::Object(rule.on_close(&group(2)).unwrap()),
+            json!({"_time": "1970-01-01T00:10:00Z", "src_ip": "1.2.3.4", "n": 2})
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_run() {
+        let mut rule = batch_rule();
+        rule.stats.as_mut().unwrap().functions.push(Aggregation { func: AggFunc::Min, field: Some("bytes".into()), name: "m".into() });
+        assert!(RuleDetection::new(rule).unwrap_err().contains("not supported"));
+        let mut rule = batch_rule();
+        rule.steps.push(Step::Where(Expr::Call { func: super::super::Func::Match, args: vec![Expr::Field("a".into()), Expr::Str("(".into())] }));
+        assert!(RuleDetection::new(rule).unwrap_err().contains("match() pattern"));
     }
 }
