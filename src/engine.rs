@@ -89,12 +89,14 @@ struct Slot {
     length: i64,
 }
 
-/// The detections by the `eventName`s they select, lower-cased; and those that name none.
+/// The detections by the `eventName`s they select, lower-cased: exact names, prefixes (a name
+/// ending in `*`), and the detections that name none.
 #[derive(Default)]
 struct Index {
     by_name: BTreeMap<Box<[u8]>, Vec<usize>>,
+    by_prefix: Vec<(Box<[u8]>, usize)>,
     any: Vec<usize>,
-    /// The longest indexed name: a longer one can match none.
+    /// The longest exactly indexed name: a longer one can match none.
     longest: usize,
 }
 
@@ -106,39 +108,57 @@ impl Index {
         let mut index = Index::default();
         for (i, slot) in slots.iter().enumerate() {
             let names = slot.detection.event_names();
-            if names.is_empty() {
+            // A name the index cannot hold (a wildcard inside, or too long) makes the
+            // detection look at every record: slower, never wrong.
+            let indexable = |n: &String| n.len() <= NAME_BUFFER && !n.trim_end_matches('*').contains('*');
+            if names.is_empty() || !names.iter().all(indexable) {
                 index.any.push(i);
+                continue;
             }
-            for name in names.into_iter().filter(|n| n.len() <= NAME_BUFFER) {
-                let folded: Box<[u8]> = name.to_ascii_lowercase().into_bytes().into();
-                index.longest = index.longest.max(folded.len());
-                let list = index.by_name.entry(folded).or_default();
-                if !list.contains(&i) {
-                    list.push(i);
+            for name in names {
+                let folded = name.to_ascii_lowercase().into_bytes();
+                match folded.strip_suffix(b"*") {
+                    Some(prefix) => index.by_prefix.push((prefix.into(), i)),
+                    None => {
+                        index.longest = index.longest.max(folded.len());
+                        let list = index.by_name.entry(folded.into()).or_default();
+                        if !list.contains(&i) {
+                            list.push(i);
+                        }
+                    }
                 }
             }
         }
         index
     }
 
-    /// The detections that may select a record named `name`, in slot order.
-    fn candidates(&self, name: &str) -> (&[usize], &[usize]) {
-        let bytes = name.as_bytes();
-        let named = if bytes.len() > self.longest {
-            &[][..]
-        } else {
-            let mut buffer = [0u8; NAME_BUFFER];
-            let folded = &mut buffer[..bytes.len()];
-            folded.copy_from_slice(bytes);
-            folded.make_ascii_lowercase();
-            self.by_name.get(&*folded).map_or(&[][..], Vec::as_slice)
-        };
-        (named, &self.any)
+    /// Adds to `out` the detections that may select a record named `name`, in slot order.
+    fn candidates(&self, name: &str, out: &mut Vec<usize>) {
+        out.extend(self.exact(name.as_bytes()).into_iter().flatten());
+        out.extend(self.prefixed(name.as_bytes()));
+        out.extend(&self.any);
+        out.sort_unstable();
+        out.dedup();
     }
 
     fn wants(&self, name: &str) -> bool {
-        let (named, any) = self.candidates(name);
-        !named.is_empty() || !any.is_empty()
+        !self.any.is_empty() || self.exact(name.as_bytes()).is_some() || self.prefixed(name.as_bytes()).next().is_some()
+    }
+
+    fn exact(&self, name: &[u8]) -> Option<&Vec<usize>> {
+        if name.len() > self.longest {
+            return None;
+        }
+        let mut buffer = [0u8; NAME_BUFFER];
+        let folded = &mut buffer[..name.len()];
+        folded.copy_from_slice(name);
+        folded.make_ascii_lowercase();
+        self.by_name.get(&*folded)
+    }
+
+    fn prefixed<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = usize> + 's {
+        let matches = |p: &[u8]| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+        self.by_prefix.iter().filter(move |(p, _)| matches(p)).map(|(_, i)| *i)
     }
 }
 
@@ -345,9 +365,8 @@ impl Engine {
         let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
         let mut matches = Vec::new();
         let mut results = Vec::new();
-        let (named, any) = self.index.candidates(&event.event_name);
-        let mut candidates: Vec<usize> = named.iter().chain(any).copied().collect();
-        candidates.sort_unstable();
+        let mut candidates = Vec::new();
+        self.index.candidates(&event.event_name, &mut candidates);
         for index in candidates {
             let slot = &mut self.slots[index];
             let selected = slot.detection.select(event)?;

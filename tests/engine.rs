@@ -285,3 +285,52 @@ fn the_shipped_example_configuration_is_valid() {
     assert_eq!(config.models, ["baseline.json"]);
     assert!(Engine::new(config).is_ok());
 }
+
+/// A rule document as the compiler writes it, with the parts these tests vary.
+fn rule(key: &str, event_names: Value, selection: Value, stats: Value, after: Value) -> tripline::rule::Rule {
+    let mut doc = json!({
+        "metadata": {"id": key, "key": key, "name": key, "version": 1, "analytic_type": "TTP", "status": "production",
+                     "impact": 50, "confidence": 50, "risk_object": {"field": "src_ip", "kind": "ip_address"},
+                     "message": "from $src_ip$"},
+        "source": {"kind": "local"},
+        "event_names": event_names,
+        "selection": selection,
+        "after": after,
+    });
+    if !stats.is_null() {
+        doc["stats"] = stats;
+    }
+    serde_json::from_value(doc).unwrap()
+}
+
+#[test]
+fn rules_run_in_their_own_windows_and_rows() {
+    let eq = |field: &str, value: &str| json!({"compare": {"field": field, "op": "eq", "value": value}});
+    let five_minutes = rule(
+        "burst",
+        json!(["Describe*"]),
+        eq("eventName", "describe*"),
+        json!({"span_seconds": 300, "by": ["_time", "src_ip"], "functions": [{"func": "count", "name": "n"}]}),
+        json!([{"where": {"binary": {"op": "ge", "left": {"field": "n"}, "right": {"num": 2.0}}}}]),
+    );
+    let per_event = rule("each", json!(["JobCreated"]), eq("eventName", "JobCreated"), Value::Null, json!([]));
+    let config: tripline::config::Config = serde_json::from_value(json!({"detections": {SG: {"enabled": false}}})).unwrap();
+    let mut e = Engine::with_rules(config, vec![five_minutes, per_event]).unwrap();
+
+    e.process(other("2026-10-05T10:01:00Z").as_bytes(), None);
+    e.process(other("2026-10-05T10:02:00Z").as_bytes(), None);
+    e.process(other("2026-10-05T10:06:00Z").as_bytes(), None);
+    let job = e.process(job_created("2026-10-05T10:07:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
+    assert_eq!(job.matches.len(), 1, "the seed tags it; the row rule alerts instead");
+    let alerts = alerts_of(&mut e);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["detection"]["name"], "each");
+    assert_eq!(alerts[0]["result"]["eventName"], Value::Null, "a row without stats or table has only the fields set");
+
+    // 10:00-10:05 closes at 10:15 (ten minutes' lateness); the hour window stays open.
+    e.process(other("2026-10-05T10:15:00Z").as_bytes(), None);
+    let alerts = alerts_of(&mut e);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["result"], json!({"_time": "2026-10-05T10:00:00Z", "src_ip": "10.0.0.1", "n": 2}));
+    assert_eq!(alerts[0]["window"]["end"], "2026-10-05T10:05:00Z");
+}
