@@ -69,6 +69,10 @@ pub struct Config {
     /// Used by file-based hosts (Fluent Bit); batch hosts pass models directly.
     #[serde(default)]
     pub models: Vec<String>,
+    /// The host's own rule files (a rule, a list of rules, or a pack; see `rule/`), relative to
+    /// the configuration's directory, run beside the built-in ones.
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// Per detection, by key: `enabled`, `suppress`, and the detection's own settings.
     #[serde(default)]
     pub detections: BTreeMap<String, Map<String, Value>>,
@@ -215,12 +219,15 @@ impl Config {
         for (i, model) in self.models.iter().enumerate() {
             check_file_name(&format!("models[{i}]"), model)?;
         }
+        for (i, rules) in self.rules.iter().enumerate() {
+            check_file_name(&format!("rules[{i}]"), rules)?;
+        }
         let state = &self.snapshot.file;
         if !state.is_empty() {
             check_file_name("snapshot.file", state)?;
             // The state is rewritten all the time: it must never land on a file the host reads.
             let stem = |name: &str| name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_string();
-            let taken = std::iter::once(CONFIG_FILE).chain(self.models.iter().map(String::as_str));
+            let taken = std::iter::once(CONFIG_FILE).chain(self.models.iter().chain(&self.rules).map(String::as_str));
             if let Some(clash) = taken.into_iter().find(|name| stem(name) == stem(state)) {
                 return Err(ConfigError::new(
                     "snapshot.file",

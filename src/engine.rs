@@ -16,9 +16,9 @@ use crate::aggregate::{late_group, Caps, ClosedGroup, GroupStats, Windows};
 use crate::alert::{build_alert, build_match, risk_message};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
-use crate::catalog::catalog;
+use crate::catalog::{builtin_rules, catalog, Entry};
 use crate::detection::{Detection, Selected};
-use crate::rule::Rule;
+use crate::rule::{parse_rule_file, Rule};
 use crate::json::{Kind, RawObject, ScanError, ScannedObject};
 use crate::snapshot;
 use crate::suppress::{suppressed, Suppression};
@@ -53,6 +53,8 @@ pub struct Counters {
     /// Records that should have carried results but could not be rewritten (see output.rs).
     pub unannotatable: u64,
     pub config_errors: u64,
+    /// Rules and rule files left out at load (see `rule_errors` in the stats).
+    pub rule_errors: u64,
     pub model_errors: u64,
     pub snapshot_saves: u64,
     pub snapshot_failures: u64,
@@ -189,6 +191,8 @@ pub struct Engine {
     counters: Counters,
     pending: VecDeque<Value>,
     config_error: Option<ConfigError>,
+    /// Rules and rule files left out, with why.
+    rule_errors: Vec<String>,
     /// Set by the current record when it changes state (see [`Processed::changed`]).
     changed: bool,
 }
@@ -196,12 +200,21 @@ pub struct Engine {
 impl Engine {
     /// An engine for a validated configuration.
     pub fn new(config: Config) -> Result<Engine, ConfigError> {
-        Engine::with_rules(config, Vec::new())
+        Engine::with_rules(config, builtin_rules())
     }
 
-    /// An engine that also knows `rules` (beyond the built-in detections).
+    /// An engine that knows `rules` beside the hand-written detections. A rule that cannot run
+    /// (or whose key is taken) is left out and reported in [`Engine::rule_errors`]; the others run.
     pub fn with_rules(config: Config, rules: Vec<Rule>) -> Result<Engine, ConfigError> {
-        let entries = catalog(rules);
+        let mut entries = Vec::new();
+        let mut rule_errors = Vec::new();
+        for entry in catalog(rules) {
+            if entries.iter().any(|e: &Entry| e.key == entry.key) {
+                rule_errors.push(format!("rule `{}`: another detection has that key; left out", entry.key));
+            } else {
+                entries.push(entry);
+            }
+        }
         for key in config.detections.keys() {
             if !entries.iter().any(|e| e.key == *key) {
                 let known: Vec<_> = entries.iter().map(|e| e.key.as_str()).collect();
@@ -216,7 +229,14 @@ impl Engine {
             let empty = Map::new();
             let section = config.detections.get(&entry.key).unwrap_or(&empty);
             let (common, own) = split_common(&entry.key, section)?;
-            let detection = entry.construct(&own)?;
+            let detection = match entry.construct(&own) {
+                Ok(detection) => detection,
+                Err(e) if entry.is_rule() && own.is_empty() => {
+                    rule_errors.push(format!("rule `{}`: {}; left out", entry.key, e.message));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if common.enabled.unwrap_or(entry.enabled_by_default) {
                 let length = detection.window_seconds().unwrap_or(config.window.length_seconds);
                 slots.push(Slot { key: entry.key.clone(), detection, suppress: common.suppress, windows: Windows::default(), length });
@@ -226,26 +246,50 @@ impl Engine {
         let mut lengths: Vec<i64> = slots.iter().map(|s| s.length).collect();
         lengths.sort_unstable();
         lengths.dedup();
+        let counters = Counters { rule_errors: rule_errors.len() as u64, ..Counters::default() };
         Ok(Engine {
             config,
             slots,
             index,
             lengths,
             watermark: None,
-            counters: Counters::default(),
+            counters,
             pending: VecDeque::new(),
             config_error: None,
+            rule_errors,
             changed: false,
         })
+    }
+
+    /// An engine from a configuration document whose `rules` files `read` fetches by name (file
+    /// hosts). A file that cannot be read or parsed is reported in [`Engine::rule_errors`].
+    pub fn from_json_with_rules(bytes: &[u8], read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Engine {
+        let config = match Config::from_json(bytes) {
+            Ok(config) => config,
+            Err(e) => return Engine::disabled(e),
+        };
+        let mut rules = builtin_rules();
+        let mut file_errors = Vec::new();
+        for file in &config.rules {
+            match read(file).and_then(|bytes| parse_rule_file(file, &bytes)) {
+                Ok(local) => rules.extend(local),
+                Err(e) => file_errors.push(e),
+            }
+        }
+        match Engine::with_rules(config, rules) {
+            Ok(mut engine) => {
+                engine.counters.rule_errors += file_errors.len() as u64;
+                engine.rule_errors.splice(0..0, file_errors);
+                engine
+            }
+            Err(e) => Engine::disabled(e),
+        }
     }
 
     /// An engine from a configuration document. An invalid document yields an engine that runs
     /// no detection, passes every record through, and reports the error in its stats.
     pub fn from_json(bytes: &[u8]) -> Engine {
-        match Config::from_json(bytes).and_then(Engine::new) {
-            Ok(engine) => engine,
-            Err(e) => Engine::disabled(e),
-        }
+        Engine::from_json_with_rules(bytes, |name| Err(format!("{name}: this host reads no rule files")))
     }
 
     /// A pass-through engine that reports `error`.
@@ -259,6 +303,7 @@ impl Engine {
             counters: Counters { config_errors: 1, ..Counters::default() },
             pending: VecDeque::new(),
             config_error: Some(error),
+            rule_errors: Vec::new(),
             changed: false,
         }
     }
@@ -269,6 +314,10 @@ impl Engine {
 
     pub fn config_error(&self) -> Option<&ConfigError> {
         self.config_error.as_ref()
+    }
+
+    pub fn rule_errors(&self) -> &[String] {
+        &self.rule_errors
     }
 
     pub fn counters(&self) -> &Counters {
@@ -528,6 +577,7 @@ impl Engine {
             "pending_alerts": self.pending.len(),
             "detections": detections,
             "config_error": self.config_error.as_ref().map(|e| e.to_string()),
+            "rule_errors": self.rule_errors,
         })
     }
 

@@ -334,3 +334,32 @@ fn rules_run_in_their_own_windows_and_rows() {
     assert_eq!(alerts[0]["result"], json!({"_time": "2026-10-05T10:00:00Z", "src_ip": "10.0.0.1", "n": 2}));
     assert_eq!(alerts[0]["window"]["end"], "2026-10-05T10:05:00Z");
 }
+
+#[test]
+fn a_bad_rule_file_is_reported_with_its_line_and_the_rest_runs() {
+    let good = r#"{"metadata": {"id": "g", "key": "good", "name": "good", "version": 1, "analytic_type": "TTP",
+        "status": "production", "impact": 50, "confidence": 50, "risk_object": {"field": "src_ip", "kind": "ip_address"},
+        "message": "m"}, "source": {"kind": "local"}, "event_names": ["JobCreated"],
+        "selection": {"compare": {"field": "eventName", "op": "eq", "value": "JobCreated"}}, "tag_each_event": true}"#;
+    let typo = good.replace("\"good\"", "\"typo\"").replace("\"selection\"", "\"selektion\"");
+    let bad_regex = good.replace("\"good\"", "\"regex\"").replace(
+        "\"tag_each_event\": true",
+        r#""steps": [{"where": {"call": {"func": "match", "args": [{"field": "a"}, {"str": "("}]}}}]"#,
+    );
+    let files = [("good.json", good.to_string()), ("typo.json", typo), ("regex.json", bad_regex)];
+    let config = json!({"rules": ["good.json", "typo.json", "regex.json", "missing.json"]}).to_string();
+    let mut e = Engine::from_json_with_rules(config.as_bytes(), |name| {
+        files.iter().find(|(n, _)| *n == name).map(|(_, text)| text.clone().into_bytes()).ok_or(format!("{name}: not found"))
+    });
+    assert_eq!(e.config_error(), None);
+    let errors = e.rule_errors().to_vec();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0].starts_with("typo.json:4:19: at `selektion`") && errors[0].contains("unknown field `selektion`"), "{}", errors[0]);
+    assert_eq!(errors[1], "missing.json: not found");
+    assert!(errors[2].starts_with("rule `regex`: match() pattern"), "{}", errors[2]);
+    assert_eq!(e.counters().rule_errors, 3);
+    let job = job_created("2026-10-05T10:07:00Z", "1.2.3.4", "111", "a");
+    let processed = e.process(job.as_bytes(), None);
+    let names: Vec<_> = processed.matches.iter().map(|m| m["detection"]["name"].as_str().unwrap().to_string()).collect();
+    assert!(names.contains(&"good".to_string()), "{names:?}");
+}

@@ -129,7 +129,9 @@ impl Filter {
                 Engine::from_json(b"{}")
             }
             Some(d) => match std::fs::read(d.join(CONFIG_FILE)) {
-                Ok(bytes) => Engine::from_json(&bytes),
+                Ok(bytes) => Engine::from_json_with_rules(&bytes, |name| {
+                    std::fs::read(d.join(name)).map_err(|e| format!("{name}: cannot read: {e}"))
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     log(&format!("no {CONFIG_FILE} in any Accessible_Paths directory: running the defaults"));
                     Engine::from_json(b"{}")
@@ -139,6 +141,9 @@ impl Filter {
         };
         if let Some(e) = engine.config_error() {
             log(&format!("{e}; passing every record through unchanged"));
+        }
+        for e in engine.rule_errors() {
+            log(e);
         }
         Filter { engine, dir, output: Vec::new(), durable: None }
     }

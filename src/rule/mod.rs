@@ -298,3 +298,26 @@ pub struct Pack {
     pub license: String,
     pub rules: Vec<Rule>,
 }
+
+/// Reads a rule file (one rule, a list of rules, or a pack), with the file, line and reason
+/// when it is not one.
+pub fn parse_rule_file(name: &str, bytes: &[u8]) -> Result<Vec<Rule>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("{name}:{}:{}: not valid JSON: {e}", e.line(), e.column()))?;
+    fn read<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, String> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner();
+            let message = inner.to_string();
+            // serde_json ends its message with the position, which leads here instead.
+            let reason = message.rsplit_once(" at line ").map_or(message.as_str(), |(reason, _)| reason);
+            format!("{name}:{}:{}: at `{}`: {reason}", inner.line(), inner.column(), e.path())
+        })
+    }
+    match &value {
+        serde_json::Value::Object(o) if o.contains_key("rules") => read::<Pack>(name, bytes).map(|p| p.rules),
+        serde_json::Value::Object(_) => read::<Rule>(name, bytes).map(|r| vec![r]),
+        serde_json::Value::Array(_) => read::<Vec<Rule>>(name, bytes),
+        _ => Err(format!("{name}: a rule file holds a rule, a list of rules or a pack")),
+    }
+}
