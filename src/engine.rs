@@ -193,6 +193,8 @@ pub struct Engine {
     config_error: Option<ConfigError>,
     /// Rules and rule files left out, with why.
     rule_errors: Vec<String>,
+    /// The detections that may select the current record (see [`Index::candidates`]).
+    candidates: Vec<usize>,
     /// Set by the current record when it changes state (see [`Processed::changed`]).
     changed: bool,
 }
@@ -257,6 +259,7 @@ impl Engine {
             pending: VecDeque::new(),
             config_error: None,
             rule_errors,
+            candidates: Vec::new(),
             changed: false,
         })
     }
@@ -304,6 +307,7 @@ impl Engine {
             pending: VecDeque::new(),
             config_error: Some(error),
             rule_errors: Vec::new(),
+            candidates: Vec::new(),
             changed: false,
         }
     }
@@ -410,13 +414,21 @@ impl Engine {
     }
 
     fn select(&mut self, event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
+        // The candidate list is a buffer kept across records: no allocation once warm.
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        self.index.candidates(&event.event_name, &mut candidates);
+        let selected = self.select_from(&candidates, event, timing);
+        self.candidates = candidates;
+        selected
+    }
+
+    fn select_from(&mut self, candidates: &[usize], event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
         let w = self.config.window;
         let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
         let mut matches = Vec::new();
         let mut results = Vec::new();
-        let mut candidates = Vec::new();
-        self.index.candidates(&event.event_name, &mut candidates);
-        for index in candidates {
+        for &index in candidates {
             let slot = &mut self.slots[index];
             let selected = slot.detection.select(event)?;
             if selected.is_empty() {

@@ -363,3 +363,23 @@ fn a_bad_rule_file_is_reported_with_its_line_and_the_rest_runs() {
     let names: Vec<_> = processed.matches.iter().map(|m| m["detection"]["name"].as_str().unwrap().to_string()).collect();
     assert!(names.contains(&"good".to_string()), "{names:?}");
 }
+
+#[test]
+fn a_rule_that_reads_every_record_allocates_nothing_to_reject_one() {
+    let everywhere = rule(
+        "everywhere",
+        json!([]),
+        json!({"all": [{"compare": {"field": "eventSource", "op": "eq", "value": "iam.amazonaws.com"}},
+                       {"in": {"field": "src_ip", "values": ["10.9.*", "192.168.*"]}}]}),
+        Value::Null,
+        json!([]),
+    );
+    let mut e = Engine::with_rules(serde_json::from_value(json!({})).unwrap(), vec![everywhere]).unwrap();
+    let records: Vec<String> = (0..100).map(|i| other(&format!("2026-10-05T10:{:02}:00Z", i % 60))).collect();
+    e.process(records[0].as_bytes(), None);
+    let before = ALLOCATIONS.with(Cell::get);
+    for r in &records {
+        assert!(e.process(r.as_bytes(), None).matches.is_empty());
+    }
+    assert_eq!(ALLOCATIONS.with(Cell::get) - before, 0, "rejecting a record allocated");
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use regex_lite::Regex;
 use serde_json::{Map, Value};
 
-use super::value::{compare, parse_number, pattern_match, wildcard_match, Val};
+use super::value::{compare, compare_text, parse_number, pattern_match, wildcard_match, Val};
 use super::{Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
 use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
 use crate::time::format_ctime_with;
@@ -44,6 +44,21 @@ impl<'e, 'a> Row<'e, 'a> {
         }
         let values = event.values(name, self.user)?;
         Ok(Val::multi(values.into_iter().map(|v| v.into_owned()).collect()))
+    }
+
+    /// Whether any value of `name` satisfies `pred`; `None` when the field is null. Reads a
+    /// scalar of the event in place: a selection that rejects a record allocates nothing.
+    pub fn any_text(&self, name: &str, pred: &dyn Fn(&str) -> bool) -> Result<Option<bool>, FieldError> {
+        let set = self.fields.iter().any(|(k, _)| k == name);
+        match self.event {
+            Some(event) if !set && name != "_raw" && !name.contains("{}") => {
+                Ok(event.field(name, self.user)?.map(|value| pred(&value)))
+            }
+            _ => {
+                let texts = self.get(name)?.texts();
+                Ok((!texts.is_empty()).then(|| texts.iter().any(|t| pred(t))))
+            }
+        }
     }
 
     pub fn set(&mut self, name: &str, value: Option<Val>) {
@@ -84,27 +99,22 @@ pub fn test(cond: &Cond, row: &Row<'_, '_>) -> Result<bool, FieldError> {
         }
         Cond::Not(inner) => !test(inner, row)?,
         Cond::Compare { field, op, value } => {
-            let texts = row.get(field)?.texts();
+            let any = |pred: &dyn Fn(&str) -> bool| row.any_text(field, pred);
             match op {
-                CompareOp::Eq => texts.iter().any(|t| wildcard_match(value, t)),
-                CompareOp::Ne => !texts.is_empty() && !texts.iter().any(|t| wildcard_match(value, t)),
-                ordered => {
-                    let want = Val::Str(value.clone());
-                    texts.into_iter().any(|t| {
-                        compare(&Val::Str(t), &want).is_some_and(|o| match ordered {
-                            CompareOp::Lt => o.is_lt(),
-                            CompareOp::Le => o.is_le(),
-                            CompareOp::Gt => o.is_gt(),
-                            _ => o.is_ge(),
-                        })
+                CompareOp::Eq => any(&|t| wildcard_match(value, t))?.unwrap_or(false),
+                CompareOp::Ne => any(&|t| wildcard_match(value, t))?.is_some_and(|matched| !matched),
+                ordered => any(&|t| {
+                    compare_text(t, value).is_some_and(|o| match ordered {
+                        CompareOp::Lt => o.is_lt(),
+                        CompareOp::Le => o.is_le(),
+                        CompareOp::Gt => o.is_gt(),
+                        _ => o.is_ge(),
                     })
-                }
+                })?
+                .unwrap_or(false),
             }
         }
-        Cond::In { field, values } => {
-            let texts = row.get(field)?.texts();
-            texts.iter().any(|t| values.iter().any(|v| wildcard_match(v, t)))
-        }
+        Cond::In { field, values } => row.any_text(field, &|t| values.iter().any(|v| wildcard_match(v, t)))?.unwrap_or(false),
     })
 }
 

@@ -110,6 +110,14 @@ pub fn compare(left: &Val, right: &Val) -> Option<Ordering> {
     }
 }
 
+/// [`compare`] for two texts, without allocating.
+pub fn compare_text(left: &str, right: &str) -> Option<Ordering> {
+    match (parse_number(left), parse_number(right)) {
+        (Some(a), Some(b)) => a.partial_cmp(&b),
+        _ => Some(left.cmp(right)),
+    }
+}
+
 /// The `search` command's value test: case-insensitive, `*` matching any run of characters.
 /// Bytes suffice: the only wildcard is ASCII and it never stands for part of a character.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
