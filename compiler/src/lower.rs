@@ -1,0 +1,642 @@
+//! The parsed pipeline to the rule form: selection, per-event steps, `stats`, per-row steps.
+//!
+//! Decisions made here (each documented in `docs/coverage.md`'s header too):
+//! - The base search's `sourcetype=aws:cloudtrail` term (what the `cloudtrail` macro expands
+//!   to) is dropped: tripline is fed CloudTrail records only. Any other `sourcetype` (such as
+//!   Amazon Security Lake's `aws:cloudtrail:lake`, OCSF records) or an `index` term refuses
+//!   the rule.
+//! - `event_names`: the names a top-level conjunct of the base search restricts `eventName` to
+//!   (`eventName=X`, `eventName IN (...)`, or an `OR` of such, with literal names or prefixes
+//!   `X*`, which the engine's index takes); empty when no conjunct does. The conjunct stays in
+//!   the selection.
+//! - `bin span=S _time` must be followed by `stats ... by _time`; `stats ... by _time`
+//!   without `bin` groups by the exact event second, which is a 1-second span.
+//! - `fillnull` without a field list fills the fields the rest of the pipeline reads: before
+//!   `stats`, those its `by` and functions read (traced back through the steps in between); after
+//!   `stats`, every field of the row. Splunk fills every field some result has, which differs only
+//!   for a field no event of the search window has.
+//! - `rename P* as *` (the only wildcard rename supported) renames each field `P<name>` to
+//!   `<name>`, overwriting it; Splunk leaves `<name>` alone where no `P<name>` exists. Before
+//!   `stats` that is, for each field the rest of the pipeline reads, `eval <name> =
+//!   coalesce('P<name>', <name>)` (exact where a field is null exactly when it is absent); after
+//!   `stats` the row's fields are known, so it is a plain rename of those that match.
+//! - `tag_each_event`: no `where`/`search` after `stats`, so every selected event ends up in a
+//!   result row.
+
+use std::collections::BTreeSet;
+
+use tripline::rule::{AggFunc, Aggregation, Assign, CompareOp, Cond, Expr, Func, Rename, Stats, Step};
+
+use crate::ast::{AggSpec, Command, CommandKind, EvalNode, SearchNode};
+
+/// The search part of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lowered {
+    pub event_names: Vec<String>,
+    pub selection: Cond,
+    pub steps: Vec<Step>,
+    pub stats: Option<Stats>,
+    pub after: Vec<Step>,
+    pub tag_each_event: bool,
+    /// The base search without the dropped `sourcetype` term, for the linter.
+    pub base: SearchNode,
+}
+
+/// Lowers the base search (`commands[0]`) and the commands after it.
+pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
+    let (base, rest) = commands.split_first().ok_or("empty search")?;
+    let CommandKind::Search(base_node) = &base.kind else { return Err("the search does not start with a search".into()) };
+    let base_node = drop_sourcetype(base_node)?;
+    let conjuncts: Vec<&SearchNode> = match strip_paren(&base_node) {
+        SearchNode::And(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let event_names = index_names(&conjuncts);
+    let selection = search_cond(&base_node);
+
+    let mut steps = Vec::new();
+    let mut after = Vec::new();
+    let mut stats: Option<Stats> = None;
+    let mut pending_bin: Option<(usize, i64)> = None;
+    // Steps that depend on the fields the rest of the pipeline reads, resolved once it is known:
+    // (after stats?, index, wildcard prefix or `None` for a bare `fillnull`).
+    let mut pending: Vec<(bool, usize, Option<String>)> = Vec::new();
+    for cmd in rest {
+        let here = format!("(pipe {})", cmd.pipe);
+        if matches!(cmd.kind, CommandKind::Search(SearchNode::MatchAll)) {
+            continue;
+        }
+        if let Some((pipe, _)) = pending_bin {
+            if !matches!(cmd.kind, CommandKind::Stats { .. }) {
+                return Err(format!("`bin` (pipe {pipe}) must be followed by `stats`"));
+            }
+        }
+        let target = if stats.is_some() { &mut after } else { &mut steps };
+        match &cmd.kind {
+            CommandKind::Search(node) => target.push(Step::Search(search_cond(node))),
+            CommandKind::Where(e) => target.push(Step::Where(expr(e).map_err(|m| format!("{m} {here}"))?)),
+            CommandKind::Eval(assigns) => {
+                let mut out = Vec::new();
+                for (field, e) in assigns {
+                    out.push(Assign { field: field.clone(), expr: expr(e).map_err(|m| format!("{m} {here}"))? });
+                }
+                target.push(Step::Eval(out));
+            }
+            CommandKind::Rename(pairs) => {
+                let mut plain = Vec::new();
+                for (from, to) in pairs {
+                    if let Some(prefix) = from.strip_suffix('*') {
+                        if !plain.is_empty() {
+                            target.push(Step::Rename(std::mem::take(&mut plain)));
+                        }
+                        pending.push((stats.is_some(), target.len(), Some(prefix.to_string())));
+                        target.push(Step::Rename(Vec::new()));
+                    } else {
+                        plain.push(Rename { from: from.clone(), to: to.clone() });
+                    }
+                }
+                if !plain.is_empty() {
+                    target.push(Step::Rename(plain));
+                }
+            }
+            CommandKind::Fillnull { value, fields } => {
+                if fields.is_empty() {
+                    pending.push((stats.is_some(), target.len(), None));
+                }
+                target.push(Step::Fillnull { value: value.clone(), fields: fields.clone() });
+            }
+            CommandKind::Spath { input, output, path } => {
+                target.push(Step::Spath { input: input.clone(), output: output.clone(), path: path.clone() })
+            }
+            CommandKind::Mvexpand(field) => {
+                if stats.is_some() {
+                    return Err(format!("`mvexpand` after `stats` {here} is not supported"));
+                }
+                target.push(Step::Mvexpand(field.clone()))
+            }
+            CommandKind::Table(fields) => target.push(Step::Table(fields.clone())),
+            CommandKind::Ctime { fields, format } => {
+                for field in fields {
+                    target.push(Step::Ctime { field: field.clone(), format: format.clone() });
+                }
+            }
+            CommandKind::Bin { field, span_seconds } => {
+                if stats.is_some() {
+                    return Err(format!("`bin` after `stats` {here} is not supported"));
+                }
+                if field != "_time" {
+                    return Err(format!("`bin` of `{field}` {here} is not supported (only `_time`)"));
+                }
+                pending_bin = Some((cmd.pipe, *span_seconds));
+            }
+            CommandKind::Stats { aggs, by } => {
+                if stats.is_some() {
+                    return Err(format!("a second `stats` {here} is not supported"));
+                }
+                let functions = aggs.iter().map(aggregation).collect::<Result<Vec<_>, _>>().map_err(|m| format!("{m} {here}"))?;
+                let by_time = by.iter().any(|f| f == "_time");
+                let span_seconds = match pending_bin.take() {
+                    Some((_, span)) if by_time => Some(span),
+                    Some((pipe, _)) => {
+                        return Err(format!("`bin _time` (pipe {pipe}) is followed by a `stats` {here} that does not group by `_time`"))
+                    }
+                    None if by_time => Some(1),
+                    None => None,
+                };
+                if let Some(f) = by.iter().find(|f| f.contains('*')) {
+                    return Err(format!("wildcard `by` field `{f}` {here} is not supported"));
+                }
+                stats = Some(Stats { span_seconds, by: by.clone(), functions });
+            }
+        }
+    }
+    if let Some((pipe, _)) = pending_bin {
+        return Err(format!("`bin` (pipe {pipe}) is not followed by `stats`"));
+    }
+    // Before `stats`, what a step must provide is what the later steps read: resolve from the
+    // last back. After it, a row's fields are known going forward.
+    pending.sort_by_key(|(after_stats, index, _)| (*after_stats, if *after_stats { *index as i64 } else { -(*index as i64) }));
+    for (after_stats, index, wildcard) in pending {
+        if after_stats {
+            let fields = row_fields(stats.as_ref().expect("after stats"), &after[..index]);
+            after[index] = match wildcard {
+                Some(prefix) => Step::Rename(
+                    fields
+                        .iter()
+                        .filter_map(|f| f.strip_prefix(prefix.as_str()).filter(|rest| !rest.is_empty()).map(|rest| (f, rest)))
+                        .map(|(f, rest)| Rename { from: f.clone(), to: rest.to_string() })
+                        .collect(),
+                ),
+                None => match &after[index] {
+                    Step::Fillnull { value, .. } => Step::Fillnull { value: value.clone(), fields },
+                    _ => unreachable!("a pending fillnull"),
+                },
+            };
+            continue;
+        }
+        let Some(stats) = &stats else {
+            return Err(match wildcard {
+                Some(prefix) => format!("`rename {prefix}* as *` with no `stats` after it: the fields it renames are unknown"),
+                None => "`fillnull` without a field list and no `stats` after it: the fields to fill are unknown".into(),
+            });
+        };
+        let live = fields_read(&steps[index + 1..], stats);
+        steps[index] = match wildcard {
+            Some(prefix) => {
+                if let Some(f) = live.iter().find(|f| f.starts_with(prefix.as_str())) {
+                    return Err(format!("`rename {prefix}* as *` is followed by a read of `{f}`, which it renames away"));
+                }
+                Step::Eval(
+                    live.iter()
+                        .map(|f| Assign {
+                            field: f.clone(),
+                            expr: Expr::Call {
+                                func: Func::Coalesce,
+                                args: vec![Expr::Field(format!("{prefix}{f}")), Expr::Field(f.clone())],
+                            },
+                        })
+                        .collect(),
+                )
+            }
+            None => match &steps[index] {
+                Step::Fillnull { value, .. } => Step::Fillnull { value: value.clone(), fields: live },
+                _ => unreachable!("a pending fillnull"),
+            },
+        };
+    }
+    steps.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()) && !matches!(s, Step::Eval(a) if a.is_empty()));
+    after.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()));
+    let tag_each_event = stats.is_none() || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_)));
+    Ok(Lowered { event_names, selection, steps, stats, after, tag_each_event, base: base_node })
+}
+
+fn strip_paren(node: &SearchNode) -> &SearchNode {
+    match node {
+        SearchNode::Paren(inner) => strip_paren(inner),
+        other => other,
+    }
+}
+
+/// Drops the top-level `sourcetype=aws:cloudtrail` conjunct; refuses other sourcetypes.
+fn drop_sourcetype(node: &SearchNode) -> Result<SearchNode, String> {
+    let is_cloudtrail = |n: &SearchNode| {
+        matches!(n, SearchNode::Compare { field, op: CompareOp::Eq, value }
+            if field == "sourcetype" && value.eq_ignore_ascii_case("aws:cloudtrail"))
+    };
+    let kept = match node {
+        SearchNode::And(items) => {
+            let kept: Vec<SearchNode> = items.iter().filter(|n| !is_cloudtrail(n)).cloned().collect();
+            match kept.len() {
+                0 => SearchNode::MatchAll,
+                1 => kept.into_iter().next().expect("one"),
+                _ => SearchNode::And(kept),
+            }
+        }
+        n if is_cloudtrail(n) => SearchNode::MatchAll,
+        other => other.clone(),
+    };
+    check_source_terms(&kept)?;
+    Ok(kept)
+}
+
+fn check_source_terms(node: &SearchNode) -> Result<(), String> {
+    match node {
+        SearchNode::And(items) | SearchNode::Or(items) => items.iter().try_for_each(check_source_terms),
+        SearchNode::Not(inner) | SearchNode::Paren(inner) => check_source_terms(inner),
+        SearchNode::Compare { field, value, .. } if field == "sourcetype" => Err(format!(
+            "`sourcetype={value}`{}: tripline reads raw CloudTrail records (`sourcetype=aws:cloudtrail`) only",
+            if value.eq_ignore_ascii_case("aws:cloudtrail:lake") { " (Amazon Security Lake's OCSF records)" } else { "" }
+        )),
+        SearchNode::Compare { field, .. } | SearchNode::In { field, .. } if field == "sourcetype" || field == "index" || field == "source" => {
+            Err(format!("a `{field}` term is not supported: tripline reads one CloudTrail stream"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A name the engine's index takes: a literal, or a prefix written with one trailing `*`.
+fn indexable(value: &str) -> bool {
+    match value.strip_suffix('*') {
+        Some(prefix) => !prefix.is_empty() && !prefix.contains('*'),
+        None => !value.is_empty() && !value.contains('*'),
+    }
+}
+
+/// The eventNames a conjunct restricts `eventName` to (literals, or prefixes such as
+/// `Describe*`, which the engine's index takes too), or `None` when it does not.
+fn names_of(node: &SearchNode) -> Option<Vec<String>> {
+    match node {
+        SearchNode::Compare { field, op: CompareOp::Eq, value } if field == "eventName" && indexable(value) => {
+            Some(vec![value.clone()])
+        }
+        SearchNode::In { field, values } if field == "eventName" && values.iter().all(|v| indexable(v)) => {
+            Some(values.clone())
+        }
+        SearchNode::Or(items) => {
+            let mut all = Vec::new();
+            for item in items {
+                all.extend(names_of(item)?);
+            }
+            Some(all)
+        }
+        SearchNode::Paren(inner) => names_of(inner),
+        _ => None,
+    }
+}
+
+/// The names every record the selection passes must have (case-insensitive, deduplicated, in
+/// the order written); empty when no conjunct restricts `eventName`. With several restricting
+/// conjuncts the literal sets are intersected; where a prefix is involved the smallest set is
+/// kept, a superset being a correct index too.
+fn index_names(conjuncts: &[&SearchNode]) -> Vec<String> {
+    let mut result: Option<Vec<String>> = None;
+    for conjunct in conjuncts {
+        let Some(names) = names_of(conjunct) else { continue };
+        let mut dedup: Vec<String> = Vec::new();
+        for n in names {
+            if !dedup.iter().any(|d| d.eq_ignore_ascii_case(&n)) {
+                dedup.push(n);
+            }
+        }
+        result = Some(match result {
+            None => dedup,
+            Some(prev) if prev.iter().chain(&dedup).any(|n| n.ends_with('*')) => {
+                if dedup.len() < prev.len() {
+                    dedup
+                } else {
+                    prev
+                }
+            }
+            Some(prev) => prev.into_iter().filter(|p| dedup.iter().any(|d| d.eq_ignore_ascii_case(p))).collect(),
+        });
+    }
+    result.unwrap_or_default()
+}
+
+/// A search expression as a condition (parentheses dropped, `*` true).
+pub fn search_cond(node: &SearchNode) -> Cond {
+    match node {
+        SearchNode::And(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match search_cond(item) {
+                    Cond::All(inner) => out.extend(inner),
+                    c => out.push(c),
+                }
+            }
+            if out.len() == 1 {
+                out.pop().expect("one")
+            } else {
+                Cond::All(out)
+            }
+        }
+        SearchNode::Or(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match search_cond(item) {
+                    Cond::All(inner) if inner.is_empty() => return Cond::All(Vec::new()),
+                    Cond::Any(inner) => out.extend(inner),
+                    c => out.push(c),
+                }
+            }
+            Cond::Any(out)
+        }
+        SearchNode::Not(inner) => Cond::Not(Box::new(search_cond(inner))),
+        SearchNode::Paren(inner) => search_cond(inner),
+        SearchNode::Compare { field, op, value } => Cond::Compare { field: field.clone(), op: *op, value: value.clone() },
+        SearchNode::In { field, values } => Cond::In { field: field.clone(), values: values.clone() },
+        SearchNode::MatchAll => Cond::All(Vec::new()),
+    }
+}
+
+/// The eval functions of the rule form, with their argument counts.
+fn func(name: &str) -> Option<(Func, usize, usize)> {
+    Some(match name {
+        "if" => (Func::If, 3, 3),
+        "case" => (Func::Case, 2, usize::MAX),
+        "coalesce" => (Func::Coalesce, 1, usize::MAX),
+        "isnull" => (Func::Isnull, 1, 1),
+        "isnotnull" => (Func::Isnotnull, 1, 1),
+        "match" => (Func::Match, 2, 2),
+        "like" => (Func::Like, 2, 2),
+        "lower" => (Func::Lower, 1, 1),
+        "upper" => (Func::Upper, 1, 1),
+        "len" => (Func::Len, 1, 1),
+        "tostring" => (Func::Tostring, 1, 1),
+        "tonumber" => (Func::Tonumber, 1, 1),
+        "floor" => (Func::Floor, 1, 1),
+        "round" => (Func::Round, 1, 2),
+        "abs" => (Func::Abs, 1, 1),
+        "mvcount" => (Func::Mvcount, 1, 1),
+        "mvindex" => (Func::Mvindex, 2, 3),
+        "mvappend" => (Func::Mvappend, 1, usize::MAX),
+        "mvjoin" => (Func::Mvjoin, 2, 2),
+        "split" => (Func::Split, 2, 2),
+        "strftime" => (Func::Strftime, 2, 2),
+        _ => return None,
+    })
+}
+
+/// An eval expression in the rule form. `match()` needs a literal pattern that compiles.
+pub fn expr(node: &EvalNode) -> Result<Expr, String> {
+    Ok(match node {
+        EvalNode::Str(s) => Expr::Str(s.clone()),
+        EvalNode::Num(n) => Expr::Num(*n),
+        EvalNode::Field(f) => Expr::Field(f.clone()),
+        EvalNode::Not(e) => Expr::Not(Box::new(expr(e)?)),
+        EvalNode::Neg(e) => Expr::Neg(Box::new(expr(e)?)),
+        EvalNode::Binary { op, left, right, .. } => {
+            Expr::Binary { op: *op, left: Box::new(expr(left)?), right: Box::new(expr(right)?) }
+        }
+        EvalNode::Call { name, args } => {
+            let (f, min, max) = func(name).ok_or_else(|| format!("eval function `{name}()` is not supported"))?;
+            if args.len() < min || args.len() > max || (f == Func::Case && args.len() % 2 != 0) {
+                return Err(format!("`{name}()` with {} argument(s) is not supported", args.len()));
+            }
+            if f == Func::Match {
+                match &args[1] {
+                    EvalNode::Str(pattern) => {
+                        regex_lite::Regex::new(pattern)
+                            .map_err(|e| format!("`match()` pattern {pattern:?} does not compile: {e}"))?;
+                    }
+                    other => {
+                        return Err(format!(
+                            "`match()` with a pattern computed per event (`{}`) is not supported: the engine compiles patterns ahead",
+                            other.to_spl()
+                        ))
+                    }
+                }
+            }
+            Expr::Call { func: f, args: args.iter().map(expr).collect::<Result<_, _>>()? }
+        }
+    })
+}
+
+fn aggregation(spec: &AggSpec) -> Result<Aggregation, String> {
+    let f = spec.func.to_ascii_lowercase();
+    let written = match &spec.field {
+        Some(field) => format!("{}({field})", spec.func),
+        None => spec.func.clone(),
+    };
+    if spec.field.as_deref().is_some_and(|f| f.contains('*')) || spec.alias.as_deref().is_some_and(|a| a.contains('*')) {
+        return Err(format!("wildcard stats `{written}` is not supported"));
+    }
+    let func = match (f.as_str(), spec.field.as_deref()) {
+        ("count", None) => AggFunc::Count,
+        ("count", Some(_)) => return Err(format!("stats `{written}` (count of a field) is not supported")),
+        ("values", Some("_raw")) => return Err("stats `values(_raw)` is not supported".into()),
+        ("values", Some(_)) => AggFunc::Values,
+        ("dc", Some(_)) => AggFunc::Dc,
+        ("min", Some("_time")) => AggFunc::Min,
+        ("max", Some("_time")) => AggFunc::Max,
+        ("earliest", Some("_time")) => AggFunc::Earliest,
+        ("latest", Some("_time")) => AggFunc::Latest,
+        ("min" | "max" | "earliest" | "latest", _) => {
+            return Err(format!("stats `{written}` is not supported ({f} of `_time` only)"))
+        }
+        _ => return Err(format!("stats function `{written}` is not supported")),
+    };
+    Ok(Aggregation { func, field: spec.field.clone(), name: spec.alias.clone().unwrap_or(written) })
+}
+
+/// The fields an expression reads.
+pub fn expr_fields(e: &Expr, out: &mut BTreeSet<String>) {
+    match e {
+        Expr::Field(f) => {
+            out.insert(f.clone());
+        }
+        Expr::Not(inner) | Expr::Neg(inner) => expr_fields(inner, out),
+        Expr::Binary { left, right, .. } => {
+            expr_fields(left, out);
+            expr_fields(right, out);
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| expr_fields(a, out)),
+        Expr::Str(_) | Expr::Num(_) => {}
+    }
+}
+
+/// The fields a condition reads.
+pub fn cond_fields(c: &Cond, out: &mut BTreeSet<String>) {
+    match c {
+        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|i| cond_fields(i, out)),
+        Cond::Not(inner) => cond_fields(inner, out),
+        Cond::Compare { field, .. } | Cond::In { field, .. } => {
+            out.insert(field.clone());
+        }
+    }
+}
+
+/// The fields `stats` reads from each event, traced back through `steps` (those between a
+/// `fillnull` and the `stats`), in order of first mention; `_time` and `_raw` are never null.
+fn fields_read(steps: &[Step], stats: &Stats) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut live: BTreeSet<String> = BTreeSet::new();
+    let add = |f: &str, live: &mut BTreeSet<String>, order: &mut Vec<String>| {
+        if f != "_time" && f != "_raw" && live.insert(f.to_string()) && !order.iter().any(|o| o == f) {
+            order.push(f.to_string());
+        }
+    };
+    for f in stats.by.iter().chain(stats.functions.iter().filter_map(|a| a.field.as_ref())) {
+        add(f, &mut live, &mut order);
+    }
+    for step in steps.iter().rev() {
+        match step {
+            Step::Rename(renames) => {
+                for r in renames.iter().rev() {
+                    let needed = live.remove(&r.to);
+                    live.remove(&r.from);
+                    if needed {
+                        add(&r.from, &mut live, &mut order);
+                    }
+                }
+            }
+            Step::Eval(assigns) => {
+                for a in assigns.iter().rev() {
+                    live.remove(&a.field);
+                    let mut reads = BTreeSet::new();
+                    expr_fields(&a.expr, &mut reads);
+                    reads.iter().for_each(|f| add(f, &mut live, &mut order));
+                }
+            }
+            Step::Where(e) => {
+                let mut reads = BTreeSet::new();
+                expr_fields(e, &mut reads);
+                reads.iter().for_each(|f| add(f, &mut live, &mut order));
+            }
+            Step::Search(c) => {
+                let mut reads = BTreeSet::new();
+                cond_fields(c, &mut reads);
+                reads.iter().for_each(|f| add(f, &mut live, &mut order));
+            }
+            Step::Spath { input, output, .. } => {
+                live.remove(output);
+                add(input, &mut live, &mut order);
+            }
+            Step::Mvexpand(f) | Step::Ctime { field: f, .. } => add(f, &mut live, &mut order),
+            Step::Table(fields) => live.retain(|f| fields.contains(f)),
+            Step::Fillnull { .. } => {}
+        }
+    }
+    order.into_iter().filter(|f| live.contains(f)).collect()
+}
+
+/// The fields of a result row after `stats` and the given later steps.
+pub fn row_fields(stats: &Stats, steps: &[Step]) -> Vec<String> {
+    let mut fields: Vec<String> = stats.by.iter().cloned().chain(stats.functions.iter().map(|a| a.name.clone())).collect();
+    let add = |fields: &mut Vec<String>, f: &str| {
+        if !fields.iter().any(|x| x == f) {
+            fields.push(f.to_string());
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Rename(renames) => {
+                for r in renames {
+                    fields.retain(|f| f != &r.from);
+                    add(&mut fields, &r.to);
+                }
+            }
+            Step::Eval(assigns) => assigns.iter().for_each(|a| add(&mut fields, &a.field)),
+            Step::Spath { output, .. } => add(&mut fields, output),
+            Step::Table(keep) => fields = keep.clone(),
+            _ => {}
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_command;
+    use crate::lexer::split_pipes;
+
+    fn lower_text(text: &str) -> Result<Lowered, String> {
+        let commands = split_pipes(text)?
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_command(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        lower(&commands)
+    }
+
+    #[test]
+    fn drops_the_cloudtrail_sourcetype_and_indexes_event_names() {
+        let l = lower_text("sourcetype=aws:cloudtrail (eventName=A OR eventName IN (b, a, C)) x=1").unwrap();
+        assert_eq!(l.event_names, vec!["A", "b", "C"]);
+        assert_eq!(
+            l.selection,
+            Cond::All(vec![
+                Cond::Any(vec![
+                    Cond::Compare { field: "eventName".into(), op: CompareOp::Eq, value: "A".into() },
+                    Cond::In { field: "eventName".into(), values: vec!["b".into(), "a".into(), "C".into()] },
+                ]),
+                Cond::Compare { field: "x".into(), op: CompareOp::Eq, value: "1".into() },
+            ])
+        );
+        assert_eq!(
+            lower_text("sourcetype=aws:cloudtrail eventName=Describe* OR eventName=List*").unwrap().event_names,
+            vec!["Describe*", "List*"]
+        );
+        assert!(lower_text("sourcetype=aws:cloudtrail eventName=*Key").unwrap().event_names.is_empty());
+        assert!(lower_text("sourcetype=aws:cloudtrail eventName=A OR x=1").unwrap().event_names.is_empty());
+        assert_eq!(lower_text("eventName=A eventName IN (A, B)").unwrap().event_names, vec!["A"]);
+    }
+
+    #[test]
+    fn refuses_other_sourcetypes() {
+        assert!(lower_text("sourcetype=aws:cloudtrail:lake api.operation=X").unwrap_err().contains("Security Lake"));
+    }
+
+    #[test]
+    fn steps_stats_and_after() {
+        let l = lower_text(
+            "eventName=X | bin span=5m _time | stats count dc(src_ip) as n values(userAgent) by _time user | where n > 1 \
+             | convert timeformat=\"%H\" ctime(a) ctime(b) | search *",
+        )
+        .unwrap();
+        let stats = l.stats.unwrap();
+        assert_eq!(stats.span_seconds, Some(300));
+        assert_eq!(stats.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["count", "n", "values(userAgent)"]);
+        assert_eq!(l.after.len(), 3);
+        assert!(!l.tag_each_event);
+        assert!(lower_text("x=1 | bin span=5m _time | stats count by user").unwrap_err().contains("does not group by `_time`"));
+        assert_eq!(lower_text("x=1 | stats count by _time").unwrap().stats.unwrap().span_seconds, Some(1));
+    }
+
+    #[test]
+    fn fillnull_without_fields_fills_what_stats_reads() {
+        let l = lower_text("x=1 | rename a as b | fillnull | eval c=d | stats count values(v) by b c _time").unwrap();
+        assert_eq!(l.steps[1], Step::Fillnull { value: "0".into(), fields: vec!["b".into(), "v".into(), "d".into()] });
+        let l = lower_text("x=1 | stats count by u | fillnull value=none").unwrap();
+        assert_eq!(l.after[0], Step::Fillnull { value: "none".into(), fields: vec!["u".into(), "count".into()] });
+        assert!(lower_text("x=1 | fillnull").unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn prefix_wildcard_renames_become_coalesces_of_what_is_read() {
+        let l = lower_text("x=1 | rename requestParameters.* as * | rename repositoryName AS repository | stats count by user repository").unwrap();
+        let coalesce = |f: &str| Assign {
+            field: f.into(),
+            expr: Expr::Call {
+                func: Func::Coalesce,
+                args: vec![Expr::Field(format!("requestParameters.{f}")), Expr::Field(f.into())],
+            },
+        };
+        assert_eq!(l.steps[0], Step::Eval(vec![coalesce("user"), coalesce("repositoryName")]));
+        let l = lower_text("x=1 | stats count by p.a p.b q | rename p.* as *").unwrap();
+        assert_eq!(
+            l.after[0],
+            Step::Rename(vec![Rename { from: "p.a".into(), to: "a".into() }, Rename { from: "p.b".into(), to: "b".into() }])
+        );
+        assert!(lower_text("x=1 | rename p.* as * | stats count by p.a").unwrap_err().contains("renames away"));
+    }
+
+    #[test]
+    fn unsupported_functions_and_patterns_say_where() {
+        assert!(lower_text("x=1 | eval t=relative_time(now(), \"-1d\")").unwrap_err().contains("`relative_time()` is not supported (pipe 1)"));
+        assert!(lower_text("x=1 | stats avg(n) by u").unwrap_err().contains("`avg(n)`"));
+        assert!(lower_text("x=1 | eval m=match(a, b)").unwrap_err().contains("computed per event"));
+        assert!(lower_text("x=1 | eval m=match(a, \"(\")").unwrap_err().contains("does not compile"));
+    }
+}
