@@ -72,19 +72,12 @@ fn the_seed_detection_compiles_to_its_hand_written_metadata() {
         .iter()
         .find(|r| r.metadata.key == "aws_exfiltration_via_batch_service")
         .expect("compiled");
-    let mut expected = tripline::detections::aws_exfiltration_via_batch_service::metadata();
-    if !enrichment_path().exists() {
-        // Without the enrichment data only what the YAML itself says can match.
-        eprintln!("{} is missing: comparing without ATT&CK enrichment", enrichment_path().display());
-        for t in &mut expected.mitre_attack {
-            t.name.clear();
-            t.tactic.clear();
-        }
-        expected.kill_chain_phases.clear();
-        expected.nist.clear();
-        expected.cis20.clear();
-        expected.threat_actors.clear();
-    }
+    assert!(
+        enrichment_path().exists(),
+        "{} is missing: technique names, kill chain, NIST, CIS and actors come from it",
+        enrichment_path().display()
+    );
+    let expected = tripline::detections::aws_exfiltration_via_batch_service::metadata();
     assert_eq!(rule.metadata, expected);
     assert_eq!(rule.event_names, vec!["JobCreated"]);
     assert!(rule.tag_each_event);
