@@ -178,7 +178,7 @@ fn search_primary(c: &mut Cursor) -> Result<SearchNode, String> {
         };
         return Ok(SearchNode::Compare { field, op, value });
     }
-    if matches!(c.peek_at(1), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"))
+    if matches!(c.peek_at(1), Some(Tok::Word(w)) if w == "IN")
         && matches!(c.peek_at(2), Some(Tok::Op("(")))
     {
         c.pos += 3;
@@ -800,7 +800,8 @@ mod tests {
     }
 
     #[test]
-    fn free_text_and_lower_case_or_are_refused() {
+    fn free_text_and_lower_case_keywords_are_refused() {
+        assert!(parse_search("eventName in (A, B)").unwrap_err().contains("free-text term `eventName`"));
         assert!(parse_search("eventName=X failed").unwrap_err().contains("free-text term `failed`"));
         assert!(parse_search("a=1 or b=2").unwrap_err().contains("free-text term `or`"));
         assert!(parse_search(r#"a=1 "some phrase""#).unwrap_err().contains("free-text"));
