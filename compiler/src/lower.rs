@@ -400,10 +400,15 @@ pub fn expr(node: &EvalNode) -> Result<Expr, String> {
                             .map_err(|e| format!("`match()` pattern {pattern:?} does not compile: {e}"))?;
                     }
                     other => {
+                        let how = match other {
+                            EvalNode::Binary { dotted: true, .. } => ", a concatenation of fields",
+                            _ => "",
+                        };
                         return Err(format!(
-                            "`match()` with a pattern computed per event (`{}`) is not supported: the engine compiles patterns ahead",
+                            "`match()` with a pattern computed per event (`{}`{how}) is not supported: the engine \
+                             compiles patterns ahead",
                             other.to_spl()
-                        ))
+                        ));
                     }
                 }
             }
