@@ -56,6 +56,13 @@ fn other(time: &str) -> String {
     .to_string()
 }
 
+/// A record no built-in rule selects: KMS's most frequent call.
+fn quiet(time: &str) -> String {
+    json!({"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROAX:s"},"eventTime":time,
+           "eventSource":"kms.amazonaws.com","eventName":"GenerateDataKey","sourceIPAddress":"10.0.0.1"})
+    .to_string()
+}
+
 fn engine(config: Value) -> Engine {
     let engine = Engine::from_json(config.to_string().as_bytes());
     assert_eq!(engine.config_error(), None);
@@ -69,9 +76,9 @@ fn alerts_of(engine: &mut Engine) -> Vec<Value> {
 #[test]
 fn non_matching_records_cost_no_allocation() {
     let mut e = engine(json!({}));
-    let warm = other("2026-10-05T10:00:00Z");
+    let warm = quiet("2026-10-05T10:00:00Z");
     e.process(warm.as_bytes(), None);
-    let records: Vec<String> = (0..100).map(|i| other(&format!("2026-10-05T10:{:02}:00Z", i % 60))).collect();
+    let records: Vec<String> = (0..100).map(|i| quiet(&format!("2026-10-05T10:{:02}:00Z", i % 60))).collect();
     let before = ALLOCATIONS.with(Cell::get);
     for r in &records {
         let processed = e.process(r.as_bytes(), Some(1_791_194_400 + 3600));
@@ -321,7 +328,7 @@ fn rules_run_in_their_own_windows_and_rows() {
     e.process(other("2026-10-05T10:02:00Z").as_bytes(), None);
     e.process(other("2026-10-05T10:06:00Z").as_bytes(), None);
     let job = e.process(job_created("2026-10-05T10:07:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
-    assert_eq!(job.matches.len(), 1, "the seed tags it; the row rule alerts instead");
+    assert!(job.matches.is_empty(), "a row rule alerts; it does not tag");
     let alerts = alerts_of(&mut e);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0]["detection"]["name"], "each");

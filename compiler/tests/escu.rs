@@ -77,7 +77,28 @@ fn the_seed_detection_compiles_to_its_hand_written_metadata() {
         "{} is missing: technique names, kill chain, NIST, CIS and actors come from it",
         enrichment_path().display()
     );
-    let expected = tripline::detections::aws_exfiltration_via_batch_service::metadata();
+    // The seed's published annotations (`../shared/seeds/aws_exfiltration_via_batch_service.txt`).
+    let expected: tripline::rule::Metadata = serde_json::from_value(serde_json::json!({
+        "id": "04455dd3-ced7-480f-b8e6-5469b99e98e2",
+        "key": "aws_exfiltration_via_batch_service",
+        "name": "AWS Exfiltration via Batch Service",
+        "version": 3,
+        "analytic_type": "TTP",
+        "status": "production",
+        "impact": 80,
+        "confidence": 80,
+        "risk_object": {"field": "aws_account_id", "kind": "other"},
+        "threat_object": {"field": "src_ip", "kind": "ip_address"},
+        "message": "AWS Batch Job is created on account id - $aws_account_id$ from src_ip $src_ip$",
+        "mitre_attack": [{"id": "T1119", "name": "Automated Collection", "tactic": "Collection"}],
+        "kill_chain_phases": ["Exploitation"],
+        "nist": ["DE.CM"],
+        "cis20": ["CIS 10"],
+        "threat_actors": ["APT1", "APT28", "Chimera", "Confucius", "FIN5", "FIN6", "Gamaredon Group", "Ke3chang",
+                          "Mustang Panda", "OilRig", "Patchwork", "Sidewinder", "Threat Group-3390", "Tropic Trooper", "menuPass"],
+        "analytic_stories": ["Data Exfiltration"]
+    }))
+    .unwrap();
     assert_eq!(rule.metadata, expected);
     assert_eq!(rule.event_names, vec!["JobCreated"]);
     assert!(rule.tag_each_event);

@@ -9,7 +9,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 use tripline::config::Config;
 use tripline::detections::abnormally_high_cloud_security_group_api_calls::KEY as BASELINE;
-use tripline::detections::aws_exfiltration_via_batch_service::KEY as BATCH;
 use tripline::Engine;
 use tripline_host_test::fluentbit::record_time;
 
@@ -111,7 +110,8 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configuration (or `{}`) with the two detections forced for fitting.
+/// The configuration (or `{}`) with the baseline detection learning and every rule off, which
+/// fitting does not need.
 fn fit_config(path: Option<&Path>) -> Result<Value> {
     let mut document = match path {
         None => json!({}),
@@ -125,7 +125,9 @@ fn fit_config(path: Option<&Path>) -> Result<Value> {
     let Some(detections) = detections.as_object_mut() else {
         bail!("configuration key `detections` must be an object")
     };
-    section(detections, BATCH)?.insert("enabled".into(), json!(false));
+    for rule in tripline::catalog::builtin_rules() {
+        section(detections, &rule.metadata.key)?.insert("enabled".into(), json!(false));
+    }
     let baseline = section(detections, BASELINE)?;
     baseline.insert("enabled".into(), json!(true));
     baseline.insert("mode".into(), json!("learn"));
@@ -151,7 +153,7 @@ mod tests {
         let path = dir.join("c.json");
         std::fs::write(&path, br#"{"detections":{"abnormally_high_cloud_security_group_api_calls":{"mode":"judge","utc_offset_minutes":60}}}"#).unwrap();
         let doc = fit_config(Some(&path)).unwrap();
-        assert_eq!(doc["detections"][BATCH]["enabled"], json!(false));
+        assert_eq!(doc["detections"]["aws_exfiltration_via_batch_service"]["enabled"], json!(false));
         assert_eq!(doc["detections"][BASELINE]["mode"], json!("learn"));
         assert_eq!(doc["detections"][BASELINE]["utc_offset_minutes"], json!(60));
         std::fs::remove_dir_all(dir).unwrap();
