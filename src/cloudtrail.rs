@@ -44,6 +44,9 @@ impl UserSource {
 /// lookup), which no `cloudtrail`-macro detection reads.
 pub const NOT_DERIVED: [&str; 4] = ["dest", "object", "object_id", "object_category"];
 
+/// Rows of the action/status lookup: `(errorCode, action, status)`, in file order.
+type LookupRows = &'static [(&'static str, &'static str, &'static str)];
+
 /// The rows of the add-on's `lookups/aws_cloudtrail_action_status_7100.csv` (Splunk Add-on for
 /// AWS 7.10.0; `[aws-cloudtrail-action-status-lookup]`, props.conf l.750), for only these
 /// eventNames, grouped by identical rows. Each group's rows are `(errorCode, action, status)` in
@@ -54,7 +57,7 @@ pub const NOT_DERIVED: [&str; 4] = ["dest", "object", "object_id", "object_categ
 /// fail with `MalformedPolicyDocumentException`, which `aws_iam_assume_role_policy_brute_force`
 /// selects by `status=failure` without naming them. Every other eventName gets no `action` and no
 /// `status` here, where the full CSV may give it one (`docs/addon-fields.md`, "In tripline").
-const ACTION_STATUS: &[(&[&str], &[(&str, &str, &str)])] = &[
+const ACTION_STATUS: &[(&[&str], LookupRows)] = &[
     (&["AssumeRoleWithSAML", "ConsoleLogin"], &[("success", "success", "success"), ("*", "failure", "failure")]),
     (&["CreateAccessKey", "ReplaceNetworkAclEntry"], &[("success", "modified", "success"), ("*", "modified", "failure")]),
     (
