@@ -10,3 +10,4 @@ pub mod component_host;
 pub mod extism_host;
 pub mod fluentbit;
 pub mod real_fluentbit;
+pub mod seeds;

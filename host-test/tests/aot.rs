@@ -24,7 +24,9 @@ fn shared_json(name: &str) -> Value {
 /// The records fed to Fluent Bit: a quiet record, the real JobCreated record, and a quiet record
 /// later in the same hour (so no window closes and nothing but the JobCreated record changes).
 fn records() -> Vec<Value> {
-    let quiet = shared_json("splunk_security_content_putbucketreplication_example.json");
+    // A bucket call no built-in rule selects (ESCU's bucket-replication rule selects the original).
+    let mut quiet = shared_json("splunk_security_content_putbucketreplication_example.json");
+    quiet["eventName"] = json!("PutBucketTagging");
     let mut later = quiet.clone();
     later["eventTime"] = json!("2023-04-24T23:58:00Z");
     vec![quiet, shared_json("splunk_security_content_jobcreated_example.json"), later]

@@ -155,18 +155,21 @@ fn third_party_records_pass_byte_identical_unless_selected() {
     let returned = lines(&out.records);
     assert_eq!(returned.len(), records.len());
 
-    let mut tagged = 0;
+    // Which records the rules tag is the core's business (the native engine says); the host's is
+    // to return every other record byte for byte and a tagged one with only the field added.
+    let mut native = tripline::Engine::from_json(b"{}");
+    let mut job_created_tagged = 0;
     for (sent, got) in records.iter().zip(&returned) {
-        let name = serde_json::from_slice::<Value>(sent).unwrap()["eventName"].as_str().unwrap_or_default().to_string();
-        if name == "JobCreated" {
-            tagged += 1;
-            assert!(got.starts_with(&sent[..sent.len() - 1]));
-            assert!(serde_json::from_slice::<Value>(got).unwrap()["tripline"]["matches"].is_array());
-        } else {
+        if native.process(sent, None).matches.is_empty() {
             assert_eq!(String::from_utf8_lossy(got), String::from_utf8_lossy(sent));
+            continue;
         }
+        assert!(got.starts_with(&sent[..sent.len() - 1]));
+        let tagged: Value = serde_json::from_slice(got).unwrap();
+        assert!(tagged["tripline"]["matches"].is_array());
+        job_created_tagged += usize::from(tagged["eventName"] == "JobCreated");
     }
-    assert_eq!(tagged, 2, "the two real JobCreated records");
+    assert_eq!(job_created_tagged, 2, "the two real JobCreated records");
 
     let counters = engine.stats().unwrap()["counters"].clone();
     assert_eq!(counters["records"], records.len());

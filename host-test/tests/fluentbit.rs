@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use tripline_host_test::artifacts::{dist, project_root, shared_data};
+use tripline_host_test::seeds::seeds_only;
 use tripline_host_test::fluentbit::{
     fluentbit_json, record_time, ContractViolation, FilterOptions, FluentBitFilter, Outcome, Reply, ViolationKind,
     ALERTS_ONLY_FUNCTION, FILTER_FUNCTION,
@@ -40,11 +41,11 @@ fn start(name: &str, config: Option<&str>) -> FluentBitFilter {
     start_from(ARTIFACTS[0], name, config)
 }
 
+/// A filter over the module `artifact` with `config`, or with the seeds alone (see `seeds.rs`).
 fn start_from(artifact: &str, name: &str, config: Option<&str>) -> FluentBitFilter {
     let dir = scratch(name);
-    if let Some(config) = config {
-        std::fs::write(dir.join("tripline.json"), config).unwrap();
-    }
+    let config = config.map_or_else(|| seeds_only(json!({})).to_string(), str::to_string);
+    std::fs::write(dir.join("tripline.json"), config).unwrap();
     let options = FilterOptions::new(dist(artifact), FILTER_FUNCTION).accessible_path(&dir).capture_output();
     FluentBitFilter::start(options).unwrap()
 }
