@@ -191,6 +191,10 @@ impl<'a> Event<'a> {
     pub fn field(&self, name: &str, user: UserSource) -> Result<Option<Cow<'a, str>>, FieldError> {
         match name {
             "_time" => Ok(Some(Cow::Owned(self.time.to_string()))),
+            // Splunk's default datetime fields, from the event's timestamp (UTC in CloudTrail).
+            "date_hour" | "date_minute" | "date_second" | "date_mday" | "date_wday" | "date_month" | "date_year" => {
+                Ok(crate::time::date_field(self.time, name).map(Cow::Owned))
+            }
             "eventName" | "command" => Ok(Some(self.event_name.clone())),
             "src_ip" | "src" => self.scalar("sourceIPAddress"),
             "region" | "vendor_region" => self.scalar("awsRegion"),

@@ -73,6 +73,22 @@ pub fn format_rfc3339(secs: i64) -> String {
     }
 }
 
+/// One of Splunk's default `date_*` fields of an event at `secs`: numbers without padding,
+/// day and month names in lower case (`date_wday=sunday`).
+pub fn date_field(secs: i64, name: &str) -> Option<String> {
+    let t = DateTime::<Utc>::from_timestamp(secs, 0)?;
+    Some(match name {
+        "date_hour" => t.hour().to_string(),
+        "date_minute" => t.minute().to_string(),
+        "date_second" => t.second().to_string(),
+        "date_mday" => t.day().to_string(),
+        "date_year" => t.year().to_string(),
+        "date_wday" => t.format("%A").to_string().to_lowercase(),
+        "date_month" => t.format("%B").to_string().to_lowercase(),
+        _ => return None,
+    })
+}
+
 /// Hour of day (0-23) and day of week (0 = Sunday) of `secs` shifted by `utc_offset_minutes`.
 pub fn hour_and_weekday(secs: i64, utc_offset_minutes: i32) -> (u32, u32) {
     let local = secs + i64::from(utc_offset_minutes) * 60;
@@ -91,6 +107,14 @@ pub fn window_start(secs: i64, length: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splunk_date_fields() {
+        let t = parse_event_time("2024-01-21T09:05:07Z").unwrap();
+        let f = |n| date_field(t, n).unwrap();
+        assert_eq!([f("date_hour"), f("date_minute"), f("date_second"), f("date_mday")], ["9", "5", "7", "21"]);
+        assert_eq!([f("date_wday"), f("date_month"), f("date_year")], ["sunday", "january", "2024"]);
+    }
 
     #[test]
     fn parses_cloudtrail_times() {

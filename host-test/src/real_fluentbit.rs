@@ -144,6 +144,22 @@ impl Layout {
     }
 }
 
+/// The alerts Fluent Bit printed: the examples' alert route (`stdout`, JSON lines) writes one
+/// `{"date":..,"alerts":[..]}` line per record carrying alerts. Only whole lines are read: a
+/// large one may still be on its way.
+pub fn printed_alerts(stdout: &str) -> Vec<serde_json::Value> {
+    let whole = stdout.rfind('\n').map_or("", |end| &stdout[..end]);
+    whole
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .flat_map(|l| {
+            let line: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("alert output line is not JSON ({e}): {l}"));
+            line["alerts"].as_array().cloned().unwrap_or_else(|| panic!("alert output line without alerts: {l}"))
+        })
+        .collect()
+}
+
 /// A running `fluent-bit` whose stdout and stderr are collected as they arrive.
 pub struct Running {
     child: Child,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tripline_host_test::artifacts::{dist, project_root, shared_data};
-use tripline_host_test::real_fluentbit::{Example, Layout, Running};
+use tripline_host_test::real_fluentbit::{printed_alerts, Example, Layout, Running};
 
 /// Generous: a cold machine running two test binaries at once.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -68,21 +68,6 @@ fn harness(etc: &Path, input: &Path) -> Expected {
         tagged: lines(&tagged),
         alerts: lines(&alerts).iter().map(|l| serde_json::from_slice(l).unwrap()).collect(),
     }
-}
-
-/// The alerts Fluent Bit printed: the alert route's `stdout` output writes one
-/// `{"date":..,"alerts":[..]}` line per record carrying alerts (only whole lines are read: a
-/// large one may still be on its way).
-fn printed_alerts(stdout: &str) -> Vec<Value> {
-    let whole = stdout.rfind('\n').map_or("", |end| &stdout[..end]);
-    whole
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .flat_map(|l| {
-            let line: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("alert output line is not JSON ({e}): {l}"));
-            line["alerts"].as_array().cloned().unwrap_or_else(|| panic!("alert output line without alerts: {l}"))
-        })
-        .collect()
 }
 
 /// A layout with the module installed and the example `tripline.json` (as shipped) in place.

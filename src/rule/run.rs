@@ -126,7 +126,7 @@ impl Detection for RuleDetection {
         let mut selected = Vec::with_capacity(rows.len());
         for row in rows {
             if self.rule.stats.is_none() {
-                selected.push(Selected::Row(row.into_map()));
+                selected.push(Selected::Row(result_row(row)));
                 continue;
             }
             // A multivalue group field puts the event in one group per value, as `stats` does.
@@ -167,24 +167,39 @@ impl Detection for RuleDetection {
         }
         let mut sets = group.stats.values.iter();
         let s = &group.stats;
+        // After `bin`, every event's `_time` is its bin's start, and so is any time statistic.
+        let (first, last) = match stats.span_seconds {
+            Some(_) => (group.window_start, group.window_start),
+            None => (s.first, s.last),
+        };
         for agg in &stats.functions {
             let value = match agg.func {
                 AggFunc::Count => Val::Num(s.count as f64),
-                AggFunc::Min | AggFunc::Earliest => Val::Num(s.first as f64),
-                AggFunc::Max | AggFunc::Latest => Val::Num(s.last as f64),
+                AggFunc::Min | AggFunc::Earliest => Val::Num(first as f64),
+                AggFunc::Max | AggFunc::Latest => Val::Num(last as f64),
                 AggFunc::Values => json_val(values_field(sets.next().unwrap_or(&BTreeSet::new()))),
                 AggFunc::Dc => Val::Num(sets.next().map_or(0, BTreeSet::len) as f64),
             };
             fields.push((agg.name.clone(), value));
         }
         let rows = run_steps(&self.rule.after, vec![Row::of_fields(fields)], &self.regexes).ok()?;
-        let mut row = rows.into_iter().next()?.into_map();
-        // A bin's `_time` leaves the search as a time, as Splunk prints `_time`.
-        if let Some(secs) = row.get("_time").and_then(Value::as_i64) {
-            row.insert("_time".into(), Value::String(format_rfc3339(secs)));
-        }
-        Some(row)
+        rows.into_iter().next().map(result_row)
     }
+}
+
+/// A row as the search returns it: `_time`, epoch seconds inside the pipeline, leaves it as a
+/// time, as Splunk prints `_time`.
+fn result_row(row: Row<'_, '_>) -> Map<String, Value> {
+    let mut row = row.into_map();
+    let secs = match row.get("_time") {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => crate::rule::value::parse_number(s),
+        _ => None,
+    };
+    if let Some(secs) = secs {
+        row.insert("_time".into(), Value::String(format_rfc3339(secs.floor() as i64)));
+    }
+    row
 }
 
 fn json_val(value: Value) -> Val {

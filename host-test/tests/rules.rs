@@ -1,0 +1,178 @@
+//! The compiled ESCU rules against the cases written from their searches (`rules/escu/tests/`,
+//! format in its README): each case through the Fluent Bit module in the harness, one filter per
+//! case, and all cases together through the real Fluent Bit. A case's rows are what Splunk's
+//! search returns; a mismatch is reported for every case at once.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tripline_host_test::artifacts::{dist, project_root};
+use tripline_host_test::real_fluentbit::{printed_alerts, Example, Layout, Running};
+
+struct Case {
+    key: String,
+    /// The case's own day (`YYYY-MM-DD`), that of its first record.
+    day: String,
+    records: Vec<Value>,
+    /// (window start, row), in the order the search returns them.
+    expected: Vec<(String, Value)>,
+}
+
+fn cases() -> Vec<Case> {
+    let dir = project_root().join("rules/escu/tests");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let key = doc["rule"].as_str().unwrap_or_else(|| panic!("{}: no `rule`", path.display())).to_string();
+            assert_eq!(path.file_stem().unwrap().to_string_lossy(), key, "a case file is named by its rule");
+            let mut records: Vec<Value> =
+                ["positive", "negative"].iter().flat_map(|k| doc[k].as_array().cloned().unwrap_or_default()).collect();
+            records.sort_by_key(event_time);
+            let expected = doc["expected"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{key}: no `expected`"))
+                .iter()
+                .map(|row| (row["window_start"].as_str().unwrap().to_string(), without_nulls(&row["result"])))
+                .collect();
+            let day = records.first().and_then(|r| r["eventTime"].as_str()).unwrap_or_default()[..10].to_string();
+            Case { key, day, records, expected }
+        })
+        .collect()
+}
+
+fn event_time(record: &Value) -> i64 {
+    record["eventTime"].as_str().and_then(tripline::time::parse_event_time).unwrap_or(0)
+}
+
+/// A row as Splunk's results show it: a null field is no field.
+fn without_nulls(row: &Value) -> Value {
+    let kept: Map<String, Value> =
+        row.as_object().into_iter().flatten().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    Value::Object(kept)
+}
+
+fn compiled() -> Vec<tripline::rule::Rule> {
+    tripline::catalog::builtin_rules()
+}
+
+/// Every detection off but the rules in `keys`, which run whatever their default.
+fn config_for(keys: &BTreeSet<&str>) -> Value {
+    let mut detections = Map::new();
+    for rule in compiled() {
+        let key = rule.metadata.key;
+        detections.insert(key.clone(), json!({"enabled": keys.contains(key.as_str())}));
+    }
+    detections.insert(common::SG.into(), json!({"enabled": false}));
+    json!({"detections": detections})
+}
+
+/// A record after every case's day: the watermark it sets closes every window.
+fn closer() -> Value {
+    common::heartbeat(tripline::time::parse_event_time("2024-12-31T00:00:00Z").unwrap())
+}
+
+/// The rows of rule `id` among `alerts`, as (window start, row).
+fn rows_of(alerts: &[Value], id: &str) -> Vec<(String, Value)> {
+    alerts
+        .iter()
+        .filter(|a| a["detection"]["id"] == id)
+        .map(|a| (a["window"]["start"].as_str().unwrap_or_default().to_string(), without_nulls(&a["result"])))
+        .collect()
+}
+
+/// What differs between the rows a rule gave and the case's, or nothing.
+fn mismatch(case: &Case, got: &[(String, Value)]) -> Option<String> {
+    let order = |rows: &[(String, Value)]| -> Vec<Vec<String>> {
+        rows.iter().map(|(_, r)| r.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()).collect()
+    };
+    (got != case.expected.as_slice() || order(got) != order(&case.expected)).then(|| {
+        format!(
+            "{}:\n  expected {}\n       got {}",
+            case.key,
+            serde_json::to_string(&case.expected).unwrap(),
+            serde_json::to_string(got).unwrap()
+        )
+    })
+}
+
+fn rule_id(key: &str) -> String {
+    compiled().into_iter().find(|r| r.metadata.key == key).map(|r| r.metadata.id).unwrap_or_default()
+}
+
+/// The cases whose rule is in the pack; the others wait for their rule (the coverage table says
+/// why it does not compile), and must be exactly those.
+fn runnable() -> Vec<Case> {
+    let keys: BTreeSet<String> = compiled().into_iter().map(|r| r.metadata.key).collect();
+    let all = cases();
+    let waiting: Vec<&str> = all.iter().filter(|c| !keys.contains(&c.key)).map(|c| c.key.as_str()).collect();
+    let coverage = std::fs::read_to_string(project_root().join("docs/coverage.md")).unwrap();
+    for key in &waiting {
+        let line = coverage.lines().find(|l| l.contains(&format!("`{key}`"))).unwrap_or_else(|| panic!("{key} is not in the coverage table"));
+        assert!(line.contains("| no |"), "{key} has a case and is compiled, yet not in the pack: {line}");
+    }
+    let with_case: BTreeSet<&str> = all.iter().map(|c| c.key.as_str()).collect();
+    let missing: Vec<&String> = keys.iter().filter(|k| !with_case.contains(k.as_str())).collect();
+    assert!(missing.is_empty(), "compiled rules without a case in rules/escu/tests/: {missing:?}");
+    all.into_iter().filter(|c| keys.contains(&c.key)).collect()
+}
+
+#[test]
+fn every_rule_gives_splunks_rows_in_the_harness() {
+    let mut failures = Vec::new();
+    let cases = runnable();
+    for case in &cases {
+        let dir = common::scratch_dir(&format!("rule-{}", case.key));
+        let mut filter = common::start_filter(&dir, &config_for(&BTreeSet::from([case.key.as_str()])));
+        let mut records = case.records.clone();
+        records.push(closer());
+        let alerts = common::run(&mut filter, &records);
+        failures.extend(mismatch(case, &rows_of(&alerts, &rule_id(&case.key))));
+    }
+    assert!(failures.is_empty(), "{} of {} rules differ from their case:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// All cases in one stream through the example pipeline of the real Fluent Bit: every day is a
+/// case's own, so each rule's rows are those of its case alone.
+#[test]
+fn every_rule_gives_splunks_rows_in_real_fluent_bit() {
+    let cases = runnable();
+    let mut records: Vec<Value> = cases.iter().flat_map(|c| c.records.clone()).collect();
+    records.sort_by_key(event_time);
+    records.push(closer());
+    let expected_alerts: usize = cases.iter().map(|c| c.expected.len()).sum();
+
+    let layout = Layout::new(common::scratch_dir("rules-real-fb")).unwrap();
+    layout.install_module(&dist("tripline-fluentbit.wasm")).unwrap();
+    let keys: BTreeSet<&str> = cases.iter().map(|c| c.key.as_str()).collect();
+    std::fs::write(layout.etc.join("tripline.json"), config_for(&keys).to_string()).unwrap();
+    let lines: Vec<Vec<u8>> = records.iter().map(|r| r.to_string().into_bytes()).collect();
+    layout.append_input("cloudtrail.ndjson", &lines.iter().map(Vec::as_slice).collect::<Vec<_>>()).unwrap();
+    let config = layout.write_config(Example::Classic).unwrap();
+    let mut fluent_bit = Running::start(&config, &[]).unwrap();
+    fluent_bit
+        .wait_until("every record and alert", Duration::from_secs(120), |fb| {
+            layout.tagged_lines().len() >= records.len() && printed_alerts(&fb.stdout()).len() >= expected_alerts
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let finished = fluent_bit.stop().unwrap();
+    assert!(finished.status.success(), "fluent-bit did not exit cleanly:\n{}", finished.stderr);
+    let alerts = printed_alerts(&finished.stdout);
+    // Other cases' records may fire a rule too (a failed console login is several rules'
+    // business): each rule is judged on its own case's day.
+    let on_its_day = |c: &Case| -> Vec<(String, Value)> {
+        rows_of(&alerts, &rule_id(&c.key)).into_iter().filter(|(start, _)| start.starts_with(&c.day)).collect()
+    };
+    let failures: Vec<String> = cases.iter().filter_map(|c| mismatch(c, &on_its_day(c))).collect();
+    assert!(failures.is_empty(), "{} of {} rules differ in Fluent Bit:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
