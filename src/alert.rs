@@ -50,8 +50,10 @@ pub fn build_alert(meta: &Metadata, group: &ClosedGroup, row: Map<String, Value>
     let mut alert = Map::new();
     alert.insert("detection".into(), detection_block(meta));
     alert.insert("risk_score".into(), json!(meta.risk_score()));
-    alert.insert("risk_object".into(), json!(text(&meta.risk_object.field)));
-    alert.insert("risk_object_type".into(), json!(meta.risk_object.kind));
+    if let Some(risk) = &meta.risk_object {
+        alert.insert("risk_object".into(), json!(text(&risk.field)));
+        alert.insert("risk_object_type".into(), json!(risk.kind));
+    }
     if let Some(threat) = &meta.threat_object {
         alert.insert("threat_object".into(), json!(text(&threat.field)));
         alert.insert("threat_object_type".into(), json!(threat.kind));

@@ -46,6 +46,12 @@ pub trait Detection {
         false
     }
 
+    /// The row a per-event tag's message is filled from: what the event alone would give as a
+    /// result (`None`: the event's own fields fill it).
+    fn tag_row(&self, _selected: &Selected, _time: i64) -> Option<Map<String, Value>> {
+        None
+    }
+
     /// The output row for a closed group, columns in the seed's order, or `None` if it does not fire.
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>>;
 

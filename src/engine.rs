@@ -17,7 +17,7 @@ use crate::alert::{build_alert, build_match, risk_message};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
 use crate::catalog::{builtin_rules, catalog, Entry};
-use crate::detection::{Detection, Selected};
+use crate::detection::{value_text, Detection, Selected};
 use crate::rule::{parse_rule_file, Rule};
 use crate::json::{Kind, RawObject, ScanError, ScannedObject};
 use crate::snapshot;
@@ -437,7 +437,11 @@ impl Engine {
             self.changed = true;
             let meta = slot.detection.metadata();
             if slot.detection.tags_each_event() {
-                let message = risk_message(meta, |f| event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()));
+                let row = slot.detection.tag_row(&selected[0], event.time);
+                let message = risk_message(meta, |f| match row.as_ref().and_then(|r| r.get(f)) {
+                    Some(value) => Some(value_text(value)),
+                    None => event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()),
+                });
                 matches.push(build_match(meta, message));
             }
             let start = window_start(event.time, slot.length);

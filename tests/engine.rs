@@ -363,7 +363,7 @@ fn a_bad_rule_file_is_reported_with_its_line_and_the_rest_runs() {
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(errors[0].starts_with("typo.json:4:19: at `selektion`") && errors[0].contains("unknown field `selektion`"), "{}", errors[0]);
     assert_eq!(errors[1], "missing.json: not found");
-    assert!(errors[2].starts_with("rule `regex`: match() pattern"), "{}", errors[2]);
+    assert!(errors[2].starts_with("rule `regex`: match() regex"), "{}", errors[2]);
     assert_eq!(e.counters().rule_errors, 3);
     let job = job_created("2026-10-05T10:07:00Z", "1.2.3.4", "111", "a");
     let processed = e.process(job.as_bytes(), None);

@@ -98,7 +98,6 @@ pub fn bare_techniques(ids: &[String]) -> Vec<Technique> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tripline::rule::ObjectField;
 
     fn enrichment() -> Enrichment {
         serde_json::from_str(
@@ -121,7 +120,7 @@ mod tests {
             status: String::new(),
             impact: 0,
             confidence: 0,
-            risk_object: ObjectField { field: String::new(), kind: String::new() },
+            risk_object: None,
             threat_object: None,
             message: String::new(),
             message_aliases: vec![],

@@ -269,11 +269,8 @@ fn emitted_fields(l: &Lowered) -> Option<Vec<String>> {
 fn row_names(l: &Lowered, meta: &Metadata, out: &mut Vec<String>) {
     let Some(fields) = emitted_fields(l) else { return };
     let has = |f: &str| fields.iter().any(|x| x == f);
-    if !has(&meta.risk_object.field) {
-        out.push(format!(
-            "the risk object `{}` is not a field of the result row: alerts carry no risk object",
-            meta.risk_object.field
-        ));
+    if let Some(risk) = meta.risk_object.as_ref().filter(|r| !has(&r.field)) {
+        out.push(format!("the risk object `{}` is not a field of the result row: alerts carry no risk object", risk.field));
     }
     if let Some(t) = &meta.threat_object {
         if !has(&t.field) {
@@ -320,7 +317,7 @@ mod tests {
             status: "production".into(),
             impact: 50,
             confidence: 50,
-            risk_object: ObjectField { field: risk.into(), kind: "user".into() },
+            risk_object: Some(ObjectField { field: risk.into(), kind: "user".into() }),
             threat_object: None,
             message: message.into(),
             message_aliases: vec![],

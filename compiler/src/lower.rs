@@ -517,6 +517,7 @@ fn fields_read(steps: &[Step], stats: &Stats) -> Vec<String> {
                 live.remove(output);
                 add(input, &mut live, &mut order);
             }
+            Step::SpathAll { input } | Step::Rex { field: input, .. } => add(input, &mut live, &mut order),
             Step::Mvexpand(f) | Step::Ctime { field: f, .. } => add(f, &mut live, &mut order),
             Step::Table(fields) => live.retain(|f| fields.contains(f)),
             Step::Fillnull { .. } => {}

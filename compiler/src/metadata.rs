@@ -177,7 +177,7 @@ pub fn read(key: &str, d: &DetectionYaml, enrichment: Option<&Enrichment>) -> Re
         status: d.status.clone(),
         impact,
         confidence,
-        risk_object,
+        risk_object: Some(risk_object),
         threat_object,
         message: message.trim().to_string(),
         message_aliases: Vec::new(),
@@ -233,7 +233,7 @@ tags:
     #[test]
     fn tags_layout_maps_observables_as_contentctl_4_does() {
         let (m, warnings) = read("aws_example", &parse(TAGS_2024), None).unwrap();
-        assert_eq!(m.risk_object, ObjectField { field: "aws_account_id".into(), kind: "other".into() });
+        assert_eq!(m.risk_object, Some(ObjectField { field: "aws_account_id".into(), kind: "other".into() }));
         assert_eq!(m.threat_object, Some(ObjectField { field: "src_ip".into(), kind: "ip_address".into() }));
         assert_eq!((m.impact, m.confidence, m.risk_score()), (80, 80, 64));
         assert_eq!(m.mitre_attack[0].id, "T1119");
@@ -286,7 +286,7 @@ tags:
 "#;
         let (m, warnings) = read("aws_example", &parse(yaml), None).unwrap();
         assert!(warnings.is_empty());
-        assert_eq!(m.risk_object, ObjectField { field: "user".into(), kind: "user".into() });
+        assert_eq!(m.risk_object, Some(ObjectField { field: "user".into(), kind: "user".into() }));
         assert_eq!(m.threat_object, Some(ObjectField { field: "src_ip".into(), kind: "ip_address".into() }));
         assert_eq!(m.risk_score(), 35);
         assert_eq!(m.message, "User $user$ did X from $src_ip$");

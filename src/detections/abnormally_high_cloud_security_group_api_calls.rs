@@ -54,7 +54,7 @@ pub fn metadata() -> Metadata {
         status: "experimental".into(),
         impact: 30,
         confidence: 50,
-        risk_object: ObjectField { field: "user".into(), kind: "user".into() },
+        risk_object: Some(ObjectField { field: "user".into(), kind: "user".into() }),
         threat_object: None,
         message: "user $user$ has made $api_calls$ api calls related to security groups, violating the dynamic \
                   threshold of $expected_upper_threshold$ with the following command $command$."

@@ -4,7 +4,8 @@
 //! event itself plus what the steps set: fields are read from the raw record only when a step
 //! asks, so a rule that rejects a record early reads little of it.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use regex_lite::Regex;
 use serde_json::{Map, Value};
@@ -14,8 +15,46 @@ use super::{Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
 use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
 use crate::time::format_ctime_with;
 
-/// The regexes a rule's `match()` calls use, compiled once when the rule loads.
-pub type Regexes = HashMap<String, Regex>;
+/// The regexes a rule uses: the literal ones compiled when the rule loads, and those a
+/// `match()` computes per event, compiled at first use into a bounded cache.
+#[derive(Debug, Default)]
+pub struct Regexes {
+    literal: HashMap<String, Regex>,
+    computed: RefCell<HashMap<String, Option<Regex>>>,
+}
+
+/// Patterns computed per event are data: at most this many are kept compiled, and a longer one
+/// than [`COMPUTED_PATTERN_BYTES`] matches nothing (a regex of attacker-chosen size is work
+/// of attacker-chosen size).
+const COMPUTED_PATTERNS: usize = 256;
+const COMPUTED_PATTERN_BYTES: usize = 1024;
+
+impl Regexes {
+    /// Compiles a literal pattern of the rule.
+    pub fn add(&mut self, pattern: &str) -> Result<(), String> {
+        let re = Regex::new(pattern).map_err(|e| format!("regex {pattern:?}: {e}"))?;
+        self.literal.insert(pattern.to_string(), re);
+        Ok(())
+    }
+
+    /// Runs `f` with the compiled `pattern`, or returns `None` when it does not compile.
+    fn with<T>(&self, pattern: &str, f: impl FnOnce(&Regex) -> T) -> Option<T> {
+        if let Some(re) = self.literal.get(pattern) {
+            return Some(f(re));
+        }
+        if pattern.len() > COMPUTED_PATTERN_BYTES {
+            return None;
+        }
+        let mut cache = self.computed.borrow_mut();
+        if !cache.contains_key(pattern) {
+            if cache.len() >= COMPUTED_PATTERNS {
+                cache.clear();
+            }
+            cache.insert(pattern.to_string(), Regex::new(pattern).ok());
+        }
+        cache.get(pattern).and_then(Option::as_ref).map(f)
+    }
+}
 
 /// One row of the pipeline: the event it came from (if any) under the fields steps have set.
 pub struct Row<'e, 'a> {
@@ -123,7 +162,12 @@ pub fn eval(expr: &Expr, row: &Row<'_, '_>, regexes: &Regexes) -> Result<Val, Fi
     Ok(match expr {
         Expr::Str(s) => Val::Str(s.clone()),
         Expr::Num(n) => Val::Num(*n),
-        Expr::Field(name) => row.get(name)?,
+        // Eval sees no field where the record holds an object or array (Splunk flattens those
+        // into `a.b` and `a{}` fields); only a selection's or a group's read is strict.
+        Expr::Field(name) => match row.get(name) {
+            Err(FieldError::WrongType { .. }) => Val::Null,
+            other => other?,
+        },
         Expr::Not(inner) => match eval(inner, row, regexes)? {
             Val::Bool(b) => Val::Bool(!b),
             _ => Val::Null,
@@ -228,8 +272,8 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
         Func::Isnotnull => Val::Bool(!arg(0)?.is_null()),
         Func::Match => {
             let (value, pattern) = (arg(0)?, arg(1)?);
-            match (value.is_null(), pattern.text().and_then(|p| regexes.get(&p))) {
-                (false, Some(re)) => Val::Bool(value.texts().iter().any(|t| re.is_match(t))),
+            match (value.is_null(), pattern.text()) {
+                (false, Some(p)) => regexes.with(&p, |re| Val::Bool(value.texts().iter().any(|t| re.is_match(t)))).unwrap_or(Val::Null),
                 _ => Val::Null,
             }
         }
@@ -288,6 +332,7 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
             (Some(secs), Some(format)) => Val::Str(format_ctime_with(secs.floor() as i64, &format)),
             _ => Val::Null,
         },
+        Func::Null => Val::Null,
     })
 }
 
@@ -303,6 +348,23 @@ fn map_text(value: Val, f: impl Fn(&str) -> String) -> Val {
 fn like(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     pattern_match(&p, &t, '%', Some('_'), |a, b| a == b)
+}
+
+/// Every value under `value` by its Splunk path (`a.b`, `a{}.b`), as spath without a path
+/// extracts them: scalars as text, empty objects and arrays as nothing.
+fn flatten(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
+    match value {
+        Value::Object(members) => {
+            for (key, inner) in members {
+                let name = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                flatten(inner, name, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| flatten(item, format!("{path}{{}}"), out)),
+        Value::Null => {}
+        Value::String(s) => out.entry(path).or_default().push(s.clone()),
+        scalar => out.entry(path).or_default().push(scalar.to_string()),
+    }
 }
 
 /// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
@@ -353,6 +415,37 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                         }
                     }
                     row.set(output, Some(Val::multi(out)));
+                    next.push(row);
+                }
+                Step::SpathAll { input } => {
+                    let mut fields = BTreeMap::new();
+                    for text in row.get(input)?.texts() {
+                        if let Ok(json) = serde_json::from_str::<Value>(&text) {
+                            flatten(&json, String::new(), &mut fields);
+                        }
+                    }
+                    for (name, values) in fields {
+                        row.set(&name, Some(Val::multi(values)));
+                    }
+                    next.push(row);
+                }
+                Step::Rex { field, regex } => {
+                    let text = row.get(field)?.texts().into_iter().next();
+                    let captured: Vec<(String, String)> = text
+                        .and_then(|text| {
+                            regexes.with(regex, |re| {
+                                re.captures(&text).map_or_else(Vec::new, |caps| {
+                                    re.capture_names()
+                                        .flatten()
+                                        .filter_map(|name| caps.name(name).map(|m| (name.to_string(), m.as_str().to_string())))
+                                        .collect()
+                                })
+                            })
+                        })
+                        .unwrap_or_default();
+                    for (name, value) in captured {
+                        row.set(&name, Some(Val::Str(value)));
+                    }
                     next.push(row);
                 }
                 Step::Mvexpand(field) => match row.get(field)? {
@@ -427,17 +520,17 @@ mod tests {
         let row = Row::of_fields(vec![("a".into(), Val::Str("x".into())), ("n".into(), Val::Num(2.0))]);
         let field = |f: &str| Box::new(Expr::Field(f.into()));
         let concat = Expr::Binary { op: BinaryOp::Concat, left: field("a"), right: field("n") };
-        assert_eq!(eval(&concat, &row, &Regexes::new()).unwrap(), Val::Str("x2".into()));
+        assert_eq!(eval(&concat, &row, &Regexes::default()).unwrap(), Val::Str("x2".into()));
         let with_null = Expr::Binary { op: BinaryOp::Concat, left: field("a"), right: field("missing") };
-        assert_eq!(eval(&with_null, &row, &Regexes::new()).unwrap(), Val::Null);
+        assert_eq!(eval(&with_null, &row, &Regexes::default()).unwrap(), Val::Null);
         let test_null = Expr::Call { func: Func::If, args: vec![Expr::Binary { op: BinaryOp::Eq, left: field("missing"), right: field("a") }, Expr::Num(1.0), Expr::Num(0.0)] };
-        assert_eq!(eval(&test_null, &row, &Regexes::new()).unwrap(), Val::Num(0.0));
+        assert_eq!(eval(&test_null, &row, &Regexes::default()).unwrap(), Val::Num(0.0));
     }
 
     #[test]
     fn match_uses_the_rules_regexes() {
-        let mut regexes = Regexes::new();
-        regexes.insert("^a.l$".into(), Regex::new("^a.l$").unwrap());
+        let mut regexes = Regexes::default();
+        regexes.add("^a.l$").unwrap();
         let row = Row::of_fields(vec![("g".into(), Val::Multi(vec!["x".into(), "all".into()]))]);
         let m = Expr::Call { func: Func::Match, args: vec![Expr::Field("g".into()), Expr::Str("^a.l$".into())] };
         assert_eq!(eval(&m, &row, &regexes).unwrap(), Val::Bool(true));
@@ -455,10 +548,50 @@ mod tests {
                 Step::Rename(vec![super::super::Rename { from: "action".into(), to: "act".into() }]),
                 Step::Table(vec!["act".into(), "action".into()]),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &Regexes::new()).unwrap();
+            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &Regexes::default()).unwrap();
             assert_eq!(rows.len(), 1);
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(Value::Object(map), serde_json::json!({"act": "*", "action": null}));
+        });
+    }
+
+    #[test]
+    fn rex_spath_without_a_path_and_computed_patterns() {
+        let json = r#"{"requestParameters":{"userName":"bob"},"userIdentity":{"userName":"bob"},"responseElements":{"findings":"{\"a\":{\"b\":[1,{\"c\":\"x\"}]},\"n\":null}"}}"#;
+        with_event(json, |e| {
+            let mut regexes = Regexes::default();
+            regexes.add("(?<who>[a-z]+)$").unwrap();
+            let steps = vec![
+                Step::SpathAll { input: "responseElements.findings".into() },
+                Step::Rex { field: "requestParameters.userName".into(), regex: "(?<who>[a-z]+)$".into() },
+                // Unquoted dotted names are concatenations of object fields: null, so `if` says 0.
+                Step::Eval(vec![Assign {
+                    field: "m".into(),
+                    expr: Expr::Call {
+                        func: Func::If,
+                        args: vec![
+                            Expr::Call {
+                                func: Func::Match,
+                                args: vec![
+                                    Expr::Field("userIdentity.userName".into()),
+                                    Expr::Binary { op: BinaryOp::Concat, left: Box::new(Expr::Field("requestParameters".into())), right: Box::new(Expr::Field("userName".into())) },
+                                ],
+                            },
+                            Expr::Num(1.0),
+                            Expr::Num(0.0),
+                        ],
+                    },
+                }]),
+                Step::Eval(vec![Assign { field: "same".into(), expr: Expr::Call { func: Func::Match, args: vec![Expr::Field("who".into()), Expr::Field("who".into())] } }]),
+                Step::Eval(vec![Assign { field: "gone".into(), expr: Expr::Call { func: Func::Null, args: vec![] } }]),
+                Step::Table(["a.b{}", "a.b{}.c", "who", "m", "same", "gone"].map(String::from).to_vec()),
+            ];
+            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &regexes).unwrap();
+            let map = rows.into_iter().next().unwrap().into_map();
+            assert_eq!(
+                Value::Object(map),
+                serde_json::json!({"a.b{}": "1", "a.b{}.c": "x", "who": "bob", "m": 0, "same": true, "gone": null})
+            );
         });
     }
 
@@ -467,7 +600,7 @@ mod tests {
         assert!(like("a%c_", "abbbcd") && !like("a%c", "abd"));
         let row = Row::of_fields(vec![("m".into(), Val::Multi(vec!["a".into(), "b".into(), "c".into()]))]);
         let idx = |i: f64| Expr::Call { func: Func::Mvindex, args: vec![Expr::Field("m".into()), Expr::Num(i)] };
-        assert_eq!(eval(&idx(-1.0), &row, &Regexes::new()).unwrap(), Val::Str("c".into()));
-        assert_eq!(eval(&idx(5.0), &row, &Regexes::new()).unwrap(), Val::Null);
+        assert_eq!(eval(&idx(-1.0), &row, &Regexes::default()).unwrap(), Val::Str("c".into()));
+        assert_eq!(eval(&idx(5.0), &row, &Regexes::default()).unwrap(), Val::Null);
     }
 }

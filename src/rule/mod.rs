@@ -94,7 +94,10 @@ pub struct Metadata {
     pub status: String,
     pub impact: u32,
     pub confidence: u32,
-    pub risk_object: ObjectField,
+    /// `None` where ESCU names no victim (a Hunting search with only threat objects): the
+    /// alert then carries no risk object, as Splunk ES writes no risk event for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_object: Option<ObjectField>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threat_object: Option<ObjectField>,
     /// The risk message; `$field$` tokens are filled from the row (or the event).
@@ -208,6 +211,8 @@ pub enum Func {
     Mvjoin,
     Split,
     Strftime,
+    /// `null()`.
+    Null,
 }
 
 /// One step of the pipeline over a row.
@@ -226,6 +231,11 @@ pub enum Step {
     Fillnull { value: String, fields: Vec<String> },
     /// `spath input=F output=O path=P`: `O` = the values at `P` in the JSON text of `F`.
     Spath { input: String, output: String, path: String },
+    /// `spath input=F` without a path: every value in the JSON text of `F`, each as a field
+    /// named by its path (`a.b`, `a{}.b` below arrays), as spath extracts them.
+    SpathAll { input: String },
+    /// `rex field=F "(?<name>...)"`: each named group of the first match sets its field.
+    Rex { field: String, regex: String },
     /// `mvexpand F`: one row per value of `F`.
     Mvexpand(String),
     /// `convert timeformat=F ctime(field)`: epoch seconds to text.

@@ -3,13 +3,12 @@
 use std::collections::BTreeSet;
 use std::hash::Hasher;
 
-use regex_lite::Regex;
 use serde_json::{Map, Value};
 
 use super::eval::{run_steps, test, Regexes, Row};
 use super::value::Val;
 use super::{AggFunc, Expr, Metadata, Rule, Step};
-use crate::aggregate::ClosedGroup;
+use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::detection::{values_field, Detection, Selected};
 use crate::time::format_rfc3339;
@@ -27,8 +26,11 @@ pub struct RuleDetection {
 impl RuleDetection {
     /// Prepares a rule to run; rejects what the engine cannot run as written.
     pub fn new(rule: Rule) -> Result<RuleDetection, String> {
-        let mut regexes = Regexes::new();
+        let mut regexes = Regexes::default();
         for step in rule.steps.iter().chain(&rule.after) {
+            if let Step::Rex { regex, .. } = step {
+                regexes.add(regex)?;
+            }
             for expr in step_exprs(step) {
                 collect_regexes(expr, &mut regexes)?;
             }
@@ -72,17 +74,13 @@ fn step_exprs(step: &Step) -> Vec<&Expr> {
     }
 }
 
-/// Compiles the pattern of every `match()` with a literal pattern; a pattern computed at run
-/// time is rejected, since compiling per event would put a regex compiler on the hot path.
+/// Compiles the pattern of every `match()` with a literal pattern when the rule loads (a bad
+/// one rejects the rule); patterns computed per event are compiled as they come.
 fn collect_regexes(expr: &Expr, out: &mut Regexes) -> Result<(), String> {
     match expr {
         Expr::Call { func: super::Func::Match, args } => {
-            match args.get(1) {
-                Some(Expr::Str(pattern)) => {
-                    let re = Regex::new(pattern).map_err(|e| format!("match() pattern {pattern:?}: {e}"))?;
-                    out.insert(pattern.clone(), re);
-                }
-                _ => return Err("match() needs a literal pattern".into()),
+            if let Some(Expr::Str(pattern)) = args.get(1) {
+                out.add(pattern).map_err(|e| format!("match() {e}"))?;
             }
             args.iter().try_for_each(|a| collect_regexes(a, out))
         }
@@ -153,7 +151,33 @@ impl Detection for RuleDetection {
         self.rule.tag_each_event
     }
 
+    /// The one-event group's row: its renamed and computed fields fill the tag's message.
+    fn tag_row(&self, selected: &Selected, time: i64) -> Option<Map<String, Value>> {
+        match selected {
+            Selected::Row(row) => Some(row.clone()),
+            Selected::Group { key: Some(key), values } => {
+                let stats = GroupStats {
+                    count: 1,
+                    first: time,
+                    last: time,
+                    values: values.iter().map(|v| v.iter().cloned().collect()).collect(),
+                    values_dropped: 0,
+                };
+                let start = self.rule.stats.as_ref().and_then(|s| s.span_seconds).map_or(time, |span| crate::time::window_start(time, span));
+                self.result_of(&ClosedGroup { window_start: start, window_end: start, key: key.clone(), stats, partial: None })
+            }
+            Selected::Group { key: None, .. } => None,
+        }
+    }
+
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>> {
+        self.result_of(group)
+    }
+}
+
+impl RuleDetection {
+    /// The search's result row for a closed group, or `None` where an `after` step drops it.
+    fn result_of(&self, group: &ClosedGroup) -> Option<Map<String, Value>> {
         let stats = self.rule.stats.as_ref()?;
         let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
         let mut key = group.key.iter();
@@ -232,7 +256,7 @@ mod tests {
                 status: "production".into(),
                 impact: 80,
                 confidence: 80,
-                risk_object: ObjectField { field: "aws_account_id".into(), kind: "other".into() },
+                risk_object: Some(ObjectField { field: "aws_account_id".into(), kind: "other".into() }),
                 threat_object: Some(ObjectField { field: "src_ip".into(), kind: "ip_address".into() }),
                 message: "AWS Batch Job is created on account id - $aws_account_id$ from src_ip $src_ip$".into(),
                 message_aliases: Vec::new(),
@@ -340,6 +364,6 @@ mod tests {
         assert!(RuleDetection::new(rule).unwrap_err().contains("not supported"));
         let mut rule = batch_rule();
         rule.steps.push(Step::Where(Expr::Call { func: super::super::Func::Match, args: vec![Expr::Field("a".into()), Expr::Str("(".into())] }));
-        assert!(RuleDetection::new(rule).unwrap_err().contains("match() pattern"));
+        assert!(RuleDetection::new(rule).unwrap_err().contains("match() regex \"(\""));
     }
 }
