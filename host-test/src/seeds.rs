@@ -20,3 +20,16 @@ pub fn seeds_only(mut config: Value) -> Value {
     }
     config
 }
+
+/// Every built-in detection on (`true`: the whole pack, ESCU's experimental and Hunting rules
+/// too) or off (`false`: what remains is the host's cost of calling the module).
+pub fn every_detection(enabled: bool) -> Value {
+    let mut detections = serde_json::Map::new();
+    for rule in tripline::catalog::builtin_rules() {
+        detections.insert(rule.metadata.key, json!({ "enabled": enabled }));
+    }
+    for (key, _) in tripline::detections::REGISTRY {
+        detections.insert(key.to_string(), json!({ "enabled": enabled }));
+    }
+    json!({ "detections": detections })
+}

@@ -120,7 +120,7 @@ impl Detection for RuleDetection {
         if !test(&self.rule.selection, &row)? {
             return Ok(Vec::new());
         }
-        let rows = run_steps(&self.rule.steps, vec![row], &self.regexes)?;
+        let rows = if self.rule.steps.is_empty() { vec![row] } else { run_steps(&self.rule.steps, vec![row], &self.regexes)? };
         let mut selected = Vec::with_capacity(rows.len());
         for row in rows {
             if self.rule.stats.is_none() {
@@ -130,12 +130,17 @@ impl Detection for RuleDetection {
             // A multivalue group field puts the event in one group per value, as `stats` does.
             let mut keys = vec![Vec::with_capacity(self.group_fields.len())];
             for field in &self.group_fields {
-                let texts = row.get(field)?.texts();
+                let mut texts = row.get(field)?.into_texts();
+                if let ([key], [_]) = (keys.as_mut_slice(), texts.as_slice()) {
+                    // The common case, one group and one value: no copies.
+                    key.extend(texts.pop());
+                    continue;
+                }
                 keys = keys.into_iter().flat_map(|k| texts.iter().map(move |t| [k.clone(), vec![t.clone()]].concat())).collect();
             }
             let mut values = Vec::with_capacity(self.value_fields.len());
             for field in &self.value_fields {
-                let texts = row.get(field)?.texts();
+                let texts = row.get(field)?.into_texts();
                 values.push(if field == "_raw" { texts.iter().map(|t| raw_digest(t)).collect() } else { texts });
             }
             if keys.is_empty() {

@@ -39,6 +39,16 @@ impl Val {
         }
     }
 
+    /// [`Val::texts`], taking the value.
+    pub fn into_texts(self) -> Vec<String> {
+        match self {
+            Val::Null => Vec::new(),
+            Val::Multi(items) => items,
+            Val::Str(s) => vec![s],
+            single => vec![single.text().unwrap_or_default()],
+        }
+    }
+
     /// A single value as text (a multivalue's values joined by newlines, as Splunk prints them).
     pub fn text(&self) -> Option<String> {
         match self {

@@ -16,7 +16,7 @@ use tripline_host_test::artifacts::{dist, project_root};
 use tripline_host_test::fluentbit::FILTER_FUNCTION;
 
 use crate::process::{self, Usage};
-use crate::DETECTIONS_OFF;
+use crate::detections_off;
 use crate::records::{self, RECORDS};
 
 /// The target for tripline as shipped, as a multiple of the pass-through's CPU time.
@@ -90,7 +90,7 @@ fn rows(dir: &Path) -> anyhow::Result<Vec<Row>> {
     Ok(vec![
         Row { name: "no filter", key: "none", filter: Ok(Filter::None) },
         Row { name: "pass-through module", key: "passthrough", filter: Ok(bare(&passthrough)) },
-        Row { name: "tripline, detections off", key: "tripline-off", filter: Ok(wasm(dist("tripline-fluentbit.wasm"), Some(DETECTIONS_OFF))) },
+        Row { name: "tripline, detections off", key: "tripline-off", filter: Ok(wasm(dist("tripline-fluentbit.wasm"), Some(&detections_off()))) },
         Row { name: "tripline as shipped", key: "tripline", filter: Ok(wasm(dist("tripline-fluentbit.wasm"), Some(&shipped_config))) },
         Row { name: "tripline, wasm-opt build", key: "tripline-opt", filter: Ok(wasm(dist("tripline-fluentbit.opt.wasm"), Some(&shipped_config))) },
         Row { name: "Lua filter, same selection", key: "lua", filter: Ok(Filter::Lua) },

@@ -20,6 +20,7 @@ use serde_json::Value;
 use tripline::detections::abnormally_high_cloud_security_group_api_calls::FIREWALL_COMMANDS;
 use tripline::input::split_records;
 use tripline::Engine;
+use tripline_host_test::seeds::{every_detection, seeds_only};
 
 struct CountingAlloc;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -43,9 +44,11 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-/// A `tripline.json` with both detections off: what remains is the module's and its host's cost of
-/// a call.
-const DETECTIONS_OFF: &str = r#"{"detections":{"aws_exfiltration_via_batch_service":{"enabled":false},"abnormally_high_cloud_security_group_api_calls":{"enabled":false}}}"#;
+/// A `tripline.json` with every detection off: what remains is the module's and its host's cost
+/// of a call.
+fn detections_off() -> String {
+    every_detection(false).to_string()
+}
 
 /// The DOM peer: parse everything, then look at two fields.
 fn dom_peer(record: &[u8]) -> (bool, Option<String>) {
@@ -115,9 +118,48 @@ fn main() -> anyhow::Result<()> {
         println!("tripline's speed-up over the {name}: {ratio:.1}x");
     }
     println!();
+    pack_against_seeds(&all)?;
+    println!();
     fluentbit_module(&all)?;
     println!();
     real_fluent_bit()
+}
+
+/// The ESCU pack (its default set as shipped, and every rule) against the two seeds alone,
+/// natively, on the same records: on records no rule selects (the index's promise: the pack
+/// costs what two rules cost) and on all of them.
+fn pack_against_seeds(all: &[&[u8]]) -> anyhow::Result<()> {
+    let engine = |config: &serde_json::Value| Engine::from_json(config.to_string().as_bytes());
+    let (seeds, pack) = (seeds_only(serde_json::json!({})), every_detection(true));
+    let mut probe = engine(&pack);
+    let unselected: Vec<&[u8]> = all
+        .iter()
+        .copied()
+        .filter(|r| {
+            let before = probe.counters().matched;
+            probe.process(r, None);
+            probe.counters().matched == before
+        })
+        .collect();
+    let rules = tripline::catalog::builtin_rules().len() + tripline::detections::REGISTRY.len();
+    println!("{:<48} {:>12} {:>14}", format!("whole pack ({rules} detections) vs the two seeds"), "ns", "allocations");
+    let shipped = serde_json::json!({});
+    for (name, set) in [("records no rule selects", &unselected), ("all records", &all.to_vec())] {
+        let mut costs = Vec::new();
+        for (label, config) in [("two seeds", &seeds), ("pack as shipped", &shipped), ("whole pack", &pack)] {
+            let (ns, allocations) = measure(set, 5, || {
+                let mut e = engine(config);
+                move |r: &[u8]| {
+                    e.process(r, None);
+                }
+            });
+            println!("{:<48} {ns:>12.0} {allocations:>14.2}", format!("{label}, {name} ({})", set.len()));
+            costs.push(ns);
+        }
+        println!("pack as shipped over the two seeds, {name}: {:.2}x", costs[1] / costs[0]);
+        println!("whole pack over the two seeds, {name}: {:.2}x", costs[2] / costs[0]);
+    }
+    Ok(())
 }
 
 /// The real Fluent Bit section, when `FLUENT_BIT` names the binary (`scripts/bench.sh` sets it).
@@ -172,8 +214,8 @@ mod vrl_peer {
 }
 
 /// The Fluent Bit module in the contract harness (wasmtime, not Fluent Bit's WAMR interpreter:
-/// compare the ratio, not the nanoseconds), against the same module with both detections off,
-/// which is the host's own cost of calling a filter at all.
+/// compare the ratio, not the nanoseconds): as shipped, with the two seeds alone, with the whole
+/// pack, and with every detection off, which is the host's own cost of calling a filter at all.
 fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
     use tripline_host_test::fluentbit::{fluentbit_json, FilterOptions, FluentBitFilter, FILTER_FUNCTION};
 
@@ -187,9 +229,12 @@ fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
         .collect();
     let wasm = tripline_host_test::artifacts::dist("tripline-fluentbit.wasm");
     let mut results = Vec::new();
+    let (seeds, pack, off) = (seeds_only(serde_json::json!({})).to_string(), every_detection(true).to_string(), detections_off());
     for (name, config) in [
-        ("tripline_filter, both detections", "{}"),
-        ("same module, detections off (host cost)", DETECTIONS_OFF),
+        ("tripline_filter, as shipped", "{}"),
+        ("same module, the two seeds alone", seeds.as_str()),
+        ("same module, the whole pack", pack.as_str()),
+        ("same module, detections off (host cost)", off.as_str()),
     ] {
         let dir = std::env::temp_dir().join(format!("tripline-bench-{}-{}", std::process::id(), results.len()));
         std::fs::create_dir_all(&dir)?;
@@ -212,6 +257,7 @@ fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
     for (name, ns, memory) in &results {
         println!("{name:<48} {ns:>12.0} {:>11} KiB", memory / 1024);
     }
-    println!("detection work over the host's own per-call cost: {:.2}x", results[0].1 / results[1].1);
+    println!("detection work over the host's own per-call cost: {:.2}x", results[0].1 / results[3].1);
+    println!("whole pack over the two seeds in the module: {:.2}x", results[2].1 / results[1].1);
     Ok(())
 }
