@@ -304,7 +304,7 @@ mod tests {
         let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
         let event = Event { record, event_name: Cow::Borrowed("JobCreated"), time: 1 };
         let selected = rule.select(&event).unwrap();
-        let key = vec!["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"];
+        let key = ["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"];
         assert_eq!(
             selected,
             [Selected::Group { key: Some(key.iter().map(|s| s.to_string()).collect()), values: vec![vec!["arn:a".into()], vec!["New".into()]] }]
