@@ -28,6 +28,8 @@ pipeline reads, `eval f = coalesce('P<f>', f)`: Splunk renames `P<f>` onto `f` w
 leaves `f` alone where it does not.
 - `match()` needs a literal pattern (the engine compiles patterns once); one computed per event \
 does not compile.
+- Where every observable is an `Attacker`, the rule has no risk object (contentctl makes threat \
+objects only); alerts carry the threat object.
 - `fillnull` without a field list fills the fields the pipeline reads after it (before `stats`: the \
 `by` fields and function inputs, traced back through renames and evals; after `stats`: the row's \
 fields). Splunk fills every field some result has; the two differ only for a field that no event \

@@ -8,7 +8,9 @@
 //!   Device/Endpoint/Hostname/IP Address `system`, an `Attacker` IP Address `ip_address`,
 //!   Process (Name) `process`, File (Name/Hash) `file_name`, URL (String) `url`, another
 //!   `Attacker` its type in lower case, and anything else a risk object of type `other`.
-//!   `risk_score` must equal impact x confidence / 100; a mismatch is a warning.
+//!   `risk_score` must equal impact x confidence / 100; a mismatch is a warning. Where every
+//!   observable is an `Attacker` there is no risk object (`None`, with a warning): the alert
+//!   carries the threat object only.
 //! - 2025, contentctl 5 (`rba:`): `rba.message`, `rba.risk_objects` (field, type, score) and
 //!   `rba.threat_objects` (field, type); `tags` keeps stories, techniques and security domain
 //!   and has no impact or confidence. The first risk and threat objects are used; the risk
@@ -131,13 +133,12 @@ pub fn read(key: &str, d: &DetectionYaml, enrichment: Option<&Enrichment>) -> Re
     }
     let mut warnings = Vec::new();
     let (impact, confidence, message, risk_object, threat_object) = if let Some(rba) = &d.rba {
-        let risk = rba.risk_objects.first().ok_or("`rba.risk_objects` is empty: no risk object")?;
-        let score = rba.risk_objects.iter().map(|r| r.score).max().unwrap_or(risk.score);
+        let score = rba.risk_objects.iter().map(|r| r.score).max().ok_or("`rba.risk_objects` is empty: no risk score")?;
         (
             score,
             100,
             rba.message.clone(),
-            ObjectField { field: risk.field.clone(), kind: risk.kind.clone() },
+            rba.risk_objects.first().map(|r| ObjectField { field: r.field.clone(), kind: r.kind.clone() }),
             rba.threat_objects.first().map(|t| ObjectField { field: t.field.clone(), kind: t.kind.clone() }),
         )
     } else {
@@ -154,10 +155,13 @@ pub fn read(key: &str, d: &DetectionYaml, enrichment: Option<&Enrichment>) -> Re
                 _ => {}
             }
         }
-        let risk = risk.ok_or(
-            "no risk object: every observable is an `Attacker`, which contentctl makes a threat object only, \
-             and a rule needs a risk object",
-        )?;
+        if risk.is_none() {
+            warnings.push(
+                "no risk object: every observable is an `Attacker`, which contentctl makes a threat object only; \
+                 alerts carry no risk object (Splunk ES writes no risk event without one)"
+                    .into(),
+            );
+        }
         let expected = impact * confidence / 100;
         match t.risk_score {
             Some(score) if score != expected => warnings.push(format!(
@@ -177,7 +181,7 @@ pub fn read(key: &str, d: &DetectionYaml, enrichment: Option<&Enrichment>) -> Re
         status: d.status.clone(),
         impact,
         confidence,
-        risk_object: Some(risk_object),
+        risk_object,
         threat_object,
         message: message.trim().to_string(),
         message_aliases: Vec::new(),
@@ -240,6 +244,16 @@ tags:
         assert_eq!(m.analytic_stories, vec!["Data Exfiltration"]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("risk_score: 63"));
+    }
+
+    #[test]
+    fn attacker_observables_alone_give_no_risk_object() {
+        let yaml = TAGS_2024.replace("    - Victim", "    - Attacker").replace("risk_score: 63", "risk_score: 64");
+        let (m, warnings) = read("aws_example", &parse(&yaml), None).unwrap();
+        assert_eq!(m.risk_object, None);
+        assert_eq!(m.threat_object, Some(ObjectField { field: "src_ip".into(), kind: "ip_address".into() }));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("no risk object: every observable is an `Attacker`"), "{warnings:?}");
     }
 
     #[test]
