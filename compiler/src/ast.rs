@@ -61,6 +61,12 @@ pub enum CommandKind {
     Rename(Vec<(String, String)>),
     Fillnull { value: String, fields: Vec<String> },
     Spath { input: String, output: String, path: String },
+    /// `spath` without a path: every value of the JSON in `input`, by its path.
+    SpathAll { input: String },
+    /// `rex field=F "..."`: the pattern as written (PCRE).
+    Rex { field: String, pattern: String },
+    /// `eventstats`, parsed to say precisely why it does not compile.
+    Eventstats { aggs: Vec<AggSpec>, by: Vec<String> },
     Mvexpand(String),
     Table(Vec<String>),
     Ctime { fields: Vec<String>, format: String },

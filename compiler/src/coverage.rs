@@ -26,8 +26,12 @@ The warnings say where that matters.
 - `rename P* as *` (the one wildcard rename supported) becomes, for each field the rest of the \
 pipeline reads, `eval f = coalesce('P<f>', f)`: Splunk renames `P<f>` onto `f` where it exists and \
 leaves `f` alone where it does not.
-- `match()` needs a literal pattern (the engine compiles patterns once); one computed per event \
-does not compile.
+- Regexes are PCRE in Splunk. A literal one (`rex`, `match()`) is translated to the engine's syntax \
+(`regex_lite`: literal braces escaped, `(?'n'...)` named `(?<n>...)`, a final `$` also before a final \
+newline) or the rule does not compile (lookaround, backreferences, possessive quantifiers...). A \
+`match()` pattern computed per event is compiled by the engine as it comes, in its own syntax.
+- `spath` and `rex` without `input=`/`field=` read `_raw`, the record's JSON text; `spath` without \
+a path extracts every value by its path (`a.b`, `a{}.b`).
 - Where every observable is an `Attacker`, the rule has no risk object (contentctl makes threat \
 objects only); alerts carry the threat object.
 - `fillnull` without a field list fills the fields the pipeline reads after it (before `stats`: the \

@@ -27,6 +27,7 @@ pub mod lower;
 pub mod macros;
 pub mod metadata;
 pub mod parse;
+pub mod pcre;
 
 use tripline::rule::{Rule, Source};
 

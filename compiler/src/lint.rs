@@ -197,6 +197,7 @@ fn source_field(field: &str, steps: &[Step]) -> Option<String> {
             }
             Step::Eval(assigns) if assigns.iter().any(|a| a.field == f) => return None,
             Step::Spath { output, .. } if *output == f => return None,
+            Step::Rex { regex, .. } if crate::pcre::group_names(regex).contains(&f) => return None,
             Step::Fillnull { fields, .. } if fields.contains(&f) => return None,
             _ => {}
         }

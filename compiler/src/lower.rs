@@ -22,12 +22,19 @@
 //!   `stats` the row's fields are known, so it is a plain rename of those that match.
 //! - `tag_each_event`: no `where`/`search` after `stats`, so every selected event ends up in a
 //!   result row.
+//! - `spath` and `rex` without `input=`/`field=` read `_raw` (the record's JSON text); `spath`
+//!   without a path extracts every value ([`Step::SpathAll`]), so a bare `fillnull` or a
+//!   wildcard rename after it and `stats` (which need the row's fields) is refused.
+//! - Regexes (`rex`, a literal `match()` pattern) are PCRE, translated to the engine's syntax by
+//!   [`crate::pcre`] or refused; a `match()` pattern computed per event goes to the engine as is.
+//! - `eventstats` is refused with what it would compute and why the rule form cannot.
 
 use std::collections::BTreeSet;
 
 use tripline::rule::{AggFunc, Aggregation, Assign, CompareOp, Cond, Expr, Func, Rename, Stats, Step};
 
 use crate::ast::{AggSpec, Command, CommandKind, EvalNode, SearchNode};
+use crate::pcre;
 
 /// The search part of a rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +68,8 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     // Steps that depend on the fields the rest of the pipeline reads, resolved once it is known:
     // (after stats?, index, wildcard prefix or `None` for a bare `fillnull`).
     let mut pending: Vec<(bool, usize, Option<String>)> = Vec::new();
+    // The pipe of a `spath` without a path after `stats`: the row's fields are unknown from there.
+    let mut unknown_after: Option<usize> = None;
     for cmd in rest {
         let here = format!("(pipe {})", cmd.pipe);
         if matches!(cmd.kind, CommandKind::Search(SearchNode::MatchAll)) {
@@ -89,6 +98,7 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                         if !plain.is_empty() {
                             target.push(Step::Rename(std::mem::take(&mut plain)));
                         }
+                        pending_after_unknown(unknown_after, &here)?;
                         pending.push((stats.is_some(), target.len(), Some(prefix.to_string())));
                         target.push(Step::Rename(Vec::new()));
                     } else {
@@ -101,6 +111,7 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
             }
             CommandKind::Fillnull { value, fields } => {
                 if fields.is_empty() {
+                    pending_after_unknown(unknown_after, &here)?;
                     pending.push((stats.is_some(), target.len(), None));
                 }
                 target.push(Step::Fillnull { value: value.clone(), fields: fields.clone() });
@@ -108,6 +119,20 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
             CommandKind::Spath { input, output, path } => {
                 target.push(Step::Spath { input: input.clone(), output: output.clone(), path: path.clone() })
             }
+            CommandKind::SpathAll { input } => {
+                if stats.is_some() {
+                    unknown_after = Some(cmd.pipe);
+                }
+                target.push(Step::SpathAll { input: input.clone() })
+            }
+            CommandKind::Rex { field, pattern } => {
+                let regex = pcre::translate(pattern).map_err(|m| format!("`rex` {here}: {m}"))?;
+                if pcre::group_names(&regex).is_empty() {
+                    return Err(format!("`rex` {here} has no named group: it extracts no field"));
+                }
+                target.push(Step::Rex { field: field.clone(), regex })
+            }
+            CommandKind::Eventstats { aggs, by } => return Err(eventstats(aggs, by, stats.as_ref(), &here)),
             CommandKind::Mvexpand(field) => {
                 if stats.is_some() {
                     return Err(format!("`mvexpand` after `stats` {here} is not supported"));
@@ -208,6 +233,45 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     after.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()));
     let tag_each_event = stats.is_none() || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_)));
     Ok(Lowered { event_names, selection, steps, stats, after, tag_each_event, base: base_node })
+}
+
+/// A bare `fillnull` or a `rename P* as *` after `stats` needs the row's fields, which a `spath`
+/// without a path before it leaves unknown.
+fn pending_after_unknown(unknown_after: Option<usize>, here: &str) -> Result<(), String> {
+    match unknown_after {
+        Some(pipe) => Err(format!(
+            "the command {here} needs the row's fields, which the `spath` without a path (pipe {pipe}) makes known only at run time"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Why `eventstats` does not compile, as precisely as its place allows.
+fn eventstats(aggs: &[AggSpec], by: &[String], stats: Option<&Stats>, here: &str) -> String {
+    let functions: Vec<String> = aggs.iter().map(written).collect();
+    let by_text = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
+    let command = format!("`eventstats {}{by_text}`", functions.join(", "));
+    let missing: Vec<String> = aggs.iter().filter(|a| aggregation(a).is_err()).map(written).collect();
+    let missing = match missing.as_slice() {
+        [] => String::new(),
+        m => format!("; nor are {} stats functions of the rule form", m.join(", ")),
+    };
+    match stats {
+        Some(Stats { span_seconds: Some(span), .. }) if by.iter().any(|f| f == "_time") => format!(
+            "`eventstats` after `stats` {here} is not supported: {command} gives each row statistics over all the rows \
+             of its `_time` bin (the {span}-second window), and the rule form has no step over a window's rows \
+             together: the steps after `stats` see one row at a time{missing}"
+        ),
+        Some(_) => format!(
+            "`eventstats` after `stats` {here} is not supported: {command} gives each row statistics over all the \
+             result rows{by_text}, and the rule form has no step over the rows together: the steps after `stats` see \
+             one row at a time{missing}"
+        ),
+        None => format!(
+            "`eventstats` {here} is not supported: {command} gives each event statistics over all the events of the \
+             search{by_text}, which a stream knows only when the search's window ends{missing}"
+        ),
+    }
 }
 
 fn strip_paren(node: &SearchNode) -> &SearchNode {
@@ -373,11 +437,13 @@ fn func(name: &str) -> Option<(Func, usize, usize)> {
         "mvjoin" => (Func::Mvjoin, 2, 2),
         "split" => (Func::Split, 2, 2),
         "strftime" => (Func::Strftime, 2, 2),
+        "null" => (Func::Null, 0, 0),
         _ => return None,
     })
 }
 
-/// An eval expression in the rule form. `match()` needs a literal pattern that compiles.
+/// An eval expression in the rule form. A literal `match()` pattern is PCRE, translated to the
+/// engine's syntax (or refused); one computed per event is compiled by the engine as it comes.
 pub fn expr(node: &EvalNode) -> Result<Expr, String> {
     Ok(match node {
         EvalNode::Str(s) => Expr::Str(s.clone()),
@@ -393,36 +459,26 @@ pub fn expr(node: &EvalNode) -> Result<Expr, String> {
             if args.len() < min || args.len() > max || (f == Func::Case && args.len() % 2 != 0) {
                 return Err(format!("`{name}()` with {} argument(s) is not supported", args.len()));
             }
-            if f == Func::Match {
-                match &args[1] {
-                    EvalNode::Str(pattern) => {
-                        regex_lite::Regex::new(pattern)
-                            .map_err(|e| format!("`match()` pattern {pattern:?} does not compile: {e}"))?;
-                    }
-                    other => {
-                        let how = match other {
-                            EvalNode::Binary { dotted: true, .. } => ", a concatenation of fields",
-                            _ => "",
-                        };
-                        return Err(format!(
-                            "`match()` with a pattern computed per event (`{}`{how}) is not supported: the engine \
-                             compiles patterns ahead",
-                            other.to_spl()
-                        ));
-                    }
-                }
+            let mut args = args.iter().map(expr).collect::<Result<Vec<_>, _>>()?;
+            if let (Func::Match, Some(Expr::Str(pattern))) = (f, args.get_mut(1)) {
+                *pattern = pcre::translate(pattern).map_err(|e| format!("`match()`: {e}"))?;
             }
-            Expr::Call { func: f, args: args.iter().map(expr).collect::<Result<_, _>>()? }
+            Expr::Call { func: f, args }
         }
     })
 }
 
-fn aggregation(spec: &AggSpec) -> Result<Aggregation, String> {
-    let f = spec.func.to_ascii_lowercase();
-    let written = match &spec.field {
+/// An aggregation as written, without its `as`.
+fn written(spec: &AggSpec) -> String {
+    match &spec.field {
         Some(field) => format!("{}({field})", spec.func),
         None => spec.func.clone(),
-    };
+    }
+}
+
+fn aggregation(spec: &AggSpec) -> Result<Aggregation, String> {
+    let f = spec.func.to_ascii_lowercase();
+    let written = written(spec);
     if spec.field.as_deref().is_some_and(|f| f.contains('*')) || spec.alias.as_deref().is_some_and(|a| a.contains('*')) {
         return Err(format!("wildcard stats `{written}` is not supported"));
     }
@@ -544,6 +600,7 @@ pub fn row_fields(stats: &Stats, steps: &[Step]) -> Vec<String> {
             }
             Step::Eval(assigns) => assigns.iter().for_each(|a| add(&mut fields, &a.field)),
             Step::Spath { output, .. } => add(&mut fields, output),
+            Step::Rex { regex, .. } => pcre::group_names(regex).iter().for_each(|f| add(&mut fields, f)),
             Step::Table(keep) => fields = keep.clone(),
             _ => {}
         }
@@ -642,7 +699,83 @@ mod tests {
     fn unsupported_functions_and_patterns_say_where() {
         assert!(lower_text("x=1 | eval t=relative_time(now(), \"-1d\")").unwrap_err().contains("`relative_time()` is not supported (pipe 1)"));
         assert!(lower_text("x=1 | stats avg(n) by u").unwrap_err().contains("`avg(n)`"));
-        assert!(lower_text("x=1 | eval m=match(a, b)").unwrap_err().contains("computed per event"));
-        assert!(lower_text("x=1 | eval m=match(a, \"(\")").unwrap_err().contains("does not compile"));
+        assert!(lower_text("x=1 | eval m=match(a, \"(\")").unwrap_err().contains("an unclosed `(`"));
+        assert!(lower_text("x=1 | eval m=match(a, \"(?=b)\")").unwrap_err().contains("`match()`: PCRE pattern \"(?=b)\": lookahead"));
+    }
+
+    #[test]
+    fn match_patterns_are_pcre_translated_or_computed_per_event() {
+        let call = |l: Lowered| match &l.steps[0] {
+            Step::Eval(assigns) => assigns[0].expr.clone(),
+            other => panic!("{other:?}"),
+        };
+        let field = |f: &str| Expr::Field(f.into());
+        assert_eq!(
+            call(lower_text("x=1 | eval m=match(a, \"^{x}$\")").unwrap()),
+            Expr::Call { func: Func::Match, args: vec![field("a"), Expr::Str(r"^\{x\}\n?\z".into())] }
+        );
+        // A pattern computed per event (here the concatenation `requestParameters . userName`).
+        assert_eq!(
+            call(lower_text("x=1 | eval m=if(match(a, requestParameters.userName), 1, 0)").unwrap()),
+            Expr::Call {
+                func: Func::If,
+                args: vec![
+                    Expr::Call {
+                        func: Func::Match,
+                        args: vec![
+                            field("a"),
+                            Expr::Binary { op: tripline::rule::BinaryOp::Concat, left: Box::new(field("requestParameters")), right: Box::new(field("userName")) },
+                        ],
+                    },
+                    Expr::Num(1.0),
+                    Expr::Num(0.0),
+                ],
+            }
+        );
+        assert_eq!(call(lower_text("x=1 | eval n=null()").unwrap()), Expr::Call { func: Func::Null, args: vec![] });
+        assert!(lower_text("x=1 | eval n=null(a)").unwrap_err().contains("`null()` with 1 argument(s)"));
+    }
+
+    #[test]
+    fn rex_and_spath_read_the_raw_record() {
+        let l = lower_text(
+            "x=1 | rex field=_raw \"(?<json_field>{.+})\" | spath input=json_field output=g path=a.b{} | mvexpand g \
+             | spath input=g | spath path=c{}.d output=e | stats count by g e severity",
+        )
+        .unwrap();
+        assert_eq!(
+            l.steps,
+            vec![
+                Step::Rex { field: "_raw".into(), regex: r"(?<json_field>\{.+\})".into() },
+                Step::Spath { input: "json_field".into(), output: "g".into(), path: "a.b{}".into() },
+                Step::Mvexpand("g".into()),
+                Step::SpathAll { input: "g".into() },
+                Step::Spath { input: "_raw".into(), output: "e".into(), path: "c{}.d".into() },
+            ]
+        );
+        let l = lower_text("x=1 | stats count by u | rex field=u \"^(?<first>.)\" | table u first").unwrap();
+        assert_eq!(row_fields(l.stats.as_ref().unwrap(), &l.after[..1]), vec!["u", "count", "first"]);
+        assert!(lower_text("x=1 | rex \"a(b)\"").unwrap_err().contains("`rex` (pipe 1) has no named group"));
+        assert!(lower_text("x=1 | rex \"(?<a>x)\\1\"").unwrap_err().contains("`rex` (pipe 1): PCRE pattern"));
+        assert!(lower_text("x=1 | stats count by u | spath input=u | fillnull")
+            .unwrap_err()
+            .contains("the `spath` without a path (pipe 2) makes known only at run time"));
+    }
+
+    #[test]
+    fn eventstats_says_why_it_cannot_run() {
+        let e = lower_text(
+            "x=1 | bucket span=10m _time | stats dc(_raw) AS n by _time, src_ip \
+             | eventstats avg(n) as a, stdev(n) as s by _time | where n > a",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "`eventstats` after `stats` (pipe 3) is not supported: `eventstats avg(n), stdev(n) by _time` gives each row \
+             statistics over all the rows of its `_time` bin (the 600-second window), and the rule form has no step \
+             over a window's rows together: the steps after `stats` see one row at a time; nor are avg(n), stdev(n) \
+             stats functions of the rule form"
+        );
+        assert!(lower_text("x=1 | eventstats count by u").unwrap_err().starts_with("`eventstats` (pipe 1) is not supported: `eventstats count by u` gives each event"));
     }
 }

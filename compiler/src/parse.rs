@@ -408,11 +408,10 @@ fn unsupported_command(name: &str) -> String {
         "join" | "append" | "appendcols" | "appendpipe" | "union" | "multisearch" => {
             "combining searches is not supported: a rule reads one record stream"
         }
-        "eventstats" | "streamstats" => "statistics over the whole result set are not supported",
+        "streamstats" => "statistics over the whole result set are not supported",
         "lookup" | "inputlookup" | "outputlookup" => "lookup tables are not supported",
         "iplocation" => "GeoIP lookups are not supported",
         "anomalydetection" | "apply" | "fit" => "model scoring (MLTK/anomaly detection) is not supported",
-        "rex" => "regex field extraction is not in the rule form",
         "dedup" => "deduplication across results is not supported",
         "sort" | "head" | "tail" => "ordering and truncating results is not supported",
         "makeresults" | "rest" | "summary" => "generating commands are not supported",
@@ -437,7 +436,10 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
             None => (text, ""),
         };
         let lower = name.to_ascii_lowercase();
-        let supported = ["search", "where", "eval", "stats", "bin", "bucket", "rename", "fillnull", "spath", "mvexpand", "table", "fields", "convert"];
+        let supported = [
+            "search", "where", "eval", "stats", "bin", "bucket", "rename", "fillnull", "spath", "rex", "mvexpand", "table", "fields",
+            "convert", "eventstats",
+        ];
         if supported.contains(&lower.as_str()) && crate::lexer::has_subsearch(rest) {
             return Err(subsearch());
         }
@@ -450,6 +452,11 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
             "rename" => CommandKind::Rename(parse_rename(rest)?),
             "fillnull" => parse_fillnull(rest)?,
             "spath" => parse_spath(rest)?,
+            "rex" => parse_rex(rest)?,
+            "eventstats" => match parse_stats(rest)? {
+                CommandKind::Stats { aggs, by } => CommandKind::Eventstats { aggs, by },
+                _ => unreachable!("parse_stats gives stats"),
+            },
             "mvexpand" => parse_mvexpand(rest)?,
             "table" => CommandKind::Table(parse_field_list(rest, "table")?),
             "fields" => parse_fields(rest)?,
@@ -652,10 +659,38 @@ fn parse_spath(text: &str) -> Result<CommandKind, String> {
         [p] if path.is_none() => path = Some(p.clone()),
         _ => return Err(format!("unexpected `spath` arguments {words:?}")),
     }
-    let input = input.ok_or("`spath` without `input=` reads `_raw`, which rules do not carry")?;
-    let path = path.ok_or("`spath` without a path extracts every field of the JSON, which is not supported")?;
-    let output = output.unwrap_or_else(|| path.clone());
-    Ok(CommandKind::Spath { input, output, path })
+    // Without `input=`, spath reads the raw record.
+    let input = input.unwrap_or_else(|| "_raw".to_string());
+    match (path, output) {
+        (Some(path), output) => Ok(CommandKind::Spath { input, output: output.unwrap_or_else(|| path.clone()), path }),
+        (None, None) => Ok(CommandKind::SpathAll { input }),
+        (None, Some(output)) => Err(format!("`spath output={output}` without a path is not supported")),
+    }
+}
+
+/// `rex [field=F] "pattern"` (`field` defaults to `_raw`); `max_match`, `mode=sed` and
+/// `offset_field` are not supported.
+fn parse_rex(text: &str) -> Result<CommandKind, String> {
+    let mut c = Cursor::new(tokenize(text, Mode::Search)?);
+    let mut field = "_raw".to_string();
+    let mut pattern = None;
+    while !c.at_end() {
+        match c.next() {
+            Some(Tok::Word(key)) if c.is_op("=") => {
+                c.next();
+                let value = c.name(&format!("a value for `rex {key}=`"))?;
+                match key.to_ascii_lowercase().as_str() {
+                    "field" => field = value,
+                    "max_match" if value == "1" => {}
+                    other => return Err(format!("`rex {other}={value}` is not supported")),
+                }
+            }
+            Some(Tok::Quoted(p)) if pattern.is_none() => pattern = Some(p),
+            other => return Err(format!("unexpected `rex` argument {}", other.map_or("end".to_string(), |t| format!("`{t}`")))),
+        }
+    }
+    let pattern = pattern.ok_or("`rex` without a pattern")?;
+    Ok(CommandKind::Rex { field, pattern })
 }
 
 fn parse_mvexpand(text: &str) -> Result<CommandKind, String> {
@@ -883,7 +918,20 @@ mod tests {
             parse_spath("input=a output=b path=Statement{}").unwrap(),
             CommandKind::Spath { input: "a".into(), output: "b".into(), path: "Statement{}".into() }
         );
-        assert!(parse_spath("path=a output=b").unwrap_err().contains("_raw"));
+        assert_eq!(
+            parse_spath("path=a{}.b output=b").unwrap(),
+            CommandKind::Spath { input: "_raw".into(), output: "b".into(), path: "a{}.b".into() }
+        );
+        assert_eq!(parse_spath("input=findings").unwrap(), CommandKind::SpathAll { input: "findings".into() });
+        assert_eq!(parse_spath("").unwrap(), CommandKind::SpathAll { input: "_raw".into() });
+        assert!(parse_spath("output=x").unwrap_err().contains("without a path"));
+        assert_eq!(
+            parse_rex(r#"field=_raw "(?<json_field>{.+})""#).unwrap(),
+            CommandKind::Rex { field: "_raw".into(), pattern: "(?<json_field>{.+})".into() }
+        );
+        assert_eq!(parse_rex(r#""(?<a>\d+)" max_match=1"#).unwrap(), CommandKind::Rex { field: "_raw".into(), pattern: r"(?<a>\d+)".into() });
+        assert!(parse_rex(r#"mode=sed "s/a/b/""#).unwrap_err().contains("`rex mode=sed` is not supported"));
+        assert!(parse_rex("field=x").unwrap_err().contains("without a pattern"));
         assert_eq!(
             parse_convert(r#"timeformat="%Y-%m-%dT%H:%M:%S" ctime(firstTime)"#).unwrap(),
             CommandKind::Ctime { fields: vec!["firstTime".into()], format: "%Y-%m-%dT%H:%M:%S".into() }
