@@ -13,6 +13,8 @@
 //!   (the failure is in `responseElements.ConsoleLogin`); add-ons before 7.10.0 default the field
 //!   to `success`, so the search matches failed logins too (7.10.0, which tripline's field table
 //!   follows, calculates `failure` for them).
+//! - A `spath` path over the raw record that the ESCU data source's example record of the rule's
+//!   eventName does not have (`{}` steps into arrays only): spath extracts nothing there.
 //! - A risk object, threat object or message token that names no field of the result row.
 
 use std::collections::BTreeSet;
@@ -20,7 +22,7 @@ use std::collections::BTreeSet;
 use tripline::rule::{AggFunc, BinaryOp, CompareOp, Cond, Expr, Metadata, Stats, Step};
 
 use crate::ast::{Command, CommandKind, EvalNode, SearchNode};
-use crate::datasources::DataSources;
+use crate::datasources::{DataSource, DataSources};
 use crate::lower::{row_fields, Lowered};
 
 /// Warnings from the parsed commands alone (also given for rules that do not compile).
@@ -106,6 +108,7 @@ pub fn lint_rule(l: &Lowered, meta: &Metadata, sources: &DataSources) -> Vec<Str
         by_fields_in_data_sources(l, stats, sources, &mut out);
     }
     console_login_success(l, &mut out);
+    spath_paths_in_data_sources(l, sources, &mut out);
     row_names(l, meta, &mut out);
     out
 }
@@ -223,6 +226,39 @@ fn by_fields_in_data_sources(l: &Lowered, stats: &Stats, sources: &DataSources, 
             "`stats` groups by `{by}`{via}, which the example record of {} lacks (nor does its field list name it): \
              records without it join no group",
             examples.join(", ")
+        ));
+    }
+}
+
+/// Whether a record with these leaf paths has something at the spath `path`.
+fn has_path(source: &DataSource, path: &str) -> bool {
+    source.example_paths.iter().any(|p| {
+        p.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with("{}"))
+    })
+}
+
+fn spath_paths_in_data_sources(l: &Lowered, sources: &DataSources, out: &mut Vec<String>) {
+    for step in &l.steps {
+        let Step::Spath { input, output, path } = step else { continue };
+        if input != "_raw" {
+            continue;
+        }
+        let lacking: Vec<String> = l
+            .event_names
+            .iter()
+            .filter_map(|name| sources.for_event(name).iter().find(|s| !has_path(s, path)).map(|s| format!("{name} in {}", s.file)))
+            .collect();
+        if lacking.is_empty() {
+            continue;
+        }
+        let grouped = match &l.stats {
+            Some(stats) if stats.by.contains(output) => format!(", and `stats` groups by `{output}`: such records join no group"),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "`spath path={path}` finds nothing in the example record of {} (`{{}}` steps into arrays only): `{output}` is null \
+             for such records{grouped}",
+            lacking.join(", ")
         ));
     }
 }
@@ -388,6 +424,28 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].starts_with("`stats` groups by `userIdentity.arn`, which the example record of ConsoleLogin in data_sources/aws_cloudtrail_consolelogin.yml lacks"), "{w:?}");
         assert!(rule_warnings("eventName=Other | stats count by userIdentity.arn user_arn", &sources).is_empty());
+    }
+
+    #[test]
+    fn spath_paths_the_data_source_example_lacks() {
+        let mut sources = DataSources::default();
+        let example: serde_json::Value = serde_json::json!({"requestParameters": {"bucketName": "b", "Rule": [{"Days": 1}]}});
+        let mut example_paths = BTreeSet::new();
+        crate::datasources::leaf_paths(&example, "", &mut example_paths);
+        sources.insert("PutBucketLifecycle", DataSource { file: "data_sources/x.yml".into(), fields: BTreeSet::new(), example_paths });
+        let l = lower(&commands(
+            "eventName=PutBucketLifecycle | spath path=requestParameters{}.bucketName output=b | spath path=requestParameters.Rule{}.Days \
+             output=d | spath path=requestParameters.bucketName output=c | stats count by b d c",
+        ))
+        .unwrap();
+        let mut w = Vec::new();
+        spath_paths_in_data_sources(&l, &sources, &mut w);
+        assert_eq!(
+            w,
+            vec!["`spath path=requestParameters{}.bucketName` finds nothing in the example record of PutBucketLifecycle in \
+                  data_sources/x.yml (`{}` steps into arrays only): `b` is null for such records, and `stats` groups by `b`: \
+                  such records join no group"]
+        );
     }
 
     #[test]
