@@ -19,7 +19,7 @@ use crate::config::{split_common, Config, ConfigError, LatePolicy};
 use crate::catalog::{builtin_rules, catalog, Entry};
 use crate::detection::{value_text, Detection, Selected};
 use crate::rule::{parse_rule_file, Rule};
-use crate::json::{Kind, RawObject, ScanError, ScannedObject};
+use crate::json::{validate, Kind, RawObject, ScanError, ScannedObject};
 use crate::snapshot;
 use crate::suppress::{suppressed, Suppression};
 use crate::time::{parse_event_time, window_start};
@@ -369,7 +369,12 @@ impl Engine {
             _ => None,
         };
         let name = match name {
-            None => None,
+            // No CloudTrail record lacks a name: read the whole of one that seems to, so that a
+            // broken record is counted as one rather than passed as nameless.
+            None => {
+                validate(record).map_err(RecordError::Parse)?;
+                None
+            }
             Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
@@ -428,12 +433,19 @@ impl Engine {
         let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
         let mut matches = Vec::new();
         let mut results = Vec::new();
+        let mut selected_by_any = false;
         for &index in candidates {
             let slot = &mut self.slots[index];
             let selected = slot.detection.select(event)?;
             if selected.is_empty() {
                 continue;
             }
+            // A record is read in full only once a detection selects it: before it changes any
+            // state it must be whole JSON (lookups may have skipped its unread part).
+            if !selected_by_any {
+                validate(event.record.raw())?;
+            }
+            selected_by_any = true;
             self.changed = true;
             let meta = slot.detection.metadata();
             if slot.detection.tags_each_event() {
@@ -475,7 +487,7 @@ impl Engine {
                 }
             }
         }
-        if self.changed {
+        if selected_by_any {
             self.counters.matched += 1;
         }
         for (index, group, row) in results {

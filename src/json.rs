@@ -137,6 +137,10 @@ impl<'a> ScannedObject<'a> {
         if let Some((_, value)) = state.seen[..state.count].iter().find(|(k, _)| key_equals(k, key)) {
             return Ok(*value);
         }
+        // Every member read so far is remembered (below capacity), so the rest decides.
+        if state.count < REMEMBERED && state.members.cannot_hold(key) {
+            return Ok(None);
+        }
         while let Some((k, value)) = state.members.next_member()? {
             if state.count < REMEMBERED {
                 state.seen[state.count] = (k, Some(value));
@@ -158,6 +162,10 @@ impl<'a> ScannedObject<'a> {
     /// The value at a dotted path (`userIdentity.principalId`).
     pub fn get_path(&self, path: &str) -> Result<Option<RawValue<'a>>, ScanError> {
         let (first, rest) = path.split_once('.').map_or((path, None), |(f, r)| (f, Some(r)));
+        // A nested key the record never spells is absent however deep: no walk to its parent.
+        if rest.is_some_and(|r| cannot_spell(self.object.bytes, r.rsplit('.').next().unwrap_or(r))) {
+            return Ok(None);
+        }
         let Some(value) = self.get(first)? else { return Ok(None) };
         match rest {
             None => Ok(Some(value)),
@@ -247,6 +255,15 @@ struct Members<'a> {
 }
 
 impl<'a> Members<'a> {
+    /// True when the members not read yet cannot hold `key`: its quoted spelling occurs nowhere
+    /// in their bytes, and no `\u` escape could spell it differently. A byte search, many
+    /// times faster than walking the members, and most lookups are of keys a record lacks
+    /// (`errorCode`). It trusts the rest of the object unread: the engine validates a record
+    /// in full before any detection's state takes it (see `engine.rs`).
+    fn cannot_hold(&self, key: &str) -> bool {
+        !self.done && cannot_spell(&self.bytes[self.pos.min(self.bytes.len())..], key)
+    }
+
     /// The next `(raw key bytes, value)`, or `None` after the closing brace.
     fn next_member(&mut self) -> Result<Option<(&'a [u8], RawValue<'a>)>, ScanError> {
         if self.done {
@@ -281,6 +298,13 @@ impl<'a> Members<'a> {
         self.pos = value_end;
         Ok(Some((key, RawValue { bytes: &b[value_start..value_end] })))
     }
+}
+
+/// True when no JSON text in `bytes` can be the key `key`: its quoted spelling occurs nowhere,
+/// and no `\u` escape could spell it otherwise.
+fn cannot_spell(bytes: &[u8], key: &str) -> bool {
+    let quoted = |at: usize| at > 0 && bytes.get(at - 1) == Some(&b'"') && bytes.get(at + key.len()) == Some(&b'"');
+    memchr::memmem::find(bytes, b"\\u").is_none() && !memchr::memmem::find_iter(bytes, key.as_bytes()).any(quoted)
 }
 
 fn key_equals(raw: &[u8], wanted: &str) -> bool {
@@ -438,6 +462,20 @@ mod tests {
         for key in ["k35", "k2", "last", "k39", "missing"] {
             assert_eq!(scanned.get(key).unwrap().map(|v| v.bytes()), wide_obj.get(key).unwrap().map(|v| v.bytes()), "{key}");
         }
+    }
+
+    #[test]
+    fn a_key_its_bytes_do_not_spell_is_absent_without_a_walk() {
+        // The unread rest is trusted: the engine validates a record before using it in full.
+        let cut = br#"{"eventName":"Decrypt","requestParameters":{"keyId":"k"#;
+        let o = ScannedObject::new(RawObject::new(cut).unwrap());
+        assert!(o.get("eventName").unwrap().is_some());
+        assert_eq!(o.get("errorCode").unwrap().map(|v| v.bytes()), None);
+        // Spelled in the rest (even inside a value) or possibly escaped: walked as before.
+        assert_eq!(o.get("keyId").err(), Some(ScanError::Truncated));
+        let escaped = br#"{"a":1,"errorCode":"AccessDenied"}"#;
+        let o = ScannedObject::new(RawObject::new(escaped).unwrap());
+        assert_eq!(o.get("errorCode").unwrap().map(|v| v.bytes()), Some(&b"\"AccessDenied\""[..]));
     }
 
     #[test]

@@ -390,3 +390,14 @@ fn a_rule_that_reads_every_record_allocates_nothing_to_reject_one() {
     }
     assert_eq!(ALLOCATIONS.with(Cell::get) - before, 0, "rejecting a record allocated");
 }
+
+#[test]
+fn matched_counts_records_a_detection_selected_and_nothing_else() {
+    let mut e = engine(json!({}));
+    // Crossing an hour closes nothing here but moves the watermark's horizon: no match.
+    e.process(quiet("2026-10-05T10:59:00Z").as_bytes(), None);
+    e.process(quiet("2026-10-05T12:30:00Z").as_bytes(), None);
+    assert_eq!(e.counters().matched, 0);
+    e.process(job_created("2026-10-05T12:31:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
+    assert_eq!(e.counters().matched, 1);
+}
