@@ -143,10 +143,6 @@ impl Index {
         out.dedup();
     }
 
-    fn wants(&self, name: &str) -> bool {
-        !self.any.is_empty() || self.exact(name.as_bytes()).is_some() || self.prefixed(name.as_bytes()).next().is_some()
-    }
-
     fn exact(&self, name: &[u8]) -> Option<&Vec<usize>> {
         if name.len() > self.longest {
             return None;
@@ -378,7 +374,27 @@ impl Engine {
             Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
-        let wanted = name.as_deref().is_some_and(|n| self.index.wants(n));
+        // The candidate list is a buffer kept across records: no allocation once warm.
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        if let Some(name) = name.as_deref() {
+            self.index.candidates(name, &mut candidates);
+        }
+        let read = self.read_named(object, name, time, now, &candidates);
+        self.candidates = candidates;
+        read
+    }
+
+    /// The rest of [`Engine::read`], given the detections that may select the record.
+    fn read_named<'a>(
+        &mut self,
+        object: ScannedObject<'a>,
+        name: Option<std::borrow::Cow<'a, str>>,
+        time: Option<i64>,
+        now: Option<i64>,
+        candidates: &[usize],
+    ) -> Result<Vec<Value>, RecordError> {
+        let wanted = !candidates.is_empty();
         let timing = match time {
             Some(time) => self.observe_time(time, now),
             None if wanted => {
@@ -393,7 +409,7 @@ impl Engine {
             // timestamp it cannot read under its index time; it joins no window either way.
             let time = time.or(now).unwrap_or_default();
             let event = Event { record: object, event_name: name.unwrap_or_default(), time };
-            matches = self.select(&event, timing).map_err(|e| match e {
+            matches = self.select(candidates, &event, timing).map_err(|e| match e {
                 FieldError::Scan(s) => RecordError::Parse(s),
                 FieldError::WrongType { field } => RecordError::Field(format!("{field} has the wrong JSON type")),
             })?;
@@ -418,17 +434,7 @@ impl Engine {
         Timing::Timed
     }
 
-    fn select(&mut self, event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
-        // The candidate list is a buffer kept across records: no allocation once warm.
-        let mut candidates = std::mem::take(&mut self.candidates);
-        candidates.clear();
-        self.index.candidates(&event.event_name, &mut candidates);
-        let selected = self.select_from(&candidates, event, timing);
-        self.candidates = candidates;
-        selected
-    }
-
-    fn select_from(&mut self, candidates: &[usize], event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
+    fn select(&mut self, candidates: &[usize], event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
         let w = self.config.window;
         let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
         let mut matches = Vec::new();
