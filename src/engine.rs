@@ -62,6 +62,8 @@ pub struct Counters {
     pub journal_failures: u64,
     pub restores: u64,
     pub restore_failures: u64,
+    /// Detections whose saved state a restore left out (see [`Engine::restore`]).
+    pub state_refused: u64,
 }
 
 /// Why one record was passed through without being read in full.
@@ -164,6 +166,9 @@ impl Index {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlotState {
     pub key: String,
+    /// The window length the windows were opened with (absent in older snapshots).
+    #[serde(default)]
+    pub length: Option<i64>,
     pub windows: Windows,
     pub learned: Value,
 }
@@ -189,6 +194,9 @@ pub struct Engine {
     config_error: Option<ConfigError>,
     /// Rules and rule files left out, with why.
     rule_errors: Vec<String>,
+    /// Per detection, saved state the last restore left out because the configuration or the
+    /// rule changed since (see [`Engine::restore`]).
+    state_refused: Vec<String>,
     /// The detections that may select the current record (see [`Index::candidates`]).
     candidates: Vec<usize>,
     /// Set by the current record when it changes state (see [`Processed::changed`]).
@@ -255,6 +263,7 @@ impl Engine {
             pending: VecDeque::new(),
             config_error: None,
             rule_errors,
+            state_refused: Vec::new(),
             candidates: Vec::new(),
             changed: false,
         })
@@ -303,6 +312,7 @@ impl Engine {
             pending: VecDeque::new(),
             config_error: Some(error),
             rule_errors: Vec::new(),
+            state_refused: Vec::new(),
             candidates: Vec::new(),
             changed: false,
         }
@@ -502,7 +512,7 @@ impl Engine {
         Ok(matches)
     }
 
-    /// Closes every window whose end plus the allowed lateness the watermark has passed.
+    /// Closes every window whose end plus the allowed lateness the watermark has reached.
     fn close_windows(&mut self) {
         let Some(mark) = self.watermark else { return };
         let lateness = self.config.window.allowed_lateness_seconds;
@@ -612,6 +622,7 @@ impl Engine {
             "detections": detections,
             "config_error": self.config_error.as_ref().map(|e| e.to_string()),
             "rule_errors": self.rule_errors,
+            "state_refused": self.state_refused,
         })
     }
 
@@ -624,7 +635,12 @@ impl Engine {
             detections: self
                 .slots
                 .iter()
-                .map(|s| SlotState { key: s.key.clone(), windows: s.windows.clone(), learned: s.detection.save_state() })
+                .map(|s| SlotState {
+                    key: s.key.clone(),
+                    length: Some(s.length),
+                    windows: s.windows.clone(),
+                    learned: s.detection.save_state(),
+                })
                 .collect(),
         }
     }
@@ -642,20 +658,30 @@ impl Engine {
         self.counters.snapshot_failures += 1;
     }
 
-    /// Restores a snapshot. On any error the engine keeps its current state (a fresh start at
-    /// first call) and counts the failure.
+    /// Restores a snapshot. A snapshot that cannot be read changes nothing (a fresh start at
+    /// first call) and is counted in `restore_failures`. A readable one is restored detection
+    /// by detection: where a configuration or rule change since the save invalidates one
+    /// detection's state (B's `user_field`, a window length, a rule's search), that state alone
+    /// is left out, counted in `state_refused` and listed in [`Engine::state_refused`]; the
+    /// other detections, the watermark and the waiting alerts are restored.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let result = snapshot::decode(bytes).map_err(|e| e.to_string()).and_then(|state| {
-            let before = self.state();
-            self.set_state(state).inspect_err(|_| {
-                let _ = self.set_state(before);
-            })
-        });
-        match &result {
-            Ok(()) => self.counters.restores += 1,
-            Err(_) => self.counters.restore_failures += 1,
+        let result = snapshot::decode(bytes).map_err(|e| e.to_string());
+        match result {
+            Ok(state) => {
+                self.set_state(state);
+                self.counters.restores += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.restore_failures += 1;
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// What the last restore left out, one line per detection.
+    pub fn state_refused(&self) -> &[String] {
+        &self.state_refused
     }
 
     /// One detection's learned model (for example a baseline), as a model document.
@@ -664,20 +690,32 @@ impl Engine {
     }
 
     /// Replaces the mutable state with `state`. Detections absent from this configuration are
-    /// ignored; detections absent from the state start empty.
-    pub fn set_state(&mut self, state: EngineState) -> Result<(), String> {
-        for saved in &state.detections {
-            if let Some(slot) = self.slots.iter_mut().find(|s| s.key == saved.key) {
-                slot.detection.restore_state(&saved.learned)?;
-                slot.windows = saved.windows.clone();
+    /// ignored; detections absent from the state, or whose state is refused, keep what they have.
+    fn set_state(&mut self, state: EngineState) {
+        let mut refused = Vec::new();
+        for saved in state.detections {
+            let Some(slot) = self.slots.iter_mut().find(|s| s.key == saved.key) else { continue };
+            if let Err(e) = slot.detection.restore_state(&saved.learned) {
+                refused.push(format!("detection `{}`: saved state left out ({e}); its open windows and learned state start over", slot.key));
+            } else if saved.length.is_some_and(|length| length != slot.length) && saved.windows.group_count() > 0 {
+                refused.push(format!(
+                    "detection `{}`: saved windows left out (they are {} s long, the configuration says {} s)",
+                    slot.key,
+                    saved.length.unwrap_or_default(),
+                    slot.length
+                ));
+            } else {
+                slot.windows = saved.windows;
             }
         }
         self.watermark = state.watermark;
-        let config_errors = self.counters.config_errors;
+        let (config_errors, rule_errors) = (self.counters.config_errors, self.counters.rule_errors);
         self.counters = state.counters;
         self.counters.config_errors = config_errors;
+        self.counters.rule_errors = rule_errors;
+        self.counters.state_refused += refused.len() as u64;
+        self.state_refused = refused;
         self.pending = state.pending.into();
-        Ok(())
     }
 }
 

@@ -101,6 +101,13 @@ fn window_closes_only_after_lateness() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["window"]["start"], "2026-10-05T10:00:00Z");
     assert_eq!(alerts[0]["result"]["count"], 1);
+    // Reaching the bound closed the hour: an event one second before its end is now late.
+    let late = e.process(job_created("2026-10-05T10:59:59Z", "1.2.3.4", "111", "b").as_bytes(), None);
+    assert_eq!(late.matches.len(), 1);
+    assert_eq!(e.counters().late, 1);
+    let alerts = alerts_of(&mut e);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["window"]["partial"], "late");
 }
 
 #[test]
@@ -216,6 +223,52 @@ fn snapshot_restores_mid_window_and_refuses_damage() {
     assert!(fresh.restore(future.as_bytes()).unwrap_err().contains("newer"));
     assert_eq!(fresh.counters().restore_failures, 3);
     assert!(fresh.watermark().is_none(), "a failed restore leaves a clean engine");
+}
+
+#[test]
+fn a_configuration_change_refuses_only_the_state_it_invalidates() {
+    let sg_call = json!({"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAX","userName":"alice"},
+        "eventTime":"2026-10-05T10:20:00Z","eventSource":"ec2.amazonaws.com","eventName":"AuthorizeSecurityGroupIngress",
+        "sourceIPAddress":"10.0.0.1"})
+    .to_string();
+    let first = [job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a"), sg_call];
+    let rest = [job_created("2026-10-05T10:40:00Z", "1.2.3.4", "111", "b"), other("2026-10-05T11:30:00Z")];
+    let before = json!({});
+    let after = json!({"detections": {SG: {"user_field": "userName"}}});
+    let mut whole = engine(after.clone());
+    let mut saved = engine(before);
+    for l in &first {
+        whole.process(l.as_bytes(), None);
+        saved.process(l.as_bytes(), None);
+    }
+    let snap = saved.snapshot().unwrap();
+
+    let mut changed = engine(after);
+    changed.restore(&snap).unwrap();
+    assert_eq!(changed.counters().state_refused, 1);
+    assert_eq!(changed.state_refused().len(), 1);
+    assert!(changed.state_refused()[0].contains(SG), "{:?}", changed.state_refused());
+    assert!(changed.stats()["state_refused"][0].as_str().unwrap().contains("user_field"));
+    assert_eq!(changed.stats()["detections"][SG]["open_groups"], 0, "B's groups were keyed by the old user field");
+    assert_eq!(changed.stats()["detections"][BATCH]["open_groups"], 1, "A's open window is kept");
+    for l in &rest {
+        whole.process(l.as_bytes(), None);
+        changed.process(l.as_bytes(), None);
+    }
+    let batch_alerts = |alerts: Vec<Value>| -> Vec<Value> {
+        alerts.into_iter().filter(|a| a["detection"]["name"] == "AWS Exfiltration via Batch Service").collect()
+    };
+    let expected = batch_alerts(alerts_of(&mut whole));
+    assert_eq!(expected.len(), 1);
+    assert_eq!(expected[0]["result"]["count"], 2);
+    assert_eq!(batch_alerts(alerts_of(&mut changed)), expected);
+
+    // A new window length refuses the windows opened under the old one, and nothing else.
+    let mut shorter = engine(json!({"window": {"length_seconds": 1800}}));
+    shorter.restore(&snap).unwrap();
+    assert_eq!(shorter.counters().state_refused, 2, "{:?}", shorter.state_refused());
+    assert!(shorter.state_refused().iter().all(|r| r.contains("3600 s long")));
+    assert_eq!(shorter.watermark(), saved.watermark());
 }
 
 #[test]
@@ -340,6 +393,30 @@ fn rules_run_in_their_own_windows_and_rows() {
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0]["result"], json!({"_time": "2026-10-05T10:00:00Z", "src_ip": "10.0.0.1", "n": 2}));
     assert_eq!(alerts[0]["window"]["end"], "2026-10-05T10:05:00Z");
+}
+
+#[test]
+fn windows_saved_under_another_form_of_a_rule_are_not_restored() {
+    let eq = |field: &str, value: &str| json!({"compare": {"field": field, "op": "eq", "value": value}});
+    let by = |fields: Value| {
+        rule("per_ip", json!(["DescribeInstances"]), eq("eventName", "DescribeInstances"),
+             json!({"by": fields, "functions": [{"func": "count", "name": "n"}]}), json!([]))
+    };
+    let config = || -> tripline::config::Config { serde_json::from_value(json!({"detections": {SG: {"enabled": false}}})).unwrap() };
+    let mut saved = Engine::with_rules(config(), vec![by(json!(["src_ip"]))]).unwrap();
+    saved.process(other("2026-10-05T10:01:00Z").as_bytes(), None);
+    let snap = saved.snapshot().unwrap();
+
+    let mut same = Engine::with_rules(config(), vec![by(json!(["src_ip"]))]).unwrap();
+    same.restore(&snap).unwrap();
+    assert_eq!((same.counters().state_refused, same.stats()["detections"]["per_ip"]["open_groups"].clone()), (0, json!(1)));
+
+    let mut regrouped = Engine::with_rules(config(), vec![by(json!(["src_ip", "eventSource"]))]).unwrap();
+    regrouped.restore(&snap).unwrap();
+    assert_eq!(regrouped.counters().state_refused, 1);
+    assert!(regrouped.state_refused()[0].contains("the rule changed"), "{:?}", regrouped.state_refused());
+    assert_eq!(regrouped.stats()["detections"]["per_ip"]["open_groups"], 0);
+    assert_eq!(regrouped.watermark(), saved.watermark());
 }
 
 #[test]

@@ -233,7 +233,10 @@ impl DurableState {
         }
         if let Ok(bytes) = std::fs::read(snapshot) {
             match engine.restore(&bytes) {
-                Ok(()) => log(&format!("restored state from {}", snapshot.display())),
+                Ok(()) => {
+                    log(&format!("restored state from {}", snapshot.display()));
+                    engine.state_refused().iter().for_each(|refused| log(refused));
+                }
                 Err(e) => log(&format!("starting clean: {e}")),
             }
         }

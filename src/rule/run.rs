@@ -1,9 +1,8 @@
 //! A [`Rule`] as the engine runs it: a [`Detection`] whose every decision comes from the data.
 
 use std::collections::BTreeSet;
-use std::hash::Hasher;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::eval::{run_steps, test, Regexes, Row};
 use super::value::Val;
@@ -11,6 +10,7 @@ use super::{AggFunc, Expr, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::detection::{values_field, Detection, Selected};
+use crate::snapshot::fnv1a64;
 use crate::time::format_rfc3339;
 
 #[derive(Debug)]
@@ -21,6 +21,9 @@ pub struct RuleDetection {
     group_fields: Vec<String>,
     /// The input field of each `values()`/`dc()`, in the order of `GroupStats::values`.
     value_fields: Vec<String>,
+    /// A digest of what decides the content of the rule's windows (selection, steps, stats),
+    /// saved with them: windows saved under another form of the rule are not restored.
+    shape: String,
 }
 
 impl RuleDetection {
@@ -58,7 +61,9 @@ impl RuleDetection {
                 }
             }
         }
-        Ok(RuleDetection { rule, regexes, group_fields, value_fields })
+        let form = serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats)).map_err(|e| e.to_string())?;
+        let shape = format!("{:016x}", fnv1a64(&form));
+        Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape })
     }
 
     pub fn rule(&self) -> &Rule {
@@ -96,10 +101,10 @@ fn collect_regexes(expr: &Expr, out: &mut Regexes) -> Result<(), String> {
 
 /// `dc(_raw)` counts distinct records: a digest stands in for the text, which would be
 /// kilobytes per event of state.
+/// FNV rather than std's hasher, whose output may change between Rust releases: the digests
+/// are saved state, and a rebuilt module must read them alike.
 fn raw_digest(text: &str) -> String {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    hasher.write(text.as_bytes());
-    format!("{:016x}", hasher.finish())
+    format!("{:016x}", fnv1a64(text.as_bytes()))
 }
 
 impl Detection for RuleDetection {
@@ -177,6 +182,19 @@ impl Detection for RuleDetection {
 
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>> {
         self.result_of(group)
+    }
+
+    fn save_state(&self) -> Value {
+        json!({ "shape": self.shape })
+    }
+
+    /// Refuses windows saved under another form of the rule: their groups and columns would be
+    /// read as this form's. State saved before shapes were (`null`) is taken as it is.
+    fn restore_state(&mut self, state: &Value) -> Result<(), String> {
+        match state.get("shape").and_then(Value::as_str) {
+            Some(shape) if shape != self.shape => Err("the rule changed since its state was saved".into()),
+            _ => Ok(()),
+        }
     }
 }
 
