@@ -1,6 +1,6 @@
 //! Detection B through the real Fluent Bit module: the worked example of splunk-semantics.md,
-//! what counts as a call, the cardinality floor, offline fit against online learning, and the
-//! mapping of the real third-party samples.
+//! what counts as a call, calls with no user, the cardinality floor, offline fit against online
+//! learning, and the mapping of the real third-party samples.
 
 mod common;
 
@@ -88,6 +88,102 @@ fn groups_under_cardinality_16_never_fire() {
     assert!(run_scenario(&WORKED[..15], 500).is_empty());
 }
 
+/// A security-group call by an assumed-role session: its `userIdentity` has no `userName`.
+fn assumed_role_call(t: i64, session: &str, event_name: &str) -> Value {
+    let mut r = ec2_call(t, "unused", event_name, None);
+    r["userIdentity"] = json!({
+        "type": "AssumedRole",
+        "principalId": format!("AROAEXAMPLEROLE:{session}"),
+        "arn": format!("arn:aws:sts::123456789012:assumed-role/Deployer/{session}"),
+        "accountId": "123456789012",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "Deployer"}}
+    });
+    r
+}
+
+/// One hour of `role_calls` by two assumed-role sessions and one call by the IAM user `alice`.
+fn hour_of_role_calls(start: i64, role_calls: usize) -> Vec<Value> {
+    let mut records = vec![ec2_call(start, "alice", "CreateSecurityGroup", None)];
+    for i in 0..role_calls {
+        let session = if i % 2 == 0 { "deploy-a" } else { "deploy-b" };
+        records.push(assumed_role_call(start + 60 + 1700 * i as i64 / role_calls as i64, session, COMMANDS[i % COMMANDS.len()]));
+    }
+    records
+}
+
+/// Runs the CLI's `fit` with `args` over `records` (written to `dir`); returns the model.
+fn fit(dir: &std::path::Path, args: &[&str], records: &[Value]) -> Value {
+    let data = dir.join("history.ndjson");
+    std::fs::write(&data, records.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
+    let model_path = dir.join("baseline.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["fit", "--quiet"])
+        .args(args)
+        .arg("--out")
+        .arg(&model_path)
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    serde_json::from_slice(&std::fs::read(&model_path).unwrap()).unwrap()
+}
+
+/// The fit of group (`user`, `HourOfDay`, weekday) in `model`.
+fn weekday_fit<'a>(model: &'a Value, user: &str, hour_of_day: u64) -> &'a Value {
+    let groups = model["groups"].as_array().unwrap();
+    let group = groups.iter().find(|g| g["user"] == user && g["HourOfDay"] == hour_of_day && g["isWeekend"] == 0);
+    &group.unwrap_or_else(|| panic!("no group for {user}, HourOfDay {hour_of_day}: {groups:#?}"))["fit"]
+}
+
+/// The Change data model fills a missing or empty `user` with `unknown` (CIM's
+/// `All_Changes_fillnull_user`), so Splunk counts and baselines calls with no user under
+/// `unknown`. Worked example: with `user_field: userName`, assumed-role sessions (no `userName`)
+/// make the worked example's hourly calls while `alice` makes one an hour. Splunk's `unknown`
+/// group is then the worked example: cardinality 16, mean 3.1875, population std 0.94992, and an
+/// hour with 6 such calls fires with `expected_upper_threshold` 5.854, distance 0.146; `alice`
+/// (always 1 call, std 0 taken as 1e-6, bound 1.0) does not fire. Online and fitted alike.
+#[test]
+fn calls_without_a_user_count_under_unknown_online_and_in_fit() {
+    let days: Vec<i64> = weekdays().take(WORKED.len() + 1).collect();
+    let mut history = Vec::new();
+    for (day, calls) in days.iter().zip(WORKED) {
+        history.extend(hour_of_role_calls(MONDAY_10H + day * 86_400, calls));
+    }
+    let judged_start = MONDAY_10H + days[WORKED.len()] * 86_400;
+    let mut judged = hour_of_role_calls(judged_start, 6);
+    judged.push(heartbeat(judged_start + 2 * 3600));
+    let config = json!({"detections": {SG: {"user_field": "userName"}}});
+    let assert_fires_for_unknown = |alerts: &[Value]| {
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let r = &alerts[0]["result"];
+        assert_eq!(r["user"], "unknown");
+        assert_eq!(r["security_group_api_calls"], 6);
+        assert_eq!(r["expected_upper_threshold"], json!(5.854));
+        assert_eq!(r["distance_from_threshold"], json!(0.146));
+        assert_eq!(alerts[0]["risk_object"], "unknown");
+    };
+
+    // Online: the module learns each hour as it closes, then judges the seventeenth.
+    let dir = scratch_dir("no-user-online");
+    let mut filter = start_filter(&dir, &config);
+    let mut alerts = run(&mut filter, &history);
+    alerts.extend(run(&mut filter, &judged));
+    assert_fires_for_unknown(&of(&alerts, SG));
+
+    // Offline: `fit` over the history, then the module judges with the fitted model alone.
+    let dir = scratch_dir("no-user-fit");
+    std::fs::write(dir.join("fit.json"), config.to_string()).unwrap();
+    let model = fit(&dir, &["--config", dir.join("fit.json").to_str().unwrap()], &history);
+    let unknown = weekday_fit(&model, "unknown", 8);
+    assert_eq!(unknown["cardinality"], 16);
+    assert!((unknown["mean"].as_f64().unwrap() - 3.1875).abs() < 1e-12, "{unknown}");
+    assert!((unknown["std"].as_f64().unwrap() - 0.94992).abs() < 5e-6, "{unknown}");
+    assert_eq!(weekday_fit(&model, "alice", 8)["mean"], json!(1.0));
+    let judge = json!({"models": ["baseline.json"], "detections": {SG: {"user_field": "userName", "mode": "judge"}}});
+    let mut filter = start_filter(&dir, &judge);
+    assert_fires_for_unknown(&of(&run(&mut filter, &judged), SG));
+}
+
 /// The learned model as the module's saved state holds it.
 fn model_from_saved_state(dir: &std::path::Path, config: &Value) -> Value {
     saved_state(dir, config).model(SG).unwrap()
@@ -108,19 +204,9 @@ fn offline_fit_and_online_learning_give_identical_models() {
     run(&mut filter, std::slice::from_ref(&heartbeat));
     let online = model_from_saved_state(&dir, &config);
 
-    // Offline, the CLI's `fit` over the same history file.
-    let data = dir.join("history.ndjson");
-    let lines: Vec<String> = records.iter().chain([&heartbeat]).map(Value::to_string).collect();
-    std::fs::write(&data, lines.join("\n")).unwrap();
-    let model_path = dir.join("baseline.json");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(["fit", "--out"])
-        .arg(&model_path)
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let offline: Value = serde_json::from_slice(&std::fs::read(&model_path).unwrap()).unwrap();
+    // Offline, the CLI's `fit` over the same history.
+    let history: Vec<Value> = records.iter().chain([&heartbeat]).cloned().collect();
+    let offline = fit(&dir, &[], &history);
 
     assert_eq!(offline["groups"].as_array().unwrap().len(), online["groups"].as_array().unwrap().len());
     assert!(offline["groups"].as_array().unwrap().len() >= 20);
@@ -134,7 +220,8 @@ fn offline_fit_and_online_learning_give_identical_models() {
 }
 
 /// What the Splunk Add-on 5.x + Change data model would count, computed independently:
-/// per principalId, the total successful firewall calls and the number of distinct hours.
+/// per principalId (`unknown` where it is missing or empty, as the data model fills it), the
+/// total successful firewall calls and the number of distinct hours.
 fn expected_counts(records: &[Value]) -> BTreeMap<String, (u64, u64)> {
     // Written out from splunk-semantics.md, not taken from the code under test.
     let six = [
@@ -147,7 +234,10 @@ fn expected_counts(records: &[Value]) -> BTreeMap<String, (u64, u64)> {
     ];
     let mut hours: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
     for r in records {
-        let Some(user) = r["userIdentity"]["principalId"].as_str() else { continue };
+        let user = match r["userIdentity"]["principalId"].as_str() {
+            None | Some("") => "unknown",
+            Some(principal) => principal,
+        };
         if !six.contains(&r["eventName"].as_str().unwrap_or("")) || r.get("errorCode").is_some() {
             continue;
         }

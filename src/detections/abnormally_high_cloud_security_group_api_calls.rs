@@ -23,7 +23,7 @@ use crate::aggregate::{ClosedGroup, Partial};
 use crate::baseline::{round4, Baselines, DayStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{parse_at, ConfigError};
-use crate::detection::{select_fields, values_field, Detection, Selected};
+use crate::detection::{values_field, Detection, Selected};
 use crate::rule::{Metadata, ObjectField, Technique};
 use crate::time::{format_rfc3339, hour_and_weekday};
 
@@ -38,6 +38,10 @@ pub const FIREWALL_COMMANDS: [&str; 6] = [
     "RevokeSecurityGroupIngress",
     "RevokeSecurityGroupEgress",
 ];
+
+/// The `user` of a call whose user field is null or empty: the CIM Change data model's
+/// `All_Changes_fillnull_user`, `if(isnull(user) OR user="","unknown",user)`.
+const UNKNOWN_USER: &str = "unknown";
 
 /// Identifies baseline documents (fitted models and learned state).
 pub const MODEL_FORMAT: &str = "tripline-baseline";
@@ -248,12 +252,18 @@ impl Detection for SecurityGroupSpikes {
     }
 
     /// `status=success` in the Change data model: the raw record has no `errorCode`. The
-    /// commands compare exactly, as the data model's own mapping does.
+    /// commands compare exactly, as the data model's own mapping does. A call with no user
+    /// counts under `unknown`, as the data model fills a null or empty `user`.
     fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError> {
         if !self.settings.commands.iter().any(|c| *c == event.event_name) || event.failed()? {
             return Ok(Vec::new());
         }
-        Ok(vec![select_fields(event, &["user"], &["command"], self.settings.user_field)?])
+        let user = match event.field("user", self.settings.user_field)? {
+            Some(user) if !user.is_empty() => user.into_owned(),
+            _ => UNKNOWN_USER.to_string(),
+        };
+        let commands = vec![event.event_name.clone().into_owned()];
+        Ok(vec![Selected::Group { key: Some(vec![user]), values: vec![commands] }])
     }
 
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>> {
@@ -304,6 +314,7 @@ impl Detection for SecurityGroupSpikes {
 mod tests {
     use super::*;
     use crate::aggregate::GroupStats;
+    use crate::json::{RawObject, ScannedObject};
 
     fn detection(settings: Value) -> SecurityGroupSpikes {
         let s: Settings = parse_at("", settings).unwrap();
@@ -366,6 +377,29 @@ mod tests {
         let mut loose = detection(json!({"mode": "judge", "min_cardinality": 15, "horizon_days": null}));
         loose.restore_state(&learner.save_state()).unwrap();
         assert!(loose.on_close(&closed(hour(15 * 7), 500)).is_some());
+    }
+
+    /// The `user` key `select` gives a security-group call whose `userIdentity` is `identity`.
+    fn selected_user(settings: Value, identity: &str) -> Option<Vec<String>> {
+        let text = format!(r#"{{"eventName":"AuthorizeSecurityGroupIngress","userIdentity":{identity}}}"#);
+        let record = ScannedObject::new(RawObject::new(text.as_bytes()).unwrap());
+        let event = Event { record, event_name: "AuthorizeSecurityGroupIngress".into(), time: 0 };
+        match detection(settings).select(&event).unwrap().as_slice() {
+            [Selected::Group { key, .. }] => key.clone(),
+            other => panic!("one group member expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn calls_without_a_user_count_under_unknown() {
+        let unknown = Some(vec!["unknown".to_string()]);
+        let role = r#"{"type":"AssumedRole","principalId":"AROAROLE:session","arn":"arn:aws:sts::1:assumed-role/R/session"}"#;
+        assert_eq!(selected_user(json!({}), role), Some(vec!["AROAROLE:session".to_string()]));
+        // An assumed-role session has no userName.
+        assert_eq!(selected_user(json!({"user_field": "userName"}), role), unknown);
+        assert_eq!(selected_user(json!({}), r#"{"type":"AssumedRole"}"#), unknown);
+        assert_eq!(selected_user(json!({}), r#"{"principalId":null}"#), unknown);
+        assert_eq!(selected_user(json!({}), r#"{"principalId":""}"#), unknown);
     }
 
     #[test]
