@@ -1,6 +1,6 @@
 //! Detection B through the real Fluent Bit module: the worked example of splunk-semantics.md,
-//! what counts as a call, calls with no user, the cardinality floor, offline fit against online
-//! learning, and the mapping of the real third-party samples.
+//! what counts as a call, calls with no user, the cardinality floor, `fit --until`, offline fit
+//! against online learning, and the mapping of the real third-party samples.
 
 mod common;
 
@@ -182,6 +182,41 @@ fn calls_without_a_user_count_under_unknown_online_and_in_fit() {
     let judge = json!({"models": ["baseline.json"], "detections": {SG: {"user_field": "userName", "mode": "judge"}}});
     let mut filter = start_filter(&dir, &judge);
     assert_fires_for_unknown(&of(&run(&mut filter, &judged), SG));
+}
+
+/// `fit --until T` holds every hour that ends at or before T, as Splunk's baseline window
+/// (`latest=-1d@d`) does. Worked example: the training hours are the weekday 23:00 hours, the
+/// sixteenth ending exactly at T (midnight). Splunk's baseline has all sixteen: cardinality 16,
+/// mean 3.1875, population std 0.94992, so the next weekday's 23:00 hour with 6 calls fires at
+/// 5.854 (distance 0.146). One hour short, the group would stay under the cardinality cut and
+/// nothing would fire. Calls after T, in the archive too, stay out of the model.
+#[test]
+fn fit_until_includes_the_hour_that_ends_at_until() {
+    const USER: &str = "AIDAWORKEDEXAMPLE";
+    let eleven_pm = |day: i64| MONDAY_10H + 13 * 3600 + day * 86_400;
+    let days: Vec<i64> = weekdays().take(WORKED.len() + 1).collect();
+    let mut archive = Vec::new();
+    for (day, calls) in days.iter().zip(WORKED) {
+        archive.extend(hour_of_calls(eleven_pm(*day), USER, calls));
+    }
+    let until = eleven_pm(days[WORKED.len() - 1]) + 3600;
+    let judged_start = eleven_pm(days[WORKED.len()]);
+    archive.extend(hour_of_calls(judged_start, USER, 40));
+
+    let dir = scratch_dir("fit-until");
+    let model = fit(&dir, &["--until", &rfc3339(until)], &archive);
+    let fitted = weekday_fit(&model, USER, 20);
+    assert_eq!(fitted["cardinality"], 16, "{fitted}");
+    assert!((fitted["mean"].as_f64().unwrap() - 3.1875).abs() < 1e-12, "{fitted}");
+    assert!((fitted["std"].as_f64().unwrap() - 0.94992).abs() < 5e-6, "{fitted}");
+
+    let mut filter = start_filter(&dir, &json!({"models": ["baseline.json"], "detections": {SG: {"mode": "judge"}}}));
+    let mut judged = hour_of_calls(judged_start, USER, 6);
+    judged.push(heartbeat(judged_start + 2 * 3600));
+    let alerts = of(&run(&mut filter, &judged), SG);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["result"]["expected_upper_threshold"], json!(5.854));
+    assert_eq!(alerts[0]["result"]["distance_from_threshold"], json!(0.146));
 }
 
 /// The learned model as the module's saved state holds it.

@@ -1,6 +1,7 @@
 //! `tripline fit`: Splunk's weekly baseline search, offline. Runs the engine natively (no wasm)
 //! with the batch-job detection disabled and the security-group detection in `learn` mode,
-//! feeds every record stamped before `--until`, closes the windows and writes the model.
+//! feeds every record stamped before `--until`, closes every window that ends by then and
+//! writes the model.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,8 +27,8 @@ utc_offset_minutes, horizon_days, ...) apply, with the detection forced to mode 
 the batch-job detection disabled.
 
   --config FILE    tripline.json whose settings to fit with (default {})
-  --until RFC3339  only records with eventTime before this instant; windows are closed as of it
-                   (default: every record, and every window closed at the end)
+  --until RFC3339  only records with eventTime before this instant; the model holds every hour
+                   that ends at or before it (default: every record, and every hour)
   --out FILE       where to write the model (pretty-printed JSON)
   --quiet          no progress line";
 
@@ -51,6 +52,7 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
         .transpose()?;
     let document = fit_config(a.one("--config")?.map(Path::new))?;
     let config = Config::from_json(&serde_json::to_vec(&document)?).map_err(|e| anyhow!("{e}"))?;
+    let lateness = config.window.allowed_lateness_seconds;
     let min_cardinality = document["detections"][BASELINE]["min_cardinality"].as_u64().unwrap_or(16);
     let mut engine = Engine::new(config).map_err(|e| anyhow!("{e}"))?;
 
@@ -72,7 +74,10 @@ pub fn run(argv: impl Iterator<Item = String>) -> Result<ExitCode> {
     }
     progress.finish();
     match until {
-        Some(u) => engine.flush(u),
+        // The history ends at `u`, so a window ending at `u` is whole: close it as the watermark
+        // at `u` plus the lateness would. At `u` itself it would stay open and the model would be
+        // an hour short of Splunk's baseline window.
+        Some(u) => engine.flush(u.saturating_add(lateness)),
         None => engine.finish_all(),
     }
     let model = engine.model(BASELINE).ok_or_else(|| anyhow!("the engine has no `{BASELINE}` detection enabled"))?;
