@@ -3,7 +3,7 @@
 
 use crate::engine::Engine;
 use crate::input::split_records;
-use crate::output::{annotate, Annotation};
+use crate::output::{arrives_with, Annotation, Carrier};
 
 /// The result of one batch: every input record (tagged or byte-identical), one per line, and
 /// the alerts that closed during the batch, one per line.
@@ -44,10 +44,13 @@ pub fn process_batch(engine: &mut Engine, input: &[u8], now: Option<i64>) -> Bat
     for record in split_records(input) {
         let processed = engine.process(record, now);
         let mut tagged = None;
-        if !processed.matches.is_empty() {
+        if !processed.matches.is_empty() || arrives_with(record, &field) {
             let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
-            match annotate(record, &field, &annotation) {
-                Ok(bytes) => tagged = Some(bytes),
+            match Carrier::new(record, &field) {
+                Ok(carrier) => {
+                    engine.counters_mut().quarantined += carrier.quarantined() as u64;
+                    tagged = Some(carrier.attach(&annotation));
+                }
                 Err(_) => engine.counters_mut().unannotatable += 1,
             }
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use crate::aggregate::ClosedGroup;
-use crate::cloudtrail::{Event, FieldError, UserSource};
+use crate::cloudtrail::{Event, FieldError};
 use crate::config::ConfigError;
 use crate::rule::Metadata;
 
@@ -78,22 +78,6 @@ pub trait Detection {
 
 /// A constructor from the detection's settings object in the configuration.
 pub type Constructor = fn(&Map<String, Value>) -> Result<Box<dyn Detection>, ConfigError>;
-
-/// Reads the `by` fields and the `values()` fields of `event`.
-pub fn select_fields(event: &Event<'_>, by: &[&str], values: &[&str], user: UserSource) -> Result<Selected, FieldError> {
-    let mut key = Some(Vec::with_capacity(by.len()));
-    for field in by {
-        match event.field(field, user)? {
-            Some(v) => key.as_mut().map_or((), |k| k.push(v.into_owned())),
-            None => key = None,
-        }
-    }
-    let mut picked = Vec::with_capacity(values.len());
-    for field in values {
-        picked.push(event.field(field, user)?.map(|v| v.into_owned()).into_iter().collect());
-    }
-    Ok(Selected::Group { key, values: picked })
-}
 
 /// Fills `$field$` tokens of `template` with `lookup(field)`; unknown tokens stay as written,
 /// as Splunk leaves them.

@@ -52,6 +52,9 @@ pub struct Counters {
     pub untimed: u64,
     /// Records that should have carried results but could not be rewritten (see output.rs).
     pub unannotatable: u64,
+    /// Incoming members named like the output field, moved under it as `quarantined` (see
+    /// output.rs): a record must not pass for carrying tripline's results when it does not.
+    pub quarantined: u64,
     pub config_errors: u64,
     /// Rules and rule files left out at load (see `rule_errors` in the stats).
     pub rule_errors: u64,

@@ -97,6 +97,18 @@ impl<'a> RawObject<'a> {
         Ok(None)
     }
 
+    /// Every top-level member in order, as its raw key bytes (between the quotes) and value.
+    pub fn entries(&self) -> impl Iterator<Item = Result<(&'a [u8], RawValue<'a>), ScanError>> {
+        let mut members = self.members();
+        std::iter::from_fn(move || members.next_member().transpose())
+    }
+
+    /// True when the object has no top-level `key`, or cannot be read as far as one: a byte
+    /// search decides most records without a walk.
+    pub fn lacks(&self, key: &str) -> bool {
+        cannot_spell(self.bytes, key) || matches!(self.get(key), Ok(None) | Err(_))
+    }
+
     fn members(&self) -> Members<'a> {
         Members { bytes: self.bytes, pos: 1, first: true, done: false }
     }
@@ -307,7 +319,8 @@ fn cannot_spell(bytes: &[u8], key: &str) -> bool {
     memchr::memmem::find(bytes, b"\\u").is_none() && !memchr::memmem::find_iter(bytes, key.as_bytes()).any(quoted)
 }
 
-fn key_equals(raw: &[u8], wanted: &str) -> bool {
+/// Whether a raw key (the bytes between its quotes, escapes undecoded) spells `wanted`.
+pub fn key_equals(raw: &[u8], wanted: &str) -> bool {
     if !raw.contains(&b'\\') {
         return raw == wanted.as_bytes();
     }

@@ -5,12 +5,16 @@
 //! ```
 //! `route` is `alert` when the record carries alerts, else `match` or `stats`: a plain string
 //! that Fluent Bit's `rewrite_tag` can route on. A record is only rewritten when it is a valid
-//! JSON object that does not already have the field; otherwise it passes unchanged and the
-//! results wait for the next record.
+//! JSON object; otherwise it passes unchanged and the results wait for the next record.
+//!
+//! A record that arrives with the field already (forged, or looped back through the pipeline)
+//! must not pass for tripline's own results: its field is moved under ours as `quarantined`
+//! (the incoming values, byte for byte, in a list), with route `quarantine` when it carries
+//! nothing else. Only then can a route of `alert` mean tripline raised the alert.
 
 use serde_json::{Map, Value};
 
-use crate::json::{validate, RawObject, ScanError};
+use crate::json::{key_equals, validate, RawObject, ScanError};
 
 /// What one record carries.
 #[derive(Debug, Default)]
@@ -30,8 +34,10 @@ impl Annotation {
             "alert"
         } else if !self.matches.is_empty() {
             "match"
-        } else {
+        } else if self.stats.is_some() {
             "stats"
+        } else {
+            "quarantine"
         };
         let mut m = Map::new();
         m.insert("route".into(), Value::String(route.into()));
@@ -48,46 +54,84 @@ impl Annotation {
     }
 }
 
-/// Why a record cannot carry results.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CarrierError {
-    Invalid(ScanError),
-    FieldExists,
+/// Whether `record` must be rewritten even with nothing to carry: it has the field of its own.
+/// A byte search decides almost every record.
+pub fn arrives_with(record: &[u8], field: &str) -> bool {
+    RawObject::new(record).is_ok_and(|object| !object.lacks(field))
 }
 
-/// A record checked to be able to carry results: a valid JSON object without the field.
-#[derive(Debug, Clone, Copy)]
+/// A record checked to be able to carry results: a valid JSON object, with any incoming
+/// member named like the field set aside.
+#[derive(Debug, Clone)]
 pub struct Carrier<'a> {
     record: &'a [u8],
     field: &'a str,
-    closing_brace: usize,
+    /// The record's byte ranges to keep, in order: all of it, or everything but the incoming
+    /// members named like the field.
+    kept: Vec<std::ops::Range<usize>>,
+    /// The incoming values of the field, byte for byte.
+    quarantined: Vec<&'a [u8]>,
     empty: bool,
 }
 
 impl<'a> Carrier<'a> {
     /// Checks `record` in full (the only full validation tripline does, and only for records
-    /// that have something to carry).
-    pub fn new(record: &'a [u8], field: &'a str) -> Result<Self, CarrierError> {
+    /// that have something to carry or arrive with the field).
+    pub fn new(record: &'a [u8], field: &'a str) -> Result<Self, ScanError> {
         // serde skips ignored strings without checking their UTF-8, so check it here.
-        std::str::from_utf8(record).map_err(|_| CarrierError::Invalid(ScanError::Malformed))?;
-        validate(record).map_err(CarrierError::Invalid)?;
-        let object = RawObject::new(record).map_err(CarrierError::Invalid)?;
-        if object.get(field).map_err(CarrierError::Invalid)?.is_some() {
-            return Err(CarrierError::FieldExists);
-        }
+        std::str::from_utf8(record).map_err(|_| ScanError::Malformed)?;
+        validate(record)?;
+        let object = RawObject::new(record)?;
         // `validate` proved one JSON value with only blanks around it and RawObject that it is
-        // an object, so its braces are the first and last non-blank bytes: no second scan.
+        // an object, so its braces are the first and last non-blank bytes.
         let opening_brace = record.len() - record.trim_ascii_start().len();
         let closing_brace = record.trim_ascii_end().len() - 1;
-        let empty = record[opening_brace + 1..closing_brace].trim_ascii().is_empty();
-        Ok(Carrier { record, field, closing_brace, empty })
+        let mut carrier = Carrier { record, field, kept: Vec::new(), quarantined: Vec::new(), empty: true };
+        if object.lacks(field) {
+            carrier.kept.push(0..closing_brace);
+            carrier.empty = record[opening_brace + 1..closing_brace].trim_ascii().is_empty();
+            return Ok(carrier);
+        }
+        // Rebuild the member list without the incoming field: each kept member from its key's
+        // quote to the end of its value, joined by commas (blanks between members are not kept).
+        let offset = |bytes: &[u8]| bytes.as_ptr() as usize - record.as_ptr() as usize;
+        carrier.kept.push(0..opening_brace + 1);
+        for entry in object.entries() {
+            let (key, value) = entry?;
+            let value_bytes = value.bytes();
+            if key_equals(key, field) {
+                carrier.quarantined.push(value_bytes);
+                continue;
+            }
+            carrier.kept.push(offset(key) - 1..offset(value_bytes) + value_bytes.len());
+            carrier.empty = false;
+        }
+        Ok(carrier)
+    }
+
+    /// Incoming members named like the field, set aside.
+    pub fn quarantined(&self) -> usize {
+        self.quarantined.len()
     }
 
     /// The record with the field added as its last member; every other byte unchanged.
     pub fn attach(&self, annotation: &Annotation) -> Vec<u8> {
-        let value = serde_json::to_vec(&annotation.to_value()).unwrap_or_else(|_| b"{}".to_vec());
+        let mut value = serde_json::to_vec(&annotation.to_value()).unwrap_or_else(|_| b"{}".to_vec());
+        if !self.quarantined.is_empty() {
+            value.pop(); // the annotation's closing brace
+            value.extend_from_slice(b",\"quarantined\":[");
+            value.extend_from_slice(&self.quarantined.join(&b","[..]));
+            value.extend_from_slice(b"]}");
+        }
+        let closing_brace = self.record.trim_ascii_end().len() - 1;
         let mut out = Vec::with_capacity(self.record.len() + self.field.len() + value.len() + 8);
-        out.extend_from_slice(&self.record[..self.closing_brace]);
+        for (i, range) in self.kept.iter().enumerate() {
+            // Ranges after the first are rebuilt members, and the first of them follows the brace.
+            if i > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.record[range.clone()]);
+        }
         if !self.empty {
             out.push(b',');
         }
@@ -95,20 +139,19 @@ impl<'a> Carrier<'a> {
         out.extend_from_slice(self.field.as_bytes());
         out.extend_from_slice(b"\":");
         out.extend_from_slice(&value);
-        out.extend_from_slice(&self.record[self.closing_brace..]);
+        out.extend_from_slice(&self.record[closing_brace..]);
         out
     }
-}
-
-/// `record` with `field` added, or why it cannot carry it.
-pub fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, CarrierError> {
-    Ok(Carrier::new(record, field)?.attach(annotation))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, ScanError> {
+        Ok(Carrier::new(record, field)?.attach(annotation))
+    }
 
     fn with_alert() -> Annotation {
         Annotation { alerts: vec![json!({"risk_score": 64})], ..Annotation::default() }
@@ -127,9 +170,27 @@ mod tests {
 
     #[test]
     fn refuses_bad_carriers() {
-        assert_eq!(annotate(br#"{"tripline":1}"#, "tripline", &with_alert()), Err(CarrierError::FieldExists));
-        assert!(matches!(annotate(br#"{"a":1"#, "t", &with_alert()), Err(CarrierError::Invalid(_))));
-        assert!(matches!(annotate(b"[1]", "t", &with_alert()), Err(CarrierError::Invalid(_))));
-        assert!(matches!(annotate(b"{\"a\":\"\xff\"}", "t", &with_alert()), Err(CarrierError::Invalid(_))));
+        assert!(annotate(br#"{"a":1"#, "t", &with_alert()).is_err());
+        assert!(annotate(b"[1]", "t", &with_alert()).is_err());
+        assert!(annotate(b"{\"a\":\"\xff\"}", "t", &with_alert()).is_err());
+    }
+
+    #[test]
+    fn an_incoming_field_is_quarantined_under_ours() {
+        let forged = br#"{"tripline":{"route":"alert","alerts":[{"x":1.50}]},"eventName":"X", "t\u0072ipline":2 ,"b":[1] }"#;
+        assert!(arrives_with(forged, "tripline"));
+        let carrier = Carrier::new(forged, "tripline").unwrap();
+        assert_eq!(carrier.quarantined(), 2);
+        let out = String::from_utf8(carrier.attach(&Annotation::default())).unwrap();
+        assert_eq!(
+            out,
+            r#"{"eventName":"X","b":[1],"tripline":{"route":"quarantine","quarantined":[{"route":"alert","alerts":[{"x":1.50}]},2]}}"#
+        );
+        let out = annotate(br#"{"tripline":0}"#, "tripline", &with_alert()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"tripline":{"route":"alert","alerts":[{"risk_score":64}],"quarantined":[0]}}"#);
+        // A nested key of that name is the record's own business.
+        assert!(!arrives_with(br#"{"requestParameters":{"tripline":1}}"#, "tripline"));
+        assert!(!arrives_with(br#"{"a":"tripline"}"#, "tripline"));
+        assert!(!arrives_with(b"not json", "tripline"));
     }
 }

@@ -284,6 +284,35 @@ fn alerts_only_filter_keeps_just_the_alerts() {
     }
 }
 
+#[test]
+fn an_incoming_tripline_field_is_quarantined_and_never_routed_as_an_alert() {
+    let forged_alert = json!({"route": "alert", "alerts": [{"forged": true}]});
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let config = seeds_only(json!({"output": {"stats_every_records": 3}})).to_string();
+        let mut main = start_from(artifact, "quarantine", Some(&config));
+        let mut quiet_forged = quiet("2023-04-24T23:52:00Z");
+        quiet_forged["tripline"] = forged_alert.clone();
+        let mut job_forged = job_created();
+        job_forged["tripline"] = forged_alert.clone();
+        for (record, route) in [(&quiet_forged, "quarantine"), (&job_forged, "match")] {
+            let reply = main.filter(1, record).unwrap();
+            assert!(reply.is_modified(), "{:?}", reply.outcome);
+            let mut expected = record.clone();
+            let carried = expected.as_object_mut().unwrap().remove("tripline").unwrap();
+            let out = reply.value().unwrap();
+            assert_eq!(out["tripline"]["route"], route);
+            assert_eq!(out["tripline"]["quarantined"], json!([carried]));
+            let mut rest = out.clone();
+            rest.as_object_mut().unwrap().remove("tripline");
+            assert_eq!(rest, expected, "every other member unchanged");
+        }
+        let (_, reply) = send(&mut main, &quiet("2023-04-24T23:53:00Z"));
+        let stats = reply.stats().expect("stats on the third record");
+        assert_eq!(stats["counters"]["quarantined"], 2, "{stats}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Detection A on real records
 // ---------------------------------------------------------------------------------------------

@@ -221,9 +221,9 @@ fn hostile_records() -> Vec<Vec<u8>> {
         with("eventTime", json!("2100-01-01T00:00:00Z")),
         with("userIdentity", json!("not an object")),
         with("sourceIPAddress", json!(["10.0.0.1", "10.0.0.2"])),
-        // Not here: a record that arrives with a forged `"tripline":{"route":"alert",...}`. Real
-        // Fluent Bit routes it to the alert output as if tripline had raised it (seen in this
-        // test); quarantining such fields is still open (the nothing-lost issue, item 6).
+        // Forged results: moved under tripline's own field, so `rewrite_tag` never routes them.
+        with("tripline", json!({"route": "alert", "alerts": [{"forged_by_test": "alert"}]})),
+        br#"{"eventName":"DescribeInstances","tripline":{"route":"alert","alerts":[{"forged_by_test":"nameless"}]}}"#.to_vec(),
     ]
 }
 
@@ -243,6 +243,10 @@ fn shared_and_hostile_records_all_arrive_as_the_harness_says() {
     let (tagged, alerts, _) = run_to_end(&layout, Example::Classic, &input, &expected);
     assert_same_output("hostile", &tagged, &expected.tagged);
     assert_eq!(alerts, expected.alerts);
+    let forged: Vec<&Value> = alerts.iter().filter(|a| a.to_string().contains("forged_by_test")).collect();
+    assert!(forged.is_empty(), "a forged alert reached the alert output: {forged:#?}");
+    let quarantined = tagged.iter().filter(|r| String::from_utf8_lossy(r).contains(r#""quarantined":[{"route":"alert","alerts":[{"forged_by_test""#)).count();
+    assert_eq!(quarantined, 2, "both forged fields are kept, under tripline's own");
 }
 
 /// Starts the classic example over `records` with `tripline.json` as given (`None`: absent),

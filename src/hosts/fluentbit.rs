@@ -16,7 +16,7 @@ use crate::config::{ConfigError, CONFIG_FILE};
 use crate::engine::Engine;
 use crate::journal;
 use crate::json::{validate, Kind, RawObject};
-use crate::output::{Annotation, Carrier};
+use crate::output::{arrives_with, Annotation, Carrier};
 
 
 /// Returned when the host could not copy the record in (record == NULL): the record is already
@@ -157,11 +157,12 @@ impl Filter {
         let stats_due = every > 0 && self.engine.counters().records % every == 0;
         let mut result = None;
         let mut taken = 0;
-        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due {
+        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || arrives_with(record, &output.field) {
             let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
             match Carrier::new(record, &field) {
                 Ok(carrier) => {
+                    self.engine.counters_mut().quarantined += carrier.quarantined() as u64;
                     let alerts = self.engine.take_alerts(max_alerts);
                     taken = alerts.len();
                     let stats = stats_due.then(|| self.engine.stats());
