@@ -6,14 +6,18 @@
 //!   groups with the fewest events (oldest window first on ties) is closed early and reported as
 //!   a partial result. A flood of one-off groups thus cannot push out a group that is really busy.
 //! - `max_values` distinct values per `values()` column: the lexicographically smallest are kept
-//!   (the first entries of Splunk's sorted list), and each value let go is counted.
+//!   (the first entries of Splunk's sorted list), and each distinct value let go is counted once:
+//!   a digest of each is kept, as many per group as values are kept (past that a value let go
+//!   again may be counted again, so the count is an upper bound from there on).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::fnv1a64;
+
 /// The running result of one group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupStats {
     pub count: u64,
     pub first: i64,
@@ -22,6 +26,26 @@ pub struct GroupStats {
     pub values: Vec<BTreeSet<String>>,
     /// Distinct values not kept because of `max_values`.
     pub values_dropped: u64,
+    /// Digests of the values let go (column and text), so one that comes back is not counted
+    /// again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dropped: BTreeSet<u64>,
+}
+
+impl GroupStats {
+    /// Counts `value` of `column` as let go, once per distinct value while at most `remembered`
+    /// digests are kept.
+    fn let_go(&mut self, column: usize, value: &str, remembered: usize) -> bool {
+        let digest = fnv1a64(value.as_bytes()) ^ (column as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        if self.dropped.contains(&digest) {
+            return false;
+        }
+        if self.dropped.len() < remembered {
+            self.dropped.insert(digest);
+        }
+        self.values_dropped += 1;
+        true
+    }
 }
 
 /// Why a group was reported before (or after) its window closed normally.
@@ -105,17 +129,19 @@ impl Windows {
             first: time,
             last: time,
             values: vec![BTreeSet::new(); values.len()],
-            values_dropped: 0,
+            ..GroupStats::default()
         });
         stats.count += 1;
         stats.first = stats.first.min(time);
         stats.last = stats.last.max(time);
-        for (set, column) in stats.values.iter_mut().zip(values) {
+        for (index, column) in values.into_iter().enumerate() {
             for value in column {
+                let set = &mut stats.values[index];
                 if set.insert(value) && set.len() > caps.max_values {
-                    set.pop_last();
-                    stats.values_dropped += 1;
-                    evictions.values += 1;
+                    let gone = set.pop_last().unwrap_or_default();
+                    if stats.let_go(index, &gone, caps.max_values) {
+                        evictions.values += 1;
+                    }
                 }
             }
         }
@@ -193,7 +219,7 @@ pub fn late_group(start: i64, length: i64, time: i64, key: Vec<String>, values: 
         window_start: start,
         window_end: start + length,
         key,
-        stats: GroupStats { count: 1, first: time, last: time, values, values_dropped: 0 },
+        stats: GroupStats { count: 1, first: time, last: time, values, ..GroupStats::default() },
         partial: Some(Partial::Late),
     }
 }
@@ -233,6 +259,18 @@ mod tests {
         let closed = w.close_before(i64::MAX, 3600);
         assert_eq!(closed[0].stats.values[0].iter().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!((dropped, closed[0].stats.values_dropped), (2, 2));
+    }
+
+    #[test]
+    fn a_value_let_go_is_counted_once_however_often_it_comes_back() {
+        let mut w = Windows::default();
+        let mut dropped = 0;
+        for v in ["a", "b", "z", "z", "c", "z", "c", "b"] {
+            dropped += add(&mut w, 0, 1, "g", v).values;
+        }
+        let closed = w.close_before(i64::MAX, 3600);
+        assert_eq!(closed[0].stats.values[0].iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!((dropped, closed[0].stats.values_dropped), (2, 2), "z and c, once each");
     }
 
     #[test]

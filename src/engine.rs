@@ -724,7 +724,7 @@ impl Engine {
 
 /// The "group" of an event that is a result row of its own: its window is its instant.
 fn event_group(time: i64) -> ClosedGroup {
-    let stats = GroupStats { count: 1, first: time, last: time, values: Vec::new(), values_dropped: 0 };
+    let stats = GroupStats { count: 1, first: time, last: time, values: Vec::new(), ..GroupStats::default() };
     ClosedGroup { window_start: time, window_end: time, key: Vec::new(), stats, partial: None }
 }
 

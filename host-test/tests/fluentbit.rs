@@ -313,6 +313,28 @@ fn an_incoming_tripline_field_is_quarantined_and_never_routed_as_an_alert() {
     }
 }
 
+#[test]
+fn a_value_left_out_is_counted_once_however_often_it_comes_back() {
+    let record = job_created();
+    let config = seeds_only(json!({"limits": {"max_values": 2}})).to_string();
+    for artifact in ARTIFACTS {
+        println!("{artifact}"); // names the artifact in a failing test's output
+        let mut filter = start_from(artifact, "values-dropped", Some(&config));
+        // One group (same source, account, name, agent), job ARNs a, b kept; z and c let go,
+        // z three times and c twice.
+        for job in ["a", "b", "z", "z", "c", "z", "c"] {
+            let mut event = record.clone();
+            event["serviceEventDetails"]["jobArn"] = json!(format!("arn:aws:s3:us-west-2:111111111111:job/{job}"));
+            send(&mut filter, &event);
+        }
+        let (sent, reply) = send(&mut filter, &quiet(&rfc3339(close_time(&record) + 1)));
+        let alerts = list(&added_field(&sent, &reply, "tripline"), "alerts");
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["result"]["count"], 7);
+        assert_eq!(alerts[0]["window"]["values_dropped"], 2, "z and c, once each");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Detection A on real records
 // ---------------------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ mod tests {
                 first: start,
                 last: start,
                 values: vec![["AuthorizeSecurityGroupIngress".to_string()].into()],
-                values_dropped: 0,
+                ..GroupStats::default()
             },
             partial: None,
         }

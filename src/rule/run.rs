@@ -171,7 +171,7 @@ impl Detection for RuleDetection {
                     first: time,
                     last: time,
                     values: values.iter().map(|v| v.iter().cloned().collect()).collect(),
-                    values_dropped: 0,
+                    ..GroupStats::default()
                 };
                 let start = self.rule.stats.as_ref().and_then(|s| s.span_seconds).map_or(time, |span| crate::time::window_start(time, span));
                 self.result_of(&ClosedGroup { window_start: start, window_end: start, key: key.clone(), stats, partial: None })
@@ -336,7 +336,7 @@ mod tests {
                 first: 1_682_363_726,
                 last: 1_682_363_800,
                 values: vec![["b".to_string(), "a".to_string()].into(), ["New".to_string()].into()],
-                values_dropped: 0,
+                ..GroupStats::default()
             },
             partial: None,
         };
@@ -370,7 +370,7 @@ mod tests {
             window_start: 600,
             window_end: 900,
             key: vec!["1.2.3.4".into()],
-            stats: GroupStats { count: n as u64, first: 600, last: 700, values: vec![(0..n).map(|i| i.to_string()).collect()], values_dropped: 0 },
+            stats: GroupStats { count: n as u64, first: 600, last: 700, values: vec![(0..n).map(|i| i.to_string()).collect()], ..GroupStats::default() },
             partial: None,
         };
         assert_eq!(rule.on_close(&group(1)), None);
