@@ -1,10 +1,13 @@
 //! `stats count min(_time) max(_time) values(..) by ..` over event-time tumbling windows, bounded.
 //!
-//! Groups live in the window that holds their events until the watermark closes it. Two caps
-//! keep the state safe inside someone else's process:
-//! - `max_groups` open groups in all: when a new group would exceed it, the tenth of the open
-//!   groups with the fewest events (oldest window first on ties) is closed early and reported as
-//!   a partial result. A flood of one-off groups thus cannot push out a group that is really busy.
+//! Groups live in the window that holds their events until the watermark closes it. Caps keep
+//! the state safe inside someone else's process:
+//! - `max_groups` open groups in all, and `max_bytes` of them: when a new group would exceed
+//!   the first, or the windows outgrow the second, the tenth of the open groups with the fewest
+//!   events (oldest window first on ties) is closed early and reported as a partial result. A
+//!   flood of one-off groups thus cannot push out a group that is really busy.
+//! - `max_value_bytes` per kept text (group field or value): longer ones are cut on a character
+//!   boundary and counted, so one huge field costs what a normal one does.
 //! - `max_values` distinct values per `values()` column: the lexicographically smallest are kept
 //!   (the first entries of Splunk's sorted list), and each distinct value let go is counted once:
 //!   a digest of each is kept, as many per group as values are kept (past that a value let go
@@ -73,6 +76,29 @@ pub struct ClosedGroup {
 pub struct Caps {
     pub max_groups: usize,
     pub max_values: usize,
+    pub max_value_bytes: usize,
+    /// Bytes these windows may hold (see [`Windows::bytes`]).
+    pub max_bytes: usize,
+}
+
+/// What a group costs beyond its texts: the map entries, the stats, the allocations' headers.
+const GROUP_BYTES: usize = 160;
+/// What a kept text costs beyond its bytes.
+const TEXT_BYTES: usize = 48;
+
+/// Cuts `text` to at most `max` bytes on a character boundary; true when it was cut.
+pub fn clip(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    // Truncating keeps the allocation: the cut text would still hold all of its bytes.
+    text.shrink_to_fit();
+    true
 }
 
 /// Open windows of one detection.
@@ -81,6 +107,7 @@ pub struct Caps {
 pub struct Windows {
     open: BTreeMap<i64, BTreeMap<Vec<String>, GroupStats>>,
     groups: usize,
+    bytes: usize,
 }
 
 /// How an open window is saved: JSON objects cannot have a group key (a list) as a key.
@@ -101,7 +128,8 @@ impl From<Vec<SavedWindow>> for Windows {
         let open: BTreeMap<_, BTreeMap<_, _>> =
             saved.into_iter().map(|w| (w.start, w.groups.into_iter().collect())).collect();
         let groups = open.values().map(BTreeMap::len).sum();
-        Windows { open, groups }
+        let bytes = open.values().flat_map(|w| w.iter()).map(|(key, stats)| group_bytes(key, stats)).sum();
+        Windows { open, groups, bytes }
     }
 }
 
@@ -110,12 +138,27 @@ impl From<Vec<SavedWindow>> for Windows {
 pub struct Evictions {
     pub groups: Vec<ClosedGroup>,
     pub values: u64,
+    /// Texts cut to `max_value_bytes`.
+    pub truncated: u64,
+}
+
+fn text_bytes(text: &str) -> usize {
+    text.len() + TEXT_BYTES
+}
+
+/// What a group holds, as [`Windows::bytes`] counts it.
+fn group_bytes(key: &[String], stats: &GroupStats) -> usize {
+    let texts: usize = key.iter().chain(stats.values.iter().flatten()).map(|t| text_bytes(t)).sum();
+    GROUP_BYTES + texts + stats.dropped.len() * 8
 }
 
 impl Windows {
     /// Adds one event at `time` to window `[start, start + length)`.
-    pub fn add(&mut self, start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Vec<String>>, caps: Caps) -> Evictions {
+    pub fn add(&mut self, start: i64, length: i64, time: i64, mut key: Vec<String>, mut values: Vec<Vec<String>>, caps: Caps) -> Evictions {
         let mut evictions = Evictions::default();
+        for text in key.iter_mut().chain(values.iter_mut().flatten()) {
+            evictions.truncated += u64::from(clip(text, caps.max_value_bytes));
+        }
         let is_new = !self.open.get(&start).is_some_and(|w| w.contains_key(&key));
         if is_new && self.groups >= caps.max_groups {
             evictions.groups = self.evict_smallest((caps.max_groups / 10).max(1), length);
@@ -123,6 +166,7 @@ impl Windows {
         let window = self.open.entry(start).or_default();
         if is_new {
             self.groups += 1;
+            self.bytes += GROUP_BYTES + key.iter().map(|t| text_bytes(t)).sum::<usize>();
         }
         let stats = window.entry(key).or_insert_with(|| GroupStats {
             count: 0,
@@ -137,15 +181,32 @@ impl Windows {
         for (index, column) in values.into_iter().enumerate() {
             for value in column {
                 let set = &mut stats.values[index];
-                if set.insert(value) && set.len() > caps.max_values {
+                let added = text_bytes(&value);
+                if !set.insert(value) {
+                    continue;
+                }
+                self.bytes += added;
+                if set.len() > caps.max_values {
                     let gone = set.pop_last().unwrap_or_default();
+                    self.bytes -= text_bytes(&gone);
                     if stats.let_go(index, &gone, caps.max_values) {
+                        self.bytes += 8;
                         evictions.values += 1;
                     }
                 }
             }
         }
+        while self.bytes > caps.max_bytes && self.groups > 1 {
+            let evicted = self.evict_smallest((self.groups / 10).max(1), length);
+            evictions.groups.extend(evicted);
+        }
         evictions
+    }
+
+    /// What the open groups hold: their texts and a fixed cost per group, text and digest; an
+    /// estimate of their memory that tracks it closely.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The start of the oldest open window.
@@ -167,6 +228,7 @@ impl Windows {
             let start = *entry.key();
             let groups = entry.remove();
             self.groups -= groups.len();
+            self.bytes -= groups.iter().map(|(key, stats)| group_bytes(key, stats)).sum::<usize>();
             closed.extend(groups.into_iter().map(|(key, stats)| ClosedGroup {
                 window_start: start,
                 window_end: start + length,
@@ -196,6 +258,7 @@ impl Windows {
             let Some(window) = self.open.get_mut(&start) else { continue };
             if let Some(stats) = window.remove(&key) {
                 self.groups -= 1;
+                self.bytes -= group_bytes(&key, &stats);
                 evicted.push(ClosedGroup {
                     window_start: start,
                     window_end: start + length,
@@ -232,7 +295,7 @@ mod tests {
         w.add(start, 3600, time, vec![key.to_string()], vec![vec![value.to_string()]], CAPS)
     }
 
-    const CAPS: Caps = Caps { max_groups: 10, max_values: 2 };
+    const CAPS: Caps = Caps { max_groups: 10, max_values: 2, max_value_bytes: 64, max_bytes: usize::MAX };
 
     #[test]
     fn counts_and_sorts_values() {
@@ -271,6 +334,30 @@ mod tests {
         let closed = w.close_before(i64::MAX, 3600);
         assert_eq!(closed[0].stats.values[0].iter().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!((dropped, closed[0].stats.values_dropped), (2, 2), "z and c, once each");
+    }
+
+    #[test]
+    fn long_texts_are_cut_and_bytes_bound_the_windows() {
+        let mut w = Windows::default();
+        let caps = Caps { max_bytes: 2_000, max_value_bytes: 8, ..CAPS };
+        let added = w.add(0, 3600, 1, vec!["é".repeat(10)], vec![vec!["v".repeat(100)]], caps);
+        assert_eq!(added.truncated, 2);
+        let closed = w.close_before(i64::MAX, 3600);
+        assert_eq!((closed[0].key[0].as_str(), closed[0].stats.values[0].first().unwrap().as_str()), ("éééé", "vvvvvvvv"));
+        assert_eq!(w.bytes(), 0);
+
+        for _ in 0..20 {
+            add(&mut w, 0, 1, "busy", "x");
+        }
+        let mut evicted = 0;
+        for i in 0..100 {
+            evicted += w.add(0, 3600, 2, vec![format!("g{i}")], vec![vec!["y".into()]], caps).groups.len();
+            assert!(w.bytes() <= caps.max_bytes, "{} bytes", w.bytes());
+        }
+        assert!(evicted > 80, "{evicted}");
+        let rest = w.close_before(i64::MAX, 3600);
+        assert!(rest.iter().any(|g| g.key[0] == "busy" && g.stats.count == 20));
+        assert_eq!(w.bytes(), 0, "the count returns to zero with the groups");
     }
 
     #[test]

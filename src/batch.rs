@@ -43,18 +43,21 @@ pub fn process_batch(engine: &mut Engine, input: &[u8], now: Option<i64>) -> Bat
     let field = engine.config().output.field.clone();
     for record in split_records(input) {
         let processed = engine.process(record, now);
-        let mut tagged = None;
+        let mut tagged = false;
         if !processed.matches.is_empty() || arrives_with(record, &field) {
             let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
             match Carrier::new(record, &field) {
                 Ok(carrier) => {
                     engine.counters_mut().quarantined += carrier.quarantined() as u64;
-                    tagged = Some(carrier.attach(&annotation));
+                    carrier.write_to(&annotation, &mut out.records);
+                    tagged = true;
                 }
                 Err(_) => engine.counters_mut().unannotatable += 1,
             }
         }
-        out.records.extend_from_slice(tagged.as_deref().unwrap_or(record));
+        if !tagged {
+            out.records.extend_from_slice(record);
+        }
         out.records.push(b'\n');
     }
     append_alerts(engine, &mut out.alerts);

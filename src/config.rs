@@ -122,11 +122,25 @@ pub struct Limits {
     pub max_values: usize,
     /// Alerts waiting for the host to take them.
     pub max_pending_alerts: usize,
+    /// Bytes of waiting alerts (as JSON text).
+    pub max_pending_bytes: usize,
+    /// Bytes of open windows, all detections together (texts plus a fixed cost per group).
+    pub max_window_bytes: usize,
+    /// Bytes of one value kept in state (a group field, a `values()` entry, a field of a
+    /// one-event result): longer ones are cut on a character boundary and counted.
+    pub max_value_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_groups: 10_000, max_values: 100, max_pending_alerts: 10_000 }
+        Limits {
+            max_groups: 10_000,
+            max_values: 100,
+            max_pending_alerts: 10_000,
+            max_pending_bytes: 8 << 20,
+            max_window_bytes: 16 << 20,
+            max_value_bytes: 1024,
+        }
     }
 }
 
@@ -197,14 +211,18 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        for (key, value) in [
-            ("limits.max_groups", l.max_groups),
-            ("limits.max_values", l.max_values),
-            ("limits.max_pending_alerts", l.max_pending_alerts),
-            ("output.max_alerts_per_record", self.output.max_alerts_per_record),
+        // Upper bounds keep the worst case of each cap inside a module's memory.
+        for (key, value, min, max) in [
+            ("limits.max_groups", l.max_groups, 1, 1_000_000),
+            ("limits.max_values", l.max_values, 1, 10_000),
+            ("limits.max_pending_alerts", l.max_pending_alerts, 1, 1_000_000),
+            ("limits.max_pending_bytes", l.max_pending_bytes, 64 << 10, 1 << 30),
+            ("limits.max_window_bytes", l.max_window_bytes, 64 << 10, 1 << 30),
+            ("limits.max_value_bytes", l.max_value_bytes, 16, 1 << 20),
+            ("output.max_alerts_per_record", self.output.max_alerts_per_record, 1, 10_000),
         ] {
-            if value == 0 {
-                return Err(ConfigError::new(key, "must be at least 1"));
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::new(key, format!("{value} is not allowed: use {min} to {max}")));
             }
         }
         let field = &self.output.field;
@@ -306,6 +324,9 @@ mod tests {
         assert!(err(r#"{"window":{"length_seconds":7}}"#).contains("window.length_seconds"));
         assert!(err(r#"{"window":{"late_events":"keep"}}"#).contains("unknown variant `keep`, expected `drop` or `alert`"));
         assert!(err(r#"{"limits":{"max_groups":0}}"#).contains("limits.max_groups"));
+        assert!(err(r#"{"limits":{"max_groups":1000000000}}"#).contains("use 1 to 1000000"));
+        assert!(err(r#"{"limits":{"max_value_bytes":8}}"#).contains("limits.max_value_bytes"));
+        assert!(err(r#"{"limits":{"max_pending_bytes":4294967296}}"#).contains("limits.max_pending_bytes"));
         assert!(err(&format!(r#"{{"window":{{"max_future_seconds":{}}}}}"#, i64::MAX)).contains("window.max_future_seconds"));
         assert!(err(r#"{"models":["../etc/passwd"]}"#).contains("models[0]"));
         assert!(err(r#"{"snapshot":{"file":"tripline.json"}}"#).contains("would overwrite `tripline.json`"));

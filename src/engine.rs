@@ -5,14 +5,16 @@
 //! `eventName` does it read more. Closed windows become alerts in a bounded queue that the host
 //! adapter drains. The engine knows detections only through the `Detection` trait.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use std::collections::BTreeMap;
 
-use crate::aggregate::{late_group, Caps, ClosedGroup, GroupStats, Windows};
+use crate::aggregate::{clip, late_group, Caps, ClosedGroup, GroupStats, Windows};
 use crate::alert::{build_alert, build_match, risk_message};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
@@ -42,6 +44,8 @@ pub struct Counters {
     pub null_group: u64,
     pub evicted_groups: u64,
     pub evicted_values: u64,
+    /// Texts cut to `limits.max_value_bytes` before they were kept.
+    pub truncated_values: u64,
     /// Alerts lost because the host did not drain the queue in time.
     pub alerts_dropped: u64,
     /// Records that are not JSON objects, as far as they were read.
@@ -165,24 +169,26 @@ impl Index {
     }
 }
 
-/// One detection's window state, as saved in snapshots.
+/// One detection's window state, as saved in snapshots: borrowed from the engine to save it
+/// (no copy of the windows), owned when read back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SlotState {
-    pub key: String,
+pub struct SlotState<'a> {
+    pub key: Cow<'a, str>,
     /// The window length the windows were opened with (absent in older snapshots).
     #[serde(default)]
     pub length: Option<i64>,
-    pub windows: Windows,
+    pub windows: Cow<'a, Windows>,
     pub learned: Value,
 }
 
-/// Everything an engine would lose on restart.
+/// Everything an engine would lose on restart (borrowed or owned, as [`SlotState`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EngineState {
+pub struct EngineState<'a> {
     pub watermark: Option<i64>,
-    pub counters: Counters,
-    pub pending: Vec<Value>,
-    pub detections: Vec<SlotState>,
+    pub counters: Cow<'a, Counters>,
+    pub pending: Cow<'a, [Box<RawValue>]>,
+    #[serde(borrow)]
+    pub detections: Vec<SlotState<'a>>,
 }
 
 pub struct Engine {
@@ -193,7 +199,9 @@ pub struct Engine {
     lengths: Vec<i64>,
     watermark: Option<i64>,
     counters: Counters,
-    pending: VecDeque<Value>,
+    /// Alerts waiting for the host, as JSON text: a tenth of the memory of `Value`s.
+    pending: VecDeque<Box<RawValue>>,
+    pending_bytes: usize,
     config_error: Option<ConfigError>,
     /// Rules and rule files left out, with why.
     rule_errors: Vec<String>,
@@ -264,6 +272,7 @@ impl Engine {
             watermark: None,
             counters,
             pending: VecDeque::new(),
+            pending_bytes: 0,
             config_error: None,
             rule_errors,
             state_refused: Vec::new(),
@@ -313,6 +322,7 @@ impl Engine {
             watermark: None,
             counters: Counters { config_errors: 1, ..Counters::default() },
             pending: VecDeque::new(),
+            pending_bytes: 0,
             config_error: Some(error),
             rule_errors: Vec::new(),
             state_refused: Vec::new(),
@@ -449,7 +459,15 @@ impl Engine {
 
     fn select(&mut self, candidates: &[usize], event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
         let w = self.config.window;
-        let caps = Caps { max_groups: self.config.limits.max_groups, max_values: self.config.limits.max_values };
+        let limits = self.config.limits;
+        let mut caps = Caps {
+            max_groups: limits.max_groups,
+            max_values: limits.max_values,
+            max_value_bytes: limits.max_value_bytes,
+            max_bytes: limits.max_window_bytes,
+        };
+        // The detection that grows pays for it: it may use what the others leave.
+        let mut window_bytes: usize = self.slots.iter().map(|s| s.windows.bytes()).sum();
         let mut matches = Vec::new();
         let mut results = Vec::new();
         let mut selected_by_any = false;
@@ -478,7 +496,8 @@ impl Engine {
             let start = window_start(event.time, slot.length);
             for selected in selected {
                 let (key, values) = match selected {
-                    Selected::Row(row) => {
+                    Selected::Row(mut row) => {
+                        self.counters.truncated_values += clip_row(&mut row, limits.max_value_bytes);
                         results.push((index, event_group(event.time), Some(row)));
                         continue;
                     }
@@ -491,9 +510,13 @@ impl Engine {
                 let late = self.watermark.is_some_and(|mark| start + slot.length + w.allowed_lateness_seconds <= mark);
                 match timing {
                     Timing::Timed if !late => {
+                        let own = slot.windows.bytes();
+                        caps.max_bytes = limits.max_window_bytes.saturating_sub(window_bytes - own);
                         let evictions = slot.windows.add(start, slot.length, event.time, key, values, caps);
+                        window_bytes = window_bytes - own + slot.windows.bytes();
                         self.counters.evicted_groups += evictions.groups.len() as u64;
                         self.counters.evicted_values += evictions.values;
+                        self.counters.truncated_values += evictions.truncated;
                         results.extend(evictions.groups.into_iter().map(|g| (index, g, None)));
                     }
                     Timing::Timed => {
@@ -550,11 +573,24 @@ impl Engine {
         }
         let alert = build_alert(slot.detection.metadata(), &group, row);
         self.counters.alerts += 1;
-        if self.pending.len() >= self.config.limits.max_pending_alerts {
-            self.pending.pop_front();
-            self.counters.alerts_dropped += 1;
+        match serde_json::value::to_raw_value(&alert) {
+            Ok(alert) => self.queue(alert),
+            Err(_) => self.counters.alerts_dropped += 1,
         }
+    }
+
+    /// Queues an alert for the host; past either cap the oldest waiting ones are dropped and
+    /// counted (the newest is always kept).
+    fn queue(&mut self, alert: Box<RawValue>) {
+        let limits = self.config.limits;
+        self.pending_bytes += alert.get().len();
         self.pending.push_back(alert);
+        while self.pending.len() > 1 && (self.pending.len() > limits.max_pending_alerts || self.pending_bytes > limits.max_pending_bytes) {
+            if let Some(oldest) = self.pending.pop_front() {
+                self.pending_bytes -= oldest.get().len();
+                self.counters.alerts_dropped += 1;
+            }
+        }
     }
 
     /// Closes windows by the host's wall clock when traffic has stopped: every window that would
@@ -572,9 +608,11 @@ impl Engine {
     }
 
     /// Takes up to `max` waiting alerts, oldest first.
-    pub fn take_alerts(&mut self, max: usize) -> Vec<Value> {
+    pub fn take_alerts(&mut self, max: usize) -> Vec<Box<RawValue>> {
         let n = max.min(self.pending.len());
-        self.pending.drain(..n).collect()
+        let taken: Vec<Box<RawValue>> = self.pending.drain(..n).collect();
+        self.pending_bytes -= taken.iter().map(|a| a.get().len()).sum::<usize>();
+        taken
     }
 
     pub fn pending_alerts(&self) -> usize {
@@ -629,19 +667,19 @@ impl Engine {
         })
     }
 
-    /// The whole mutable state, for snapshots.
-    pub fn state(&self) -> EngineState {
+    /// The whole mutable state, borrowed, for snapshots: saving copies no window or alert.
+    fn state(&mut self) -> EngineState<'_> {
         EngineState {
             watermark: self.watermark,
-            counters: self.counters.clone(),
-            pending: self.pending.iter().cloned().collect(),
+            counters: Cow::Borrowed(&self.counters),
+            pending: Cow::Borrowed(self.pending.make_contiguous()),
             detections: self
                 .slots
                 .iter()
                 .map(|s| SlotState {
-                    key: s.key.clone(),
+                    key: Cow::Borrowed(&s.key),
                     length: Some(s.length),
-                    windows: s.windows.clone(),
+                    windows: Cow::Borrowed(&s.windows),
                     learned: s.detection.save_state(),
                 })
                 .collect(),
@@ -652,7 +690,8 @@ impl Engine {
     /// encoding, so the snapshot includes its own save; `snapshot_failures` if it cannot encode.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, String> {
         self.counters.snapshot_saves += 1;
-        snapshot::encode(&self.state()).inspect_err(|_| self.count_snapshot_failure())
+        let encoded = snapshot::encode(&self.state());
+        encoded.inspect_err(|_| self.count_snapshot_failure())
     }
 
     /// Turns the last counted save into a failure (the host could not store the snapshot).
@@ -694,7 +733,7 @@ impl Engine {
 
     /// Replaces the mutable state with `state`. Detections absent from this configuration are
     /// ignored; detections absent from the state, or whose state is refused, keep what they have.
-    fn set_state(&mut self, state: EngineState) {
+    fn set_state(&mut self, state: EngineState<'_>) {
         let mut refused = Vec::new();
         for saved in state.detections {
             let Some(slot) = self.slots.iter_mut().find(|s| s.key == saved.key) else { continue };
@@ -708,18 +747,32 @@ impl Engine {
                     slot.length
                 ));
             } else {
-                slot.windows = saved.windows;
+                slot.windows = saved.windows.into_owned();
             }
         }
         self.watermark = state.watermark;
         let (config_errors, rule_errors) = (self.counters.config_errors, self.counters.rule_errors);
-        self.counters = state.counters;
+        self.counters = state.counters.into_owned();
         self.counters.config_errors = config_errors;
         self.counters.rule_errors = rule_errors;
         self.counters.state_refused += refused.len() as u64;
         self.state_refused = refused;
-        self.pending = state.pending.into();
+        self.pending = state.pending.into_owned().into();
+        self.pending_bytes = self.pending.iter().map(|a| a.get().len()).sum();
     }
+}
+
+/// Cuts every text of a one-event result row to `max` bytes; how many were cut.
+fn clip_row(row: &mut Map<String, Value>, max: usize) -> u64 {
+    fn clip_value(value: &mut Value, max: usize) -> u64 {
+        match value {
+            Value::String(text) => u64::from(clip(text, max)),
+            Value::Array(items) => items.iter_mut().map(|v| clip_value(v, max)).sum(),
+            Value::Object(map) => map.values_mut().map(|v| clip_value(v, max)).sum(),
+            _ => 0,
+        }
+    }
+    row.values_mut().map(|v| clip_value(v, max)).sum()
 }
 
 /// The "group" of an event that is a result row of its own: its window is its instant.

@@ -12,16 +12,30 @@
 //! (the incoming values, byte for byte, in a list), with route `quarantine` when it carries
 //! nothing else. Only then can a route of `alert` mean tripline raised the alert.
 
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::json::{key_equals, validate, RawObject, ScanError};
 
 /// What one record carries.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct Annotation {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<Value>,
-    pub alerts: Vec<Value>,
+    /// As the engine queued them: JSON text, embedded as it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<Value>,
+}
+
+/// The field's value: the route first, so that it is the first thing a reader sees.
+#[derive(Serialize)]
+struct Carried<'a> {
+    route: &'static str,
+    #[serde(flatten)]
+    annotation: &'a Annotation,
 }
 
 impl Annotation {
@@ -29,7 +43,7 @@ impl Annotation {
         self.matches.is_empty() && self.alerts.is_empty() && self.stats.is_none()
     }
 
-    fn to_value(&self) -> Value {
+    fn to_json(&self) -> Vec<u8> {
         let route = if !self.alerts.is_empty() {
             "alert"
         } else if !self.matches.is_empty() {
@@ -39,18 +53,7 @@ impl Annotation {
         } else {
             "quarantine"
         };
-        let mut m = Map::new();
-        m.insert("route".into(), Value::String(route.into()));
-        if !self.matches.is_empty() {
-            m.insert("matches".into(), Value::Array(self.matches.clone()));
-        }
-        if !self.alerts.is_empty() {
-            m.insert("alerts".into(), Value::Array(self.alerts.clone()));
-        }
-        if let Some(stats) = &self.stats {
-            m.insert("stats".into(), stats.clone());
-        }
-        Value::Object(m)
+        serde_json::to_vec(&Carried { route, annotation: self }).unwrap_or_else(|_| b"{}".to_vec())
     }
 }
 
@@ -114,9 +117,11 @@ impl<'a> Carrier<'a> {
         self.quarantined.len()
     }
 
-    /// The record with the field added as its last member; every other byte unchanged.
-    pub fn attach(&self, annotation: &Annotation) -> Vec<u8> {
-        let mut value = serde_json::to_vec(&annotation.to_value()).unwrap_or_else(|_| b"{}".to_vec());
+    /// Appends to `out` the record with the field added as its last member, every other byte
+    /// unchanged. Hosts write into a buffer they keep: a large record then costs no new
+    /// allocation of its size, which would fragment the module's small heap.
+    pub fn write_to(&self, annotation: &Annotation, out: &mut Vec<u8>) {
+        let mut value = annotation.to_json();
         if !self.quarantined.is_empty() {
             value.pop(); // the annotation's closing brace
             value.extend_from_slice(b",\"quarantined\":[");
@@ -124,7 +129,7 @@ impl<'a> Carrier<'a> {
             value.extend_from_slice(b"]}");
         }
         let closing_brace = self.record.trim_ascii_end().len() - 1;
-        let mut out = Vec::with_capacity(self.record.len() + self.field.len() + value.len() + 8);
+        out.reserve(self.record.len() + self.field.len() + value.len() + 8);
         for (i, range) in self.kept.iter().enumerate() {
             // Ranges after the first are rebuilt members, and the first of them follows the brace.
             if i > 1 {
@@ -140,7 +145,6 @@ impl<'a> Carrier<'a> {
         out.extend_from_slice(b"\":");
         out.extend_from_slice(&value);
         out.extend_from_slice(&self.record[closing_brace..]);
-        out
     }
 }
 
@@ -150,11 +154,13 @@ mod tests {
     use serde_json::json;
 
     fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, ScanError> {
-        Ok(Carrier::new(record, field)?.attach(annotation))
+        let mut out = Vec::new();
+        Carrier::new(record, field)?.write_to(annotation, &mut out);
+        Ok(out)
     }
 
     fn with_alert() -> Annotation {
-        Annotation { alerts: vec![json!({"risk_score": 64})], ..Annotation::default() }
+        Annotation { alerts: vec![serde_json::value::to_raw_value(&json!({"risk_score": 64})).unwrap()], ..Annotation::default() }
     }
 
     #[test]
@@ -181,7 +187,9 @@ mod tests {
         assert!(arrives_with(forged, "tripline"));
         let carrier = Carrier::new(forged, "tripline").unwrap();
         assert_eq!(carrier.quarantined(), 2);
-        let out = String::from_utf8(carrier.attach(&Annotation::default())).unwrap();
+        let mut out = Vec::new();
+        carrier.write_to(&Annotation::default(), &mut out);
+        let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,
             r#"{"eventName":"X","b":[1],"tripline":{"route":"quarantine","quarantined":[{"route":"alert","alerts":[{"x":1.50}]},2]}}"#

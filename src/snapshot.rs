@@ -61,7 +61,7 @@ pub fn encode(state: &EngineState) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-pub fn decode(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
+pub fn decode(bytes: &[u8]) -> Result<EngineState<'_>, SnapshotError> {
     let newline = bytes.iter().position(|&b| b == b'\n').ok_or(SnapshotError::NotASnapshot)?;
     let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| SnapshotError::NotASnapshot)?;
     let fields: Vec<&str> = header.split(' ').collect();

@@ -70,7 +70,7 @@ fn engine(config: Value) -> Engine {
 }
 
 fn alerts_of(engine: &mut Engine) -> Vec<Value> {
-    engine.take_alerts(usize::MAX)
+    engine.take_alerts(usize::MAX).iter().map(|a| serde_json::from_str(a.get()).unwrap()).collect()
 }
 
 #[test]

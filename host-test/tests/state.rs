@@ -259,3 +259,54 @@ fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0]["result"]["aws_account_id"], "123456789012");
 }
+
+/// The nothing-lost issue's memory case, at the defaults (the whole pack as shipped): JobCreated
+/// records with distinct 1 MB user agents (a group field of detection A), then 20,000 distinct
+/// groups in one hour that all close at once, queue their alerts and are saved. No record traps
+/// or is dropped, and linear memory (which never shrinks, so its size is the peak) stays under
+/// the 64 MiB the examples give the module.
+#[test]
+fn huge_values_and_a_burst_of_alerts_stay_inside_the_documented_memory() {
+    const HUGE: usize = 300;
+    const GROUPS: usize = 20_000;
+    let hour = 1_791_194_400;
+    let dir = scratch_dir("memory");
+    let mut filter = start_filter(&dir, &json!({"output": {"stats_every_records": 1000}}));
+    let job = |t: i64, i: usize, agent: String| {
+        json!({"userIdentity": {"accountId": "123456789012", "invokedBy": "s3.amazonaws.com"},
+            "eventTime": rfc3339(t), "eventName": "JobCreated", "eventSource": "s3.amazonaws.com",
+            "sourceIPAddress": format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), "userAgent": agent,
+            "recipientAccountId": "123456789012",
+            "serviceEventDetails": {"jobArn": format!("arn:aws:s3:us-east-1:123456789012:job/{i}"), "status": "New"}})
+    };
+    let mut last_stats = Value::Null;
+    let mut alerts = 0;
+    let mut send = |filter: &mut FluentBitFilter, record: &Value| {
+        let t = tripline::time::parse_event_time(record["eventTime"].as_str().unwrap()).unwrap();
+        let reply = filter.filter(t as u32, record).unwrap();
+        assert!(!reply.is_dropped(), "{:?}", reply.outcome);
+        assert!(reply.body().is_some_and(|b| b.len() >= record.to_string().len()), "the record came back whole");
+        if let Some(stats) = reply.stats() {
+            last_stats = stats;
+        }
+        alerts += reply.alerts().len();
+    };
+    for i in 0..HUGE {
+        send(&mut filter, &job(hour + i as i64, i, format!("{i:06}{}", "A".repeat(1 << 20))));
+    }
+    for i in 0..GROUPS {
+        send(&mut filter, &job(hour + 600 + (i as i64 * 2400) / GROUPS as i64, HUGE + i, "aws-cli/2".into()));
+    }
+    // The hour closes: every group's alert is queued at once, then they ride out on records.
+    for k in 0..3_000 {
+        send(&mut filter, &heartbeat(hour + 4200 + k));
+    }
+    let memory = filter.memory_size();
+    eprintln!("linear memory after the flood: {} MiB", memory >> 20);
+    assert!(memory < 64 << 20, "linear memory reached {} MiB", memory >> 20);
+    let counters = &last_stats["counters"];
+    assert!(counters["truncated_values"].as_u64().unwrap() >= HUGE as u64, "{counters}");
+    let delivered_or_dropped = alerts as u64 + counters["alerts_dropped"].as_u64().unwrap();
+    assert!(delivered_or_dropped + last_stats["pending_alerts"].as_u64().unwrap() >= (HUGE + GROUPS) as u64, "{last_stats}");
+    assert!(alerts > 10_000, "{alerts} alerts delivered");
+}

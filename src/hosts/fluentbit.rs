@@ -167,7 +167,8 @@ impl Filter {
                     taken = alerts.len();
                     let stats = stats_due.then(|| self.engine.stats());
                     let annotation = Annotation { matches: processed.matches, alerts, stats };
-                    self.output = carrier.attach(&annotation);
+                    self.output.clear();
+                    carrier.write_to(&annotation, &mut self.output);
                     self.output.push(0);
                     result = Some(self.output.as_ptr());
                 }
