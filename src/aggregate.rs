@@ -102,8 +102,8 @@ pub fn clip(text: &mut String, max: usize) -> bool {
 }
 
 /// Open windows of one detection.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "Vec<SavedWindow>", from = "Vec<SavedWindow>")]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(from = "Vec<SavedWindow>")]
 pub struct Windows {
     open: BTreeMap<i64, BTreeMap<Vec<String>, GroupStats>>,
     groups: usize,
@@ -117,9 +117,20 @@ struct SavedWindow {
     groups: Vec<(Vec<String>, GroupStats)>,
 }
 
-impl From<Windows> for Vec<SavedWindow> {
-    fn from(w: Windows) -> Self {
-        w.open.into_iter().map(|(start, groups)| SavedWindow { start, groups: groups.into_iter().collect() }).collect()
+/// Saved as [`SavedWindow`]s, written from the windows in place: serde's `into` would copy
+/// them all, which is what may not fit when a snapshot is most needed.
+impl Serialize for Windows {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Saving<'a> {
+            start: i64,
+            #[serde(serialize_with = "as_pairs")]
+            groups: &'a BTreeMap<Vec<String>, GroupStats>,
+        }
+        fn as_pairs<S: serde::Serializer>(groups: &&BTreeMap<Vec<String>, GroupStats>, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(groups.iter())
+        }
+        serializer.collect_seq(self.open.iter().map(|(&start, groups)| Saving { start, groups }))
     }
 }
 

@@ -56,6 +56,9 @@ pub struct Counters {
     pub untimed: u64,
     /// Records that should have carried results but could not be rewritten (see output.rs).
     pub unannotatable: u64,
+    /// Records that should have carried results but passed unchanged because the memory left
+    /// could not hold the rewritten record (its results wait for the next record).
+    pub out_of_memory: u64,
     /// Incoming members named like the output field, moved under it as `quarantined` (see
     /// output.rs): a record must not pass for carrying tripline's results when it does not.
     pub quarantined: u64,

@@ -36,7 +36,9 @@ pub struct Entry<'a> {
 }
 
 impl Entry<'_> {
-    pub fn encode(&self) -> Vec<u8> {
+    /// Writes the entry in three pieces, so a large record is never copied (memory may be short
+    /// exactly when records are large); returns the bytes written.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<u64> {
         let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         let header = format!(
             "{MAGIC} {} {} {} {} {} {:016x}\n",
@@ -47,11 +49,10 @@ impl Entry<'_> {
             self.record.len(),
             fnv1a64(self.record)
         );
-        let mut out = Vec::with_capacity(header.len() + self.record.len() + 1);
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(self.record);
-        out.push(b'\n');
-        out
+        out.write_all(header.as_bytes())?;
+        out.write_all(self.record)?;
+        out.write_all(b"\n")?;
+        Ok((header.len() + self.record.len() + 1) as u64)
     }
 }
 
@@ -151,14 +152,20 @@ mod tests {
         Entry { seq, watermark: Some(1_700_000_000), now: None, taken: 2, record }
     }
 
+    fn encode(entry: &Entry<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        entry.write_to(&mut out).unwrap();
+        out
+    }
+
     #[test]
     fn entries_round_trip_and_a_torn_tail_ends_the_journal() {
-        let mut journal = entry(7, br#"{"eventName":"A"}"#).encode();
-        journal.extend(entry(9, b"{\"x\":\"line\\nbreak\"}").encode());
+        let mut journal = encode(&entry(7, br#"{"eventName":"A"}"#));
+        journal.extend(encode(&entry(9, b"{\"x\":\"line\\nbreak\"}")));
         let whole: Vec<_> = entries(&journal).collect();
         assert_eq!(whole, vec![entry(7, br#"{"eventName":"A"}"#), entry(9, b"{\"x\":\"line\\nbreak\"}")]);
 
-        let first_len = entry(7, br#"{"eventName":"A"}"#).encode().len();
+        let first_len = encode(&entry(7, br#"{"eventName":"A"}"#)).len();
         for cut in 1..journal.len() {
             let mut read = entries(&journal[..cut]);
             let count = read.by_ref().count();

@@ -48,16 +48,35 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// A buffer whose growth fails as a write error instead of aborting: a snapshot that does not
+/// fit in the memory left is a counted failure, not a trap.
+struct FallibleBuffer(Vec<u8>);
+
+impl std::io::Write for FallibleBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.try_reserve(bytes.len()).map_err(|_| std::io::ErrorKind::OutOfMemory)?;
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn encode(state: &EngineState) -> Result<Vec<u8>, String> {
-    let body = serde_json::to_vec(state).map_err(|e| format!("snapshot: cannot encode state ({e})"))?;
+    let mut body = FallibleBuffer(Vec::new());
+    serde_json::to_writer(&mut body, state).map_err(|e| format!("snapshot: cannot encode state ({e})"))?;
+    let mut out = body.0;
     let header = format!(
         "{MAGIC} {FORMAT_VERSION} {} {} {:016x}\n",
         env!("CARGO_PKG_VERSION"),
-        body.len(),
-        fnv1a64(&body)
+        out.len(),
+        fnv1a64(&out)
     );
-    let mut out = header.into_bytes();
-    out.extend_from_slice(&body);
+    // In place: a second copy of the body could be what no longer fits.
+    out.try_reserve(header.len()).map_err(|_| "snapshot: out of memory".to_string())?;
+    out.splice(0..0, header.into_bytes());
     Ok(out)
 }
 

@@ -9,7 +9,6 @@
 //! drops the record.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, CONFIG_FILE};
@@ -160,14 +159,16 @@ impl Filter {
         if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || arrives_with(record, &output.field) {
             let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
+            self.output.clear();
             match Carrier::new(record, &field) {
+                // A record too large for the memory left passes as it is; its results wait.
+                Ok(_) if self.output.try_reserve(record.len() + 64 * 1024).is_err() => self.engine.counters_mut().out_of_memory += 1,
                 Ok(carrier) => {
                     self.engine.counters_mut().quarantined += carrier.quarantined() as u64;
                     let alerts = self.engine.take_alerts(max_alerts);
                     taken = alerts.len();
                     let stats = stats_due.then(|| self.engine.stats());
                     let annotation = Annotation { matches: processed.matches, alerts, stats };
-                    self.output.clear();
                     carrier.write_to(&annotation, &mut self.output);
                     self.output.push(0);
                     result = Some(self.output.as_ptr());
@@ -258,17 +259,16 @@ impl DurableState {
     }
 
     fn append(&mut self, entry: &journal::Entry<'_>, engine: &mut Engine) {
-        let bytes = entry.encode();
         let written = match &mut self.appender {
-            Some(file) => file.write_all(&bytes),
+            Some(file) => entry.write_to(file),
             None => std::fs::OpenOptions::new().create(true).append(true).open(&self.journal).and_then(|mut file| {
-                file.write_all(&bytes)?;
+                let written = entry.write_to(&mut file)?;
                 self.appender = Some(file);
-                Ok(())
+                Ok(written)
             }),
         };
         match written {
-            Ok(()) => self.journal_bytes += bytes.len() as u64,
+            Ok(bytes) => self.journal_bytes += bytes,
             Err(e) => {
                 engine.counters_mut().journal_failures += 1;
                 if engine.counters().journal_failures == 1 {
