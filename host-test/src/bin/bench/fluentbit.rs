@@ -3,7 +3,8 @@
 //! records, one row per filter, as ratios against the cheapest `wasm` filter there is (a module
 //! that returns its input). The reference runs first and last so that drift shows; the section
 //! ends with the issue's targets: tripline as shipped within 1.25x of that pass-through, and
-//! cheaper than a Lua filter doing only the selection.
+//! cheaper than a Lua filter doing only the selection. With `BENCH_LONG=1` (`make bench` sets it)
+//! a last run checks the third: memory stays flat, within 10%, over ten million records.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use tripline_host_test::fluentbit::FILTER_FUNCTION;
 
 use crate::process::{self, Usage};
 use crate::detections_off;
-use crate::records::{self, RECORDS};
+use crate::records::{self, LONG_RECORDS, RECORDS};
 
 /// The issue's target for tripline as shipped, as a multiple of the pass-through's CPU time.
 const SHIPPED_TARGET: f64 = 1.25;
@@ -27,8 +28,12 @@ const SHIPPED_TARGET: f64 = 1.25;
 const CUT_OFF: u32 = 4;
 /// The cut-off for the rows that run before the pass-through.
 const FIRST_CUT_OFF: Duration = Duration::from_secs(600);
+/// The issue's memory target: resident memory over the last tenth of the long run at most this
+/// multiple of what it was after the first tenth.
+const FLAT_TARGET: f64 = 1.10;
 
 /// What runs between the parser and the output.
+#[derive(Clone)]
 enum Filter {
     None,
     /// A module in Fluent Bit's `wasm` filter, with the `tripline.json` its directory holds.
@@ -39,6 +44,9 @@ enum Filter {
 /// How a row went.
 enum Outcome {
     Ran(Usage),
+    /// Past the CPU limit before every record went through: its figures are projected from the
+    /// cost per record so far.
+    CutOff(Usage),
     Skipped(String),
     Failed(anyhow::Error),
 }
@@ -54,14 +62,14 @@ struct Row {
 pub fn section(fluent_bit: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let work = project_root().join("target").join("bench");
-    let records = records::ensure(&work)?;
+    let records = records::ensure(&work, RECORDS)?;
     let rows = rows(&work.join("fluent-bit"))?;
     println!("Real Fluent Bit ({}): {RECORDS} records, tail -> cloudtrail parser -> filter -> null", fluent_bit.display());
     let mut outcomes = Vec::new();
     for row in &rows {
         let reference = cpu_of(&rows[..outcomes.len()], &outcomes, "passthrough");
         let limit = reference.map_or(FIRST_CUT_OFF, |r| r * CUT_OFF);
-        outcomes.push(measure_row(fluent_bit, &records, &work, row, limit));
+        outcomes.push(measure_row(fluent_bit, &records, RECORDS, &work, row, limit));
     }
     let reference = ["passthrough", "passthrough-again"]
         .iter()
@@ -70,6 +78,7 @@ pub fn section(fluent_bit: &Path) -> anyhow::Result<()> {
         .context("the pass-through reference did not run")?;
     print_table(&rows, &outcomes, reference);
     print_targets(&rows, &outcomes, reference);
+    let long = long_run(fluent_bit, &work, &rows, reference);
     println!(
         "Each row ran once, CPU time of the whole process (user + system, every thread, start-up included) on a machine \
          shared with other work; the pass-through ran first and last, and the ratios use the lower of the two: read \
@@ -77,6 +86,52 @@ pub fn section(fluent_bit: &Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     anyhow::ensure!(!outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))), "some Fluent Bit rows failed");
+    long
+}
+
+/// The memory target: tripline as shipped over `LONG_RECORDS` records at the default caps,
+/// resident memory sampled as the records go through. The AOT build when there is one: the
+/// interpreter would take over an hour on a 2-core machine, and the state it holds is the same.
+fn long_run(fluent_bit: &Path, work: &Path, rows: &[Row], reference: Duration) -> anyhow::Result<()> {
+    if std::env::var("BENCH_LONG").ok().as_deref() != Some("1") {
+        println!("memory over {LONG_RECORDS} records: skipped (BENCH_LONG=1 runs it; make bench sets it)");
+        return Ok(());
+    }
+    let shipped = |key| rows.iter().find(|r| r.key == key).and_then(|r| r.filter.as_ref().ok());
+    let (filter, build) = match shipped("tripline-aot") {
+        Some(aot) => (aot, "AOT build"),
+        None => (shipped("tripline").context("no tripline row")?, "interpreted .wasm (no AOT build: run make aot)"),
+    };
+    let records = records::ensure(work, LONG_RECORDS)?;
+    let row = Row { name: "tripline as shipped, 10M records", key: "tripline-long", filter: Ok(filter.clone()) };
+    let scale = (LONG_RECORDS / RECORDS) as u32;
+    let usage = match measure_row(fluent_bit, &records, LONG_RECORDS, work, &row, reference * CUT_OFF * scale) {
+        Outcome::Ran(usage) => usage,
+        Outcome::CutOff(u) => anyhow::bail!("the memory run was cut off at {} records, {:.0} s CPU", u.delivered, u.cpu.as_secs_f64()),
+        Outcome::Failed(e) => return Err(e.context("the memory run failed")),
+        Outcome::Skipped(why) => anyhow::bail!("the memory run was skipped: {why}"),
+    };
+    // Resident memory once each tenth of the records had gone through (the first sample at or
+    // past it), and the most it reached over the last tenth.
+    let at = |share: u64| usage.rss_samples.iter().find(|(n, _)| *n >= LONG_RECORDS * share / 10).map(|s| s.1);
+    let first = at(1).context("no memory sample after the first tenth")?;
+    let last = usage.rss_samples.iter().filter(|(n, _)| *n >= LONG_RECORDS * 9 / 10).map(|s| s.1).max().context("no memory sample in the last tenth")?;
+    let tenths: Vec<String> = (1..=10).map(|k| at(k).map_or("-".into(), |b| format!("{:.0}", mib(b)))).collect();
+    println!(
+        "memory over {LONG_RECORDS} records, tripline as shipped ({build}, default caps): {:.1} s CPU, max RSS {:.1} MiB; \
+         VmRSS MiB at each tenth: {}",
+        usage.cpu.as_secs_f64(),
+        mib(usage.max_rss_bytes),
+        tenths.join(" ")
+    );
+    let ratio = last as f64 / first as f64;
+    let verdict = if ratio <= FLAT_TARGET { "met" } else { "missed" };
+    println!(
+        "target: memory flat within 10% (last tenth's highest VmRSS <= {FLAT_TARGET}x the VmRSS after the first tenth): \
+         {verdict} ({:.1} MiB vs {:.1} MiB, {ratio:.3}x)",
+        mib(last),
+        mib(first)
+    );
     Ok(())
 }
 
@@ -124,7 +179,7 @@ fn aot_modules(dir: &Path, passthrough: &Path) -> Result<(PathBuf, PathBuf), Str
 }
 
 /// One Fluent Bit run for `row`.
-fn measure_row(fluent_bit: &Path, records: &Path, work: &Path, row: &Row, cpu_limit: Duration) -> Outcome {
+fn measure_row(fluent_bit: &Path, records: &Path, count: u64, work: &Path, row: &Row, cpu_limit: Duration) -> Outcome {
     let filter = match &row.filter {
         Ok(filter) => filter,
         Err(why) => return Outcome::Skipped(why.clone()),
@@ -144,9 +199,13 @@ fn measure_row(fluent_bit: &Path, records: &Path, work: &Path, row: &Row, cpu_li
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        process::measure(&mut command, port, RECORDS, cpu_limit)
+        process::measure(&mut command, port, count, cpu_limit)
     };
     match run() {
+        Ok(usage) if usage.delivered < count => {
+            eprintln!("  cut off: {} of {count} records in {:.1} s CPU", usage.delivered, usage.cpu.as_secs_f64());
+            Outcome::CutOff(usage)
+        }
         Ok(usage) => {
             eprintln!("  {:.1} s CPU, {:.0} MiB", usage.cpu.as_secs_f64(), mib(usage.max_rss_bytes));
             Outcome::Ran(usage)
@@ -227,11 +286,22 @@ fn filter_section(filter: &Filter, dir: &Path) -> String {
     }
 }
 
+/// The row's CPU time over `RECORDS` records, projected when it was cut off.
 fn cpu_of(rows: &[Row], outcomes: &[Outcome], key: &str) -> Option<Duration> {
     match &outcomes[rows.iter().position(|r| r.key == key)?] {
         Outcome::Ran(usage) => Some(usage.cpu),
+        Outcome::CutOff(usage) => Some(projected(usage)),
         _ => None,
     }
+}
+
+/// A cut-off run's CPU time at its cost per record so far, over `RECORDS` records.
+fn projected(usage: &Usage) -> Duration {
+    usage.cpu.mul_f64(RECORDS as f64 / usage.delivered.max(1) as f64)
+}
+
+fn is_cut_off(rows: &[Row], outcomes: &[Outcome], key: &str) -> bool {
+    rows.iter().position(|r| r.key == key).is_some_and(|i| matches!(outcomes[i], Outcome::CutOff(_)))
 }
 
 fn print_table(rows: &[Row], outcomes: &[Outcome], reference: Duration) {
@@ -244,6 +314,17 @@ fn print_table(rows: &[Row], outcomes: &[Outcome], reference: Duration) {
                 u.cpu.as_secs_f64(),
                 u.cpu.as_secs_f64() / reference.as_secs_f64(),
                 mib(u.max_rss_bytes)
+            ),
+            Outcome::CutOff(u) => println!(
+                "{:<36} {:>7.0}* {:>14.1}x* {:>12.1}  * cut off at {CUT_OFF}x the pass-through: {} records in {:.1} s CPU \
+                 ({:.0} us a record), projected to {RECORDS}",
+                row.name,
+                projected(u).as_secs_f64(),
+                projected(u).as_secs_f64() / reference.as_secs_f64(),
+                mib(u.max_rss_bytes),
+                u.delivered,
+                u.cpu.as_secs_f64(),
+                u.cpu.as_secs_f64() * 1e6 / u.delivered.max(1) as f64
             ),
             Outcome::Skipped(why) => println!("{:<36} {why}", row.name),
             Outcome::Failed(e) => println!("{:<36} FAILED: {e:#}", row.name),
@@ -260,12 +341,13 @@ fn print_targets(rows: &[Row], outcomes: &[Outcome], reference: Duration) {
         println!("targets: not judged, a row they need failed");
         return;
     };
+    let note = if is_cut_off(rows, outcomes, "tripline") { ", projected: the run was cut off" } else { "" };
     let ratio = shipped.as_secs_f64() / reference.as_secs_f64();
     let verdict = if ratio <= SHIPPED_TARGET { "met".to_string() } else { format!("missed by {:.2}x", ratio - SHIPPED_TARGET) };
-    println!("target: tripline as shipped <= {SHIPPED_TARGET}x pass-through: {verdict} ({ratio:.2}x)");
+    println!("target: tripline as shipped <= {SHIPPED_TARGET}x pass-through: {verdict} ({ratio:.2}x{note})");
     let verdict = if shipped < lua { "met" } else { "missed" };
     println!(
-        "target: tripline < Lua: {verdict} ({:.1} s vs {:.1} s, {:.2}x)",
+        "target: tripline < Lua: {verdict} ({:.1} s vs {:.1} s, {:.2}x{note})",
         shipped.as_secs_f64(),
         lua.as_secs_f64(),
         shipped.as_secs_f64() / lua.as_secs_f64()

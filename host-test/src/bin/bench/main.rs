@@ -6,6 +6,7 @@
 //! same module with every detection disabled (the host's own per-call cost). Timings are best of
 //! several rounds; allocation counts are exact. Then, given a `fluent-bit` binary, the real
 //! Fluent Bit section (`fluentbit.rs`) prices each filter in the process users actually run.
+//! `BENCH_ONLY=fluent-bit` runs that section alone.
 
 mod fluentbit;
 mod process;
@@ -80,6 +81,9 @@ fn measure<F: FnMut(&[u8])>(records: &[&[u8]], rounds: usize, mut setup: impl Fn
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var("BENCH_ONLY").ok().as_deref() == Some("fluent-bit") {
+        return real_fluent_bit();
+    }
     let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/generated/cloudtrail.ndjson".into());
     let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{path}: {e} (run `make example-data`)"))?;
     let all = split_records(&data);

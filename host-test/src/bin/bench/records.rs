@@ -1,41 +1,59 @@
-//! The Fluent Bit section's input: a million realistic CloudTrail records from the example
-//! generator, written once under `target/bench/` and reused, since generating them takes a while
-//! and holds them all in memory.
+//! The Fluent Bit section's input: realistic CloudTrail records from the example generator,
+//! written once under `target/bench/` and reused, since generating them takes a while.
+//!
+//! The generator holds a whole run in memory and writes about 3,470 records a week, so a file is
+//! generated in runs of `WEEKS` weeks, one after another in time, each with its own seed; the
+//! million-record file is one such run ending where the example data starts (no record lies in
+//! the wall clock's future), the ten-million one runs from 1970 to 2025.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::Duration;
+use chrono::{Duration, TimeZone, Utc};
 use tripline_generate::{generate, Options};
 
 /// Records per run: enough that start-up is noise next to the per-record cost.
 pub const RECORDS: u64 = 1_000_000;
 
-/// The generator writes about 3,470 records a week; 300 weeks leave a margin over `RECORDS`.
+/// Records in the memory run: the ten million.
+pub const LONG_RECORDS: u64 = 10_000_000;
+
+/// Weeks per generator run: about 1,040,000 records, a margin over `RECORDS`.
 const WEEKS: u32 = 300;
 
-/// The cached records file, generated first when missing.
-pub fn ensure(dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = dir.join(format!("cloudtrail-{RECORDS}.ndjson"));
+/// The cached file of `count` records, generated first when missing.
+pub fn ensure(dir: &Path, count: u64) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("cloudtrail-{count}.ndjson"));
     if !path.exists() {
         std::fs::create_dir_all(dir)?;
-        eprintln!("generating {RECORDS} records into {} (once)", path.display());
-        write_records(&path)?;
+        eprintln!("generating {count} records into {} (once)", path.display());
+        write_records(&path, count)?;
     }
     Ok(path)
 }
 
-/// Writes the first `RECORDS` generated lines through a temporary file, so that an interrupted
+/// Writes the first `count` generated lines through a temporary file, so that an interrupted
 /// run never leaves a short file that later runs would take for the cache.
-fn write_records(path: &Path) -> anyhow::Result<()> {
+fn write_records(path: &Path, count: u64) -> anyhow::Result<()> {
     let defaults = Options::default();
-    // End where the example data starts, so that no record lies in the wall clock's future.
-    let opts = Options { weeks: WEEKS, start: defaults.start - Duration::weeks(WEEKS.into()), ..defaults };
+    let runs = count.div_ceil(RECORDS) as u32;
+    // Never before 1970 (a Monday in its first week): Fluent Bit's record times are unsigned.
+    let earliest = Utc.with_ymd_and_hms(1970, 1, 5, 0, 0, 0).unwrap();
+    let start = (defaults.start - Duration::weeks((WEEKS * runs).into())).max(earliest);
     let partial = path.with_extension("partial");
-    let mut out = FirstLines { inner: BufWriter::new(File::create(&partial)?), left: RECORDS };
-    let summary = generate(&opts, &mut out)?;
-    anyhow::ensure!(summary.records >= RECORDS, "the generator wrote only {} records in {WEEKS} weeks", summary.records);
+    let mut out = FirstLines { inner: BufWriter::new(File::create(&partial)?), left: count };
+    for run in 0..runs {
+        if out.left == 0 {
+            break;
+        }
+        // The last run keeps the defaults' seed: the million-record file is what it always was.
+        let seed = defaults.seed + u64::from(runs - 1 - run);
+        let opts = Options { weeks: WEEKS, start: start + Duration::weeks((WEEKS * run).into()), seed };
+        generate(&opts, &mut out)?;
+    }
+    anyhow::ensure!(out.left == 0, "the generator wrote only {} of {count} records", count - out.left);
+    out.flush()?;
     std::fs::rename(&partial, path)?;
     Ok(())
 }
