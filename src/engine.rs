@@ -56,8 +56,8 @@ pub struct Counters {
     pub untimed: u64,
     /// Records that should have carried results but could not be rewritten (see output.rs).
     pub unannotatable: u64,
-    /// Records that should have carried results but passed unchanged because the memory left
-    /// could not hold the rewritten record (its results wait for the next record).
+    /// Records passed through unread, or unchanged with their results waiting, because the
+    /// module's memory ran out (see memory.rs); the first of them also let the open windows go.
     pub out_of_memory: u64,
     /// Incoming members named like the output field, moved under it as `quarantined` (see
     /// output.rs): a record must not pass for carrying tripline's results when it does not.
@@ -364,6 +364,16 @@ impl Engine {
     pub fn process(&mut self, record: &[u8], now: Option<i64>) -> Processed {
         self.counters.records += 1;
         if self.slots.is_empty() {
+            return Processed::default();
+        }
+        if !crate::memory::available(record.len()) {
+            // Passing records through unread alone would never give the memory back: the open
+            // windows, the bulk of the state, go (counted as evicted, without results).
+            self.counters.out_of_memory += 1;
+            for slot in &mut self.slots {
+                self.counters.evicted_groups += slot.windows.group_count() as u64;
+                slot.windows = Windows::default();
+            }
             return Processed::default();
         }
         let read = self.read(record, now);

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod input;
 pub mod journal;
 pub mod json;
+pub mod memory;
 pub mod output;
 pub mod rule;
 pub mod snapshot;

@@ -56,7 +56,7 @@ use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
-use wasmtime::{Config, Engine, Func, Instance, Linker, Memory, Module, Store, TypedFunc, ValType};
+use wasmtime::{Config, Engine, Func, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc, ValType};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{DirPerms, FilePerms, WasiCtxBuilder};
@@ -94,6 +94,9 @@ pub struct FilterOptions {
     /// Capture the guest's stdout and stderr (and the host's own log lines) instead of
     /// writing them to this process's stdout and stderr.
     pub capture_output: bool,
+    /// A cap on the module's linear memory. Fluent Bit sets none (WAMR lets a module grow to
+    /// 4 GiB); this stands for a host that does (wasmtime's limits, a browser).
+    pub max_memory: Option<usize>,
 }
 
 impl FilterOptions {
@@ -108,6 +111,7 @@ impl FilterOptions {
             wasm_stack_size: EXAMPLE_STACK_SIZE,
             tag: DEFAULT_TAG.to_string(),
             capture_output: false,
+            max_memory: None,
         }
     }
 
@@ -124,6 +128,11 @@ impl FilterOptions {
 
     pub fn heap_size(mut self, bytes: u32) -> FilterOptions {
         self.wasm_heap_size = bytes;
+        self
+    }
+
+    pub fn max_memory(mut self, bytes: usize) -> FilterOptions {
+        self.max_memory = Some(bytes);
         self
     }
 
@@ -353,6 +362,7 @@ pub struct HarnessCounts {
 
 struct HostState {
     wasi: WasiP1Ctx,
+    limits: StoreLimits,
 }
 
 enum Allocator {
@@ -402,7 +412,9 @@ impl FluentBitFilter {
             builder.inherit_stdout().inherit_stderr();
             (None, None)
         };
-        let mut store = Store::new(&engine, HostState { wasi: builder.build_p1() });
+        let limits = StoreLimitsBuilder::new().memory_size(options.max_memory.unwrap_or(usize::MAX)).build();
+        let mut store = Store::new(&engine, HostState { wasi: builder.build_p1(), limits });
+        store.limiter(|state| &mut state.limits);
 
         let mut linker: Linker<HostState> = Linker::new(&engine);
         p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi).map_err(anyhow::Error::from)?;

@@ -310,3 +310,38 @@ fn huge_values_and_a_burst_of_alerts_stay_inside_the_documented_memory() {
     assert!(delivered_or_dropped + last_stats["pending_alerts"].as_u64().unwrap() >= (HUGE + GROUPS) as u64, "{last_stats}");
     assert!(alerts > 10_000, "{alerts} alerts delivered");
 }
+
+/// A host that gives the module less memory than its caps allow (here 32 MiB, caps raised far
+/// past it): records with distinct 1 MB group fields fill it. No record traps or is lost; once
+/// memory runs out records pass through unread and counted, the open windows are let go, and
+/// detection resumes.
+#[test]
+fn running_out_of_memory_passes_records_through_and_recovers() {
+    let dir = scratch_dir("out-of-memory");
+    let config = json!({"output": {"stats_every_records": 1},
+        "limits": {"max_value_bytes": 1 << 20, "max_window_bytes": 1 << 30}});
+    std::fs::write(dir.join("tripline.json"), config.to_string()).unwrap();
+    let options = tripline_host_test::fluentbit::FilterOptions::new(tripline_host_test::artifacts::dist("tripline-fluentbit.wasm"), "tripline_filter")
+        .accessible_path(&dir)
+        .capture_output()
+        .max_memory(32 << 20);
+    let mut filter = FluentBitFilter::start(options).unwrap();
+    let hour = 1_791_194_400;
+    let mut stats = Value::Null;
+    for i in 0..60 {
+        let record = json!({"userIdentity": {"accountId": "123456789012"}, "eventTime": rfc3339(hour + i),
+            "eventName": "JobCreated", "sourceIPAddress": "10.0.0.1", "userAgent": format!("{i:04}{}", "A".repeat(1 << 20)),
+            "serviceEventDetails": {"jobArn": "arn:aws:s3:us-east-1:123456789012:job/x", "status": "New"}});
+        let reply = filter.filter((hour + i) as u32, &record).unwrap();
+        assert!(reply.body().is_some(), "record {i}: {:?}", reply.outcome);
+        stats = reply.stats().unwrap_or(stats);
+    }
+    let counters = &stats["counters"];
+    assert!(counters["out_of_memory"].as_u64().unwrap() > 0, "{counters}");
+    assert!(counters["evicted_groups"].as_u64().unwrap() > 0, "{counters}");
+    // Memory came back: an ordinary record is tagged again.
+    let reply = filter.filter(hour as u32 + 100, &json!({"userIdentity": {"accountId": "1"}, "eventTime": rfc3339(hour + 100),
+        "eventName": "JobCreated", "sourceIPAddress": "10.0.0.2", "userAgent": "aws-cli",
+        "serviceEventDetails": {"jobArn": "arn:aws:s3:us-east-1:1:job/y", "status": "New"}})).unwrap();
+    assert_eq!(reply.value().unwrap()["tripline"]["route"], "match");
+}
