@@ -15,7 +15,7 @@ use crate::config::{ConfigError, CONFIG_FILE};
 use crate::engine::Engine;
 use crate::journal;
 use crate::json::{validate, Kind, RawObject};
-use crate::output::{arrives_with, Annotation, Carrier};
+use crate::output::{Annotation, Carrier, FieldProbe};
 
 
 /// Returned when the host could not copy the record in (record == NULL): the record is already
@@ -28,6 +28,8 @@ struct Filter {
     engine: Engine,
     dir: Option<PathBuf>,
     output: Vec<u8>,
+    /// Finds an incoming field named like the output field.
+    probe: FieldProbe,
     /// Where state survives the instance; `None` when saving is off or impossible.
     durable: Option<DurableState>,
 }
@@ -144,7 +146,8 @@ impl Filter {
         for e in engine.rule_errors() {
             log(e);
         }
-        Filter { engine, dir, output: Vec::new(), durable: None }
+        let probe = FieldProbe::new(&engine.config().output.field);
+        Filter { engine, dir, output: Vec::new(), probe, durable: None }
     }
 
     /// `None` keeps the record as it is (the host reuses the input pointer).
@@ -156,7 +159,7 @@ impl Filter {
         let stats_due = every > 0 && self.engine.counters().records % every == 0;
         let mut result = None;
         let mut taken = 0;
-        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || arrives_with(record, &output.field) {
+        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || self.probe.arrives_with(record, &output.field) {
             let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
             self.output.clear();
