@@ -368,6 +368,38 @@ fn skip_string(b: &[u8], pos: usize) -> Result<usize, ScanError> {
     Err(ScanError::Truncated)
 }
 
+/// Whether `needle` occurs in `bytes`, found by its byte at `anchor` eight bytes at a time:
+/// under an interpreter this costs a fraction of a general substring search (memchr's searchers
+/// measured about 75 us on a 1.4 KB record in Fluent Bit's WAMR). Pick as anchor a byte that
+/// is rare in the haystack: each occurrence costs a comparison.
+pub fn contains_at(bytes: &[u8], needle: &[u8], anchor: usize) -> bool {
+    let Some(&byte) = needle.get(anchor) else { return needle.is_empty() };
+    let matching = |word: u64| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut i = anchor;
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            let found = matching(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+            if found == 0 {
+                i += 8;
+                continue;
+            }
+            // The lowest flagged byte is exact (borrows only run towards higher bytes).
+            i += (found.trailing_zeros() / 8) as usize;
+        } else if bytes[i] != byte {
+            i += 1;
+            continue;
+        }
+        if bytes[i - anchor..].starts_with(needle) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::json::{key_equals, validate, RawObject, ScanError};
+use crate::json::{contains_at, key_equals, validate, RawObject, ScanError};
 
 /// What one record carries.
 #[derive(Debug, Default, Serialize)]
@@ -64,19 +64,28 @@ pub fn arrives_with(record: &[u8], field: &str) -> bool {
 }
 
 /// [`arrives_with`] for records as Fluent Bit's encoder writes them, where an ASCII key is
-/// never escaped: one search for the quoted field, its searcher built once. Every record pays
-/// for it, so it must cost less than the general check, which also looks for `\u` escapes.
+/// never escaped: one word-at-a-time search for the quoted field. Every record pays for it, so
+/// it must cost less than the general check, which also looks for `\u` escapes.
 pub struct FieldProbe {
-    quoted: memchr::memmem::Finder<'static>,
+    quoted: Vec<u8>,
+    /// The byte of `quoted` least frequent in English text, which CloudTrail's names are.
+    anchor: usize,
 }
+
+/// Bytes by their frequency in English text, most frequent first; quotes and colons are as
+/// common as `e` in JSON. A byte not listed counts as rarest.
+const COMMON: &[u8] = b"\":etaoinsrhldcumfpgwybvkxjqz";
 
 impl FieldProbe {
     pub fn new(field: &str) -> FieldProbe {
-        FieldProbe { quoted: memchr::memmem::Finder::new(format!("\"{field}\"").as_bytes()).into_owned() }
+        let quoted = format!("\"{field}\"").into_bytes();
+        let rank = |b: &u8| COMMON.iter().position(|c| c.eq_ignore_ascii_case(b)).unwrap_or(COMMON.len());
+        let anchor = quoted.iter().enumerate().max_by_key(|(_, b)| rank(b)).map_or(0, |(i, _)| i);
+        FieldProbe { quoted, anchor }
     }
 
     pub fn arrives_with(&self, record: &[u8], field: &str) -> bool {
-        self.quoted.find(record).is_some() && arrives_with(record, field)
+        contains_at(record, &self.quoted, self.anchor) && arrives_with(record, field)
     }
 }
 
@@ -213,6 +222,11 @@ mod tests {
         );
         let out = annotate(br#"{"tripline":0}"#, "tripline", &with_alert()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"tripline":{"route":"alert","alerts":[{"risk_score":64}],"quarantined":[0]}}"#);
+        let probe = FieldProbe::new("tripline");
+        for (at, record) in [0usize, 3, 7, 8, 9, 15, 16, 40].iter().map(|&pad| (pad, format!(r#"{{"a":"{}","tripline":1}}"#, "x".repeat(pad)))) {
+            assert!(probe.arrives_with(record.as_bytes(), "tripline"), "padding {at}");
+            assert!(!probe.arrives_with(record.replace("tripline", "triplina").as_bytes(), "tripline"), "padding {at}");
+        }
         // A nested key of that name is the record's own business.
         assert!(!arrives_with(br#"{"requestParameters":{"tripline":1}}"#, "tripline"));
         assert!(!arrives_with(br#"{"a":"tripline"}"#, "tripline"));
