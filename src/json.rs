@@ -348,24 +348,16 @@ fn skip_ws(b: &[u8], mut pos: usize) -> usize {
 /// every instruction per byte shows, so plain stretches are stepped over eight bytes at a time.
 fn skip_string(b: &[u8], pos: usize) -> Result<usize, ScanError> {
     let mut i = pos + 1;
-    while i < b.len() {
-        if let Some(word) = b.get(i..i + 8) {
-            let special = string_specials(u64::from_le_bytes(word.try_into().expect("eight bytes")));
-            if special == 0 {
-                i += 8;
-                continue;
-            }
-            // The lowest flagged byte is exact (borrows only run towards higher bytes).
-            i += (special.trailing_zeros() / 8) as usize;
-        }
-        match b[i] {
-            b'"' => return Ok(i + 1),
-            b'\\' => i += 2,
-            c if c < 0x20 => return Err(ScanError::Malformed),
-            _ => i += 1,
+    loop {
+        i = skip_unflagged(b, i, string_specials);
+        match b.get(i) {
+            None => return Err(ScanError::Truncated),
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => i += 2,
+            Some(c) if *c < 0x20 => return Err(ScanError::Malformed),
+            Some(_) => i += 1,
         }
     }
-    Err(ScanError::Truncated)
 }
 
 /// Whether `needle` occurs in `bytes`, found by its byte at `anchor` eight bytes at a time:
@@ -379,25 +371,28 @@ pub fn contains_at(bytes: &[u8], needle: &[u8], anchor: usize) -> bool {
         x.wrapping_sub(ONES) & !x & HIGHS
     };
     let mut i = anchor;
-    while i < bytes.len() {
-        if let Some(word) = bytes.get(i..i + 8) {
-            let found = matching(u64::from_le_bytes(word.try_into().expect("eight bytes")));
-            if found == 0 {
-                i += 8;
-                continue;
-            }
-            // The lowest flagged byte is exact (borrows only run towards higher bytes).
-            i += (found.trailing_zeros() / 8) as usize;
-        } else if bytes[i] != byte {
-            i += 1;
-            continue;
+    loop {
+        i = skip_unflagged(bytes, i, matching);
+        match bytes.get(i) {
+            None => return false,
+            Some(&b) if b == byte && bytes[i - anchor..].starts_with(needle) => return true,
+            Some(_) => i += 1,
         }
-        if bytes[i - anchor..].starts_with(needle) {
-            return true;
-        }
-        i += 1;
     }
-    false
+}
+
+/// From `i`, steps eight bytes at a time over words in which `flags` marks no byte; returns the
+/// index of the lowest marked byte, or of the first byte of a tail shorter than a word.
+fn skip_unflagged(b: &[u8], mut i: usize, flags: impl Fn(u64) -> u64) -> usize {
+    while let Some(word) = b.get(i..i + 8) {
+        let found = flags(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        if found != 0 {
+            // The lowest flagged byte is exact (borrows only run towards higher bytes).
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
