@@ -39,10 +39,6 @@ struct Carried<'a> {
 }
 
 impl Annotation {
-    pub fn is_empty(&self) -> bool {
-        self.matches.is_empty() && self.alerts.is_empty() && self.stats.is_none()
-    }
-
     fn to_json(&self) -> Vec<u8> {
         let route = if !self.alerts.is_empty() {
             "alert"
