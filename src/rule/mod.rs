@@ -331,3 +331,9 @@ pub fn parse_rule_file(name: &str, bytes: &[u8]) -> Result<Vec<Rule>, String> {
         _ => Err(format!("{name}: a rule file holds a rule, a list of rules or a pack")),
     }
 }
+
+/// Whether `cond` holds for `event`, with the `search` semantics rules select by: for explaining
+/// a selection part by part (`tripline explain`).
+pub fn test_condition(cond: &Cond, event: &crate::cloudtrail::Event<'_>) -> Result<bool, crate::cloudtrail::FieldError> {
+    eval::test(cond, &eval::Row::of_event(event, crate::cloudtrail::UserSource::default()))
+}
