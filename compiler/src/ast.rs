@@ -69,6 +69,9 @@ pub enum CommandKind {
     Eventstats { aggs: Vec<AggSpec>, by: Vec<String> },
     Mvexpand(String),
     Table(Vec<String>),
+    /// `append [search ...]`: the subsearch's commands, its base search first (pipe 0 of its
+    /// own pipeline).
+    Append(Vec<Command>),
     Ctime { fields: Vec<String>, format: String },
 }
 

@@ -38,6 +38,10 @@ objects only); alerts carry the threat object.
 `by` fields and function inputs, traced back through renames and evals; after `stats`: the row's \
 fields). Splunk fills every field some result has; the two differ only for a field that no event \
 of the search window has at all.
+- `append [search ...]` of a subsearch without `stats` over the same records becomes two branches \
+side by side: each event runs through the main search's pipeline and the subsearch's, and the rows \
+of both go on (an event both keep counts twice, as in Splunk). Splunk cuts an `append` subsearch at \
+50,000 results (`maxout`) or 60 seconds (`maxtime`), where it would warn; tripline has no such cut.
 - ESCU 2024 `tags:` metadata: risk and threat objects as contentctl 4.4.1 derives them from the \
 observables; `risk_score` checked against impact x confidence / 100.";
 

@@ -34,6 +34,9 @@ pub fn lint_commands(commands: &[Command]) -> Vec<String> {
             CommandKind::Search(node) => mixed_and_or(node, cmd.pipe == 0, &place, &mut out),
             CommandKind::Where(e) => dotted_names(e, &place, &mut out),
             CommandKind::Eval(assigns) => assigns.iter().for_each(|(_, e)| dotted_names(e, &place, &mut out)),
+            CommandKind::Append(inner) => {
+                out.extend(lint_commands(inner).into_iter().map(|w| format!("the `append` subsearch (pipe {}): {w}", cmd.pipe)))
+            }
             _ => {}
         }
     }

@@ -58,8 +58,8 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
         SearchNode::And(items) => items.iter().collect(),
         other => vec![other],
     };
-    let event_names = index_names(&conjuncts);
-    let selection = search_cond(&base_node);
+    let mut event_names = index_names(&conjuncts);
+    let mut selection = search_cond(&base_node);
 
     let mut steps = Vec::new();
     let mut after = Vec::new();
@@ -140,6 +140,35 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                 target.push(Step::Mvexpand(field.clone()))
             }
             CommandKind::Table(fields) => target.push(Step::Table(fields.clone())),
+            CommandKind::Append(inner) => {
+                if stats.is_some() {
+                    return Err(format!("`append` after `stats` {here} is not supported"));
+                }
+                if !pending.is_empty() {
+                    return Err(format!("`append` {here} after a bare `fillnull` or a wildcard `rename` is not supported"));
+                }
+                let sub = lower(inner).map_err(|m| format!("the `append` subsearch {here}: {m}"))?;
+                if sub.stats.is_some() {
+                    return Err(format!("the `append` subsearch {here} has `stats`: only per-event subsearches are supported"));
+                }
+                let mut main = vec![Step::Search(selection.clone())];
+                main.append(&mut steps);
+                let mut other = vec![Step::Search(sub.selection.clone())];
+                other.extend(sub.steps);
+                steps.push(Step::Union(vec![main, other]));
+                selection = Cond::Any(vec![selection, sub.selection]);
+                event_names = if event_names.is_empty() || sub.event_names.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut all = event_names;
+                    for n in sub.event_names {
+                        if !all.iter().any(|a| a.eq_ignore_ascii_case(&n)) {
+                            all.push(n);
+                        }
+                    }
+                    all
+                };
+            }
             CommandKind::Ctime { fields, format } => {
                 for field in fields {
                     target.push(Step::Ctime { field: field.clone(), format: format.clone() });
@@ -532,14 +561,22 @@ pub fn cond_fields(c: &Cond, out: &mut BTreeSet<String>) {
 fn fields_read(steps: &[Step], stats: &Stats) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut live: BTreeSet<String> = BTreeSet::new();
-    let add = |f: &str, live: &mut BTreeSet<String>, order: &mut Vec<String>| {
-        if f != "_time" && f != "_raw" && live.insert(f.to_string()) && !order.iter().any(|o| o == f) {
-            order.push(f.to_string());
-        }
-    };
     for f in stats.by.iter().chain(stats.functions.iter().filter_map(|a| a.field.as_ref())) {
-        add(f, &mut live, &mut order);
+        add_read(f, &mut live, &mut order);
     }
+    read_back(steps, &mut live, &mut order);
+    order.into_iter().filter(|f| live.contains(f)).collect()
+}
+
+fn add_read(f: &str, live: &mut BTreeSet<String>, order: &mut Vec<String>) {
+    if f != "_time" && f != "_raw" && live.insert(f.to_string()) && !order.iter().any(|o| o == f) {
+        order.push(f.to_string());
+    }
+}
+
+/// Walks `steps` from the last back: `live` becomes what they read to provide what was live.
+fn read_back(steps: &[Step], live: &mut BTreeSet<String>, order: &mut Vec<String>) {
+    let add = add_read;
     for step in steps.iter().rev() {
         match step {
             Step::Rename(renames) => {
@@ -547,7 +584,7 @@ fn fields_read(steps: &[Step], stats: &Stats) -> Vec<String> {
                     let needed = live.remove(&r.to);
                     live.remove(&r.from);
                     if needed {
-                        add(&r.from, &mut live, &mut order);
+                        add(&r.from, live, order);
                     }
                 }
             }
@@ -556,30 +593,38 @@ fn fields_read(steps: &[Step], stats: &Stats) -> Vec<String> {
                     live.remove(&a.field);
                     let mut reads = BTreeSet::new();
                     expr_fields(&a.expr, &mut reads);
-                    reads.iter().for_each(|f| add(f, &mut live, &mut order));
+                    reads.iter().for_each(|f| add(f, live, order));
                 }
             }
             Step::Where(e) => {
                 let mut reads = BTreeSet::new();
                 expr_fields(e, &mut reads);
-                reads.iter().for_each(|f| add(f, &mut live, &mut order));
+                reads.iter().for_each(|f| add(f, live, order));
             }
             Step::Search(c) => {
                 let mut reads = BTreeSet::new();
                 cond_fields(c, &mut reads);
-                reads.iter().for_each(|f| add(f, &mut live, &mut order));
+                reads.iter().for_each(|f| add(f, live, order));
             }
             Step::Spath { input, output, .. } => {
                 live.remove(output);
-                add(input, &mut live, &mut order);
+                add(input, live, order);
             }
-            Step::SpathAll { input } | Step::Rex { field: input, .. } => add(input, &mut live, &mut order),
-            Step::Mvexpand(f) | Step::Ctime { field: f, .. } => add(f, &mut live, &mut order),
+            Step::SpathAll { input } | Step::Rex { field: input, .. } => add(input, live, order),
+            Step::Mvexpand(f) | Step::Ctime { field: f, .. } => add(f, live, order),
             Step::Table(fields) => live.retain(|f| fields.contains(f)),
             Step::Fillnull { .. } => {}
+            Step::Union(branches) => {
+                let mut all = BTreeSet::new();
+                for branch in branches {
+                    let mut mine = live.clone();
+                    read_back(branch, &mut mine, order);
+                    all.extend(mine);
+                }
+                *live = all;
+            }
         }
     }
-    order.into_iter().filter(|f| live.contains(f)).collect()
 }
 
 /// The fields of a result row after `stats` and the given later steps.
@@ -760,6 +805,28 @@ mod tests {
         assert!(lower_text("x=1 | stats count by u | spath input=u | fillnull")
             .unwrap_err()
             .contains("the `spath` without a path (pipe 2) makes known only at run time"));
+    }
+
+    #[test]
+    fn append_of_a_per_event_subsearch_is_a_union_of_two_branches() {
+        let l = lower_text("eventName=A x=1 | append [search eventName=B x!=1 | where y > 2] | stats count by x").unwrap();
+        assert_eq!(l.event_names, ["A", "B"]);
+        let a = Cond::All(vec![
+            Cond::Compare { field: "eventName".into(), op: CompareOp::Eq, value: "A".into() },
+            Cond::Compare { field: "x".into(), op: CompareOp::Eq, value: "1".into() },
+        ]);
+        let b = Cond::All(vec![
+            Cond::Compare { field: "eventName".into(), op: CompareOp::Eq, value: "B".into() },
+            Cond::Compare { field: "x".into(), op: CompareOp::Ne, value: "1".into() },
+        ]);
+        assert_eq!(l.selection, Cond::Any(vec![a.clone(), b.clone()]));
+        let Step::Union(branches) = &l.steps[0] else { panic!("{:?}", l.steps) };
+        assert_eq!(branches[0], [Step::Search(a)]);
+        assert_eq!(branches[1][0], Step::Search(b));
+        assert!(matches!(branches[1][1], Step::Where(_)));
+        assert!(lower_text("x=1 | stats count by u | append [search y=1]").unwrap_err().contains("`append` after `stats`"));
+        assert!(lower_text("x=1 | append [search y=1 | stats count]").unwrap_err().contains("has `stats`"));
+        assert!(parse_command(1, "append maxout=5 [search y=1]").unwrap_err().contains("without options"));
     }
 
     #[test]

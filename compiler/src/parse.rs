@@ -405,7 +405,7 @@ fn unsupported_command(name: &str) -> String {
     let why = match name {
         "tstats" => "CIM data-model searches are not supported (a rule reads raw CloudTrail records)",
         "from" | "datamodel" | "pivot" => "data-model searches are not supported (a rule reads raw CloudTrail records)",
-        "join" | "append" | "appendcols" | "appendpipe" | "union" | "multisearch" => {
+        "join" | "appendcols" | "appendpipe" | "union" | "multisearch" => {
             "combining searches is not supported: a rule reads one record stream"
         }
         "streamstats" => "statistics over the whole result set are not supported",
@@ -436,6 +436,9 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
             None => (text, ""),
         };
         let lower = name.to_ascii_lowercase();
+        if lower == "append" {
+            return Ok(Command { pipe, text: text.to_string(), kind: parse_append(pipe, rest)? });
+        }
         let supported = [
             "search", "where", "eval", "stats", "bin", "bucket", "rename", "fillnull", "spath", "rex", "mvexpand", "table", "fields",
             "convert", "eventstats",
@@ -466,6 +469,29 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
         }
     };
     Ok(Command { pipe, text: text.to_string(), kind })
+}
+
+/// `append [search ...]`: a subsearch over the same records, its own pipeline parsed as a search
+/// (macros are expanded already). Options (`maxout=`, `extendtimerange=`...) are refused.
+fn parse_append(pipe: usize, rest: &str) -> Result<CommandKind, String> {
+    let inner = rest
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(|| format!("command `append` (pipe {pipe}): only `append [subsearch]` without options is supported"))?;
+    let segments = crate::lexer::split_pipes(inner).map_err(|e| format!("`append` subsearch (pipe {pipe}): {e}"))?;
+    let mut commands = Vec::new();
+    for (i, segment) in segments.iter().enumerate() {
+        let command = if i == 0 {
+            let base = segment.strip_prefix("search ").map(str::trim).ok_or_else(|| {
+                format!("`append` subsearch (pipe {pipe}) does not start with `search`: only a search over the same records is supported")
+            })?;
+            parse_command(0, base)
+        } else {
+            parse_command(i, segment)
+        };
+        commands.push(command.map_err(|e| format!("`append` subsearch (pipe {pipe}), its pipe {i}: {e}"))?);
+    }
+    Ok(CommandKind::Append(commands))
 }
 
 fn parse_eval_assignments(text: &str) -> Result<Vec<(String, EvalNode)>, String> {

@@ -467,6 +467,11 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                     }
                     next.push(row);
                 }
+                Step::Union(branches) => {
+                    for branch in branches {
+                        next.extend(run_steps(branch, vec![row.fork()], regexes)?);
+                    }
+                }
                 Step::Table(fields) => {
                     let mut kept = Vec::with_capacity(fields.len());
                     for field in fields {

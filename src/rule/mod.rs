@@ -242,6 +242,11 @@ pub enum Step {
     Ctime { field: String, format: String },
     /// `table`/`fields`: keep only these fields, in this order.
     Table(Vec<String>),
+    /// `append [search ...]` over the same records: each branch takes its own copy of the row
+    /// (the event as selected) and runs its steps, the first branch's being the main search's
+    /// (its own selection a `search` step first); the rows of every branch go on, in branch
+    /// order. An event both branches keep gives a row in each, as `append` would.
+    Union(Vec<Vec<Step>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

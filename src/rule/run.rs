@@ -30,7 +30,10 @@ impl RuleDetection {
     /// Prepares a rule to run; rejects what the engine cannot run as written.
     pub fn new(rule: Rule) -> Result<RuleDetection, String> {
         let mut regexes = Regexes::default();
-        for step in rule.steps.iter().chain(&rule.after) {
+        if rule.after.iter().any(|s| matches!(s, Step::Union(_))) {
+            return Err("`append` after `stats` is not supported".into());
+        }
+        for step in flat_steps(rule.steps.iter().chain(&rule.after)) {
             if let Step::Rex { regex, .. } = step {
                 regexes.add(regex)?;
             }
@@ -69,6 +72,18 @@ impl RuleDetection {
     pub fn rule(&self) -> &Rule {
         &self.rule
     }
+}
+
+/// Every step, those inside `append` branches included.
+fn flat_steps<'r>(steps: impl Iterator<Item = &'r Step>) -> Vec<&'r Step> {
+    let mut out = Vec::new();
+    for step in steps {
+        match step {
+            Step::Union(branches) => out.extend(flat_steps(branches.iter().flatten())),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn step_exprs(step: &Step) -> Vec<&Expr> {
