@@ -42,6 +42,11 @@ of the search window has at all.
 side by side: each event runs through the main search's pipeline and the subsearch's, and the rows \
 of both go on (an event both keep counts twice, as in Splunk). Splunk cuts an `append` subsearch at \
 50,000 results (`maxout`) or 60 seconds (`maxtime`), where it would warn; tripline has no such cut.
+- `values(object.*) as *` (the one wildcard stats function supported, and only before any per-event \
+step) gives one column per field of the record under `object.`, as the add-on's JSON extraction names \
+them (`a.b`, `a{}`), named by the rest of the name; the columns come in name order (Splunk's order \
+among them is not documented), and a name another column has already is left to that column. \
+The `max_values` cap counts the wildcard's values together.
 - ESCU 2024 `tags:` metadata: risk and threat objects as contentctl 4.4.1 derives them from the \
 observables; `risk_score` checked against impact x confidence / 100.";
 

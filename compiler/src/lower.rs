@@ -200,6 +200,11 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                 if let Some(f) = by.iter().find(|f| f.contains('*')) {
                     return Err(format!("wildcard `by` field `{f}` {here} is not supported"));
                 }
+                if functions.iter().any(|a| a.name == "*") && (!steps.is_empty() || !pending.is_empty()) {
+                    return Err(format!(
+                        "wildcard `values(prefix*) as *` {here} after per-event steps is not supported: it reads the record's own fields"
+                    ));
+                }
                 stats = Some(Stats { span_seconds, by: by.clone(), functions });
             }
         }
@@ -212,6 +217,9 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     pending.sort_by_key(|(after_stats, index, _)| (*after_stats, if *after_stats { *index as i64 } else { -(*index as i64) }));
     for (after_stats, index, wildcard) in pending {
         if after_stats {
+            if stats.as_ref().is_some_and(|s| s.functions.iter().any(|a| a.name == "*")) {
+                return Err("a bare `fillnull` or a wildcard `rename` after a wildcard `values(prefix*) as *` is not supported: the row's fields are known only at run time".into());
+            }
             let fields = row_fields(stats.as_ref().expect("after stats"), &after[..index]);
             after[index] = match wildcard {
                 Some(prefix) => Step::Rename(
@@ -508,8 +516,15 @@ fn written(spec: &AggSpec) -> String {
 fn aggregation(spec: &AggSpec) -> Result<Aggregation, String> {
     let f = spec.func.to_ascii_lowercase();
     let written = written(spec);
+    if f == "values" && spec.alias.as_deref() == Some("*") {
+        if let Some(prefix) = spec.field.as_deref().and_then(|f| f.strip_suffix('*')) {
+            if !prefix.is_empty() && !prefix.contains('*') {
+                return Ok(Aggregation { func: AggFunc::Values, field: spec.field.clone(), name: "*".into() });
+            }
+        }
+    }
     if spec.field.as_deref().is_some_and(|f| f.contains('*')) || spec.alias.as_deref().is_some_and(|a| a.contains('*')) {
-        return Err(format!("wildcard stats `{written}` is not supported"));
+        return Err(format!("wildcard stats `{written}` is not supported (only `values(prefix*) as *`)"));
     }
     let func = match (f.as_str(), spec.field.as_deref()) {
         ("count", None) => AggFunc::Count,

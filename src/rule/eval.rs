@@ -352,7 +352,7 @@ fn like(pattern: &str, text: &str) -> bool {
 
 /// Every value under `value` by its Splunk path (`a.b`, `a{}.b`), as spath without a path
 /// extracts them: scalars as text, empty objects and arrays as nothing.
-fn flatten(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
+pub(crate) fn flatten(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
     match value {
         Value::Object(members) => {
             for (key, inner) in members {

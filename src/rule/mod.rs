@@ -281,7 +281,10 @@ pub struct Stats {
 #[serde(deny_unknown_fields)]
 pub struct Aggregation {
     pub func: AggFunc,
-    /// The input field; `None` for `count`.
+    /// The input field; `None` for `count`. `values` also takes `prefix*` with the name `*`
+    /// (`values(requestParameters.*) as *`): one column per field of the record under the
+    /// prefix (as the add-on's JSON extraction names them: `a.b`, `a{}` for arrays), named by
+    /// the rest of its name, columns in name order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// The output column (`as`, or Splunk's default name such as `values(userAgent)`).

@@ -58,6 +58,16 @@ impl RuleDetection {
                 match (agg.func, agg.field.as_deref()) {
                     (AggFunc::Count, None) => {}
                     (AggFunc::Values, Some("_raw")) => return Err("values(_raw) is not supported; dc(_raw) is".into()),
+                    (AggFunc::Values, Some(field)) if field.contains('*') => {
+                        let prefix = field.strip_suffix('*').filter(|p| p.ends_with('.') && !p.contains('*'));
+                        if prefix.is_none() || agg.name != "*" {
+                            return Err(format!("wildcard values({field}) as {}: only `values(object.*) as *` is supported", agg.name));
+                        }
+                        if !rule.steps.is_empty() {
+                            return Err(format!("wildcard values({field}) reads the record's own fields: no step may come before it"));
+                        }
+                        value_fields.push(field.to_string());
+                    }
                     (AggFunc::Values | AggFunc::Dc, Some(field)) => value_fields.push(field.to_string()),
                     (AggFunc::Min | AggFunc::Max | AggFunc::Earliest | AggFunc::Latest, Some("_time")) => {}
                     (func, field) => return Err(format!("stats function {func:?} over {field:?} is not supported")),
@@ -160,6 +170,10 @@ impl Detection for RuleDetection {
             }
             let mut values = Vec::with_capacity(self.value_fields.len());
             for field in &self.value_fields {
+                if let Some(prefix) = field.strip_suffix('*') {
+                    values.push(fields_under(&row, prefix)?);
+                    continue;
+                }
                 let texts = row.get(field)?.into_texts();
                 values.push(if field == "_raw" { texts.iter().map(|t| raw_digest(t)).collect() } else { texts });
             }
@@ -239,6 +253,26 @@ impl RuleDetection {
                 AggFunc::Count => Val::Num(s.count as f64),
                 AggFunc::Min | AggFunc::Earliest => Val::Num(first as f64),
                 AggFunc::Max | AggFunc::Latest => Val::Num(last as f64),
+                AggFunc::Values if agg.name == "*" => {
+                    // One column per field name, in name order; a name another column has
+                    // already is left to that column.
+                    let mut columns: Vec<(String, BTreeSet<String>)> = Vec::new();
+                    for entry in sets.next().into_iter().flatten() {
+                        let (name, value) = entry.split_once(WILDCARD_SEP).unwrap_or((entry.as_str(), ""));
+                        match columns.last_mut() {
+                            Some((last, set)) if last == name => {
+                                set.insert(value.to_string());
+                            }
+                            _ => columns.push((name.to_string(), BTreeSet::from([value.to_string()]))),
+                        }
+                    }
+                    for (name, set) in columns {
+                        if !fields.iter().any(|(f, _)| *f == name) {
+                            fields.push((name, json_val(values_field(&set))));
+                        }
+                    }
+                    continue;
+                }
                 AggFunc::Values => json_val(values_field(sets.next().unwrap_or(&BTreeSet::new()))),
                 AggFunc::Dc => Val::Num(sets.next().map_or(0, BTreeSet::len) as f64),
             };
@@ -247,6 +281,29 @@ impl RuleDetection {
         let rows = run_steps(&self.rule.after, vec![Row::of_fields(fields)], &self.regexes).ok()?;
         rows.into_iter().next().map(result_row)
     }
+}
+
+/// Separates a field's name from its value in a wildcard `values()` column's set: sorted, the
+/// set lists each name's values together, names in order.
+const WILDCARD_SEP: char = '\u{0}';
+
+/// The record's fields under `prefix` (which ends with `.`), as the add-on's JSON extraction
+/// names them, each value as `name<SEP>value` with `name` the part after the prefix.
+fn fields_under(row: &Row<'_, '_>, prefix: &str) -> Result<Vec<String>, FieldError> {
+    let raw = row.get("_raw")?.into_texts();
+    let mut flat = std::collections::BTreeMap::new();
+    for text in raw {
+        if let Ok(json) = serde_json::from_str::<Value>(&text) {
+            super::eval::flatten(&json, String::new(), &mut flat);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, values) in flat {
+        if let Some(rest) = name.strip_prefix(prefix).filter(|r| !r.is_empty()) {
+            out.extend(values.into_iter().map(|v| format!("{rest}{WILDCARD_SEP}{v}")));
+        }
+    }
+    Ok(out)
 }
 
 /// A row as the search returns it: `_time`, epoch seconds inside the pipeline, leaves it as a
