@@ -1,4 +1,4 @@
-//! Real hosts for tripline's artifacts, shared by the `tripline` CLI and the integration tests.
+//! Real hosts for tripline's artifacts, for the integration tests and the benchmark.
 //!
 //! Each module loads one built `.wasm` exactly as its production host does: `fluentbit` follows
 //! Fluent Bit 5.1's `filter_wasm` contract to the letter, `real_fluentbit` runs the real Fluent

@@ -2,7 +2,7 @@
 //! `scripts/fluent-bit.sh`), running the example pipelines as shipped: only their absolute
 //! paths are moved into a scratch directory.
 //!
-//! The oracle is the harness (`tripline replay`, what `make demo` runs): on the same input, the
+//! The oracle is the harness (`tripline_host_test::fluentbit`, below in `harness`): on the same input, the
 //! records that reach the main output and the alerts that reach the alert output must equal what
 //! the harness says Fluent Bit would output, byte for byte and field for field. Where they
 //! disagree, the harness is wrong.
@@ -10,11 +10,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tripline_host_test::artifacts::{dist, project_root, shared_data};
+use tripline_host_test::fluentbit::{ingest_line, FilterOptions, FluentBitFilter, Outcome, DEFAULT_TAG, FILTER_FUNCTION};
 use tripline_host_test::real_fluentbit::{printed_alerts, Example, Layout, Running};
 
 /// Generous: a cold machine running two test binaries at once.
@@ -26,18 +26,20 @@ struct Expected {
     alerts: Vec<Value>,
 }
 
-fn tripline_cli(args: &[&std::ffi::OsStr]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tripline")).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "tripline {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// `tripline fit` (the CLI crate, in process) with `args`; panics unless it succeeds.
+fn tripline_fit(args: &[&std::ffi::OsStr]) {
+    let argv = [std::ffi::OsStr::new("tripline"), "fit".as_ref(), "--quiet".as_ref()].into_iter().chain(args.iter().copied());
+    assert_eq!(tripline_cli::run(argv), 0, "tripline fit {args:?} failed");
 }
 
-/// `tripline replay` of `input` with the configuration directory `etc`, copied into a fresh
-/// directory so that no state snapshot is shared with Fluent Bit or an earlier replay.
+/// Input bytes per chunk (`tail`'s default `Buffer_Chunk_Size`).
+const CHUNK_BYTES: usize = 32 * 1024;
+
+/// What the harness says Fluent Bit outputs for `input` with the configuration directory `etc`
+/// (copied into a fresh directory, so that no state snapshot is shared with Fluent Bit or an
+/// earlier run): every record through the module exactly as Fluent Bit's `filter_wasm` calls it,
+/// handed over as `tail` with the example `cloudtrail` parser would (parsed and re-encoded by
+/// Fluent Bit's rules, timed by its `eventTime`), in chunks of about 32 KiB like `tail`'s reads.
 fn harness(etc: &Path, input: &Path) -> Expected {
     let scratch = common::scratch_dir("harness");
     let dir = scratch.join("etc");
@@ -46,28 +48,30 @@ fn harness(etc: &Path, input: &Path) -> Expected {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
-    let (tagged, alerts) = (scratch.join("expected-tagged.ndjson"), scratch.join("expected-alerts.ndjson"));
-    let module = dist("tripline-fluentbit.wasm");
-    tripline_cli(&[
-        "replay".as_ref(),
-        "--quiet".as_ref(),
-        "--module".as_ref(),
-        module.as_os_str(),
-        "--dir".as_ref(),
-        dir.as_os_str(),
-        "--out".as_ref(),
-        tagged.as_os_str(),
-        "--alerts".as_ref(),
-        alerts.as_os_str(),
-        input.as_os_str(),
-    ]);
-    let lines = |path: &Path| -> Vec<Vec<u8>> {
-        std::fs::read(path).unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
-    };
-    Expected {
-        tagged: lines(&tagged),
-        alerts: lines(&alerts).iter().map(|l| serde_json::from_slice(l).unwrap()).collect(),
+    let options = FilterOptions::new(dist("tripline-fluentbit.wasm"), FILTER_FUNCTION).accessible_path(&dir).tag(DEFAULT_TAG);
+    let mut filter = FluentBitFilter::start(options).unwrap();
+    let data = std::fs::read(input).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let (mut tagged, mut alerts, mut chunk) = (Vec::new(), Vec::new(), 0usize);
+    for (i, record) in tripline::input::split_records(&data).into_iter().enumerate() {
+        if chunk >= CHUNK_BYTES {
+            filter.begin_chunk();
+            chunk = 0;
+        }
+        chunk += record.len() + 1;
+        let ingested = ingest_line(record, now);
+        let reply = filter.call_raw(DEFAULT_TAG.as_bytes(), ingested.time_sec, 0, &ingested.body).unwrap();
+        match &reply.outcome {
+            Outcome::Dropped | Outcome::Trapped(_) => panic!("the module lost record {} of {}", i + 1, input.display()),
+            Outcome::Modified(_) => {
+                let carried = reply.annotation("tripline").unwrap_or(Value::Null);
+                alerts.extend(carried.get("alerts").and_then(Value::as_array).cloned().unwrap_or_default());
+            }
+            Outcome::PassThrough(_) | Outcome::Unchanged(_) => {}
+        }
+        tagged.push(reply.reencoded().expect("the module returned one JSON object"));
     }
+    Expected { tagged, alerts }
 }
 
 /// A layout with the module installed and the example `tripline.json` (as shipped) in place.
@@ -117,7 +121,7 @@ fn example_data_matches_the_harness(example: Example) {
     let layout = example_layout(&name);
     let data = project_root().join("examples/data/generated/cloudtrail.ndjson");
     let baseline = layout.etc.join("baseline.json");
-    tripline_cli(&["fit".as_ref(), "--until".as_ref(), "2026-10-26T00:00:00Z".as_ref(), "--out".as_ref(), baseline.as_os_str(), data.as_os_str()]);
+    tripline_fit(&["--until".as_ref(), "2026-10-26T00:00:00Z".as_ref(), "--out".as_ref(), baseline.as_os_str(), data.as_os_str()]);
     let unforged = harness(&layout.etc, &data);
     assert!(unforged.alerts.len() >= 4, "the example's planted alerts fire in the harness");
 

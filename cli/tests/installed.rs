@@ -1,0 +1,170 @@
+//! The `tripline` command as a user gets it: installed with `cargo install --path cli --root`
+//! a temporary directory, and run from outside the source tree on the example data (plain, .gz
+//! and as a CloudTrail S3 export), checking exit codes and the messages for a missing file, a bad
+//! configuration and a bad rule, which must be the module's own.
+//!
+//! The install builds in the test's own target directory (CARGO_TARGET_DIR, the parent of
+//! CARGO_TARGET_TMPDIR), where `cargo test --release` has just built the CLI's library and every
+//! dependency in the release profile: it costs little more than linking the binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `cargo install --path cli --root <root>`, run from `root` (outside the tree); the binary.
+fn install(root: &Path) -> PathBuf {
+    let started = Instant::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["install", "--locked", "--quiet", "--path"])
+        .arg(repo().join("cli"))
+        .arg("--root")
+        .arg(root)
+        .env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap())
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "cargo install failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!("cargo install --path cli: {:.1} s", started.elapsed().as_secs_f64());
+    root.join("bin/tripline")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(bin: &Path, cwd: &Path, args: &[&str]) -> Run {
+    let Output { status, stdout, stderr } = Command::new(bin).args(args).current_dir(cwd).env("COLUMNS", "200").output().unwrap();
+    let run = Run { code: status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&stdout).into(), stderr: String::from_utf8_lossy(&stderr).into() };
+    eprintln!("$ tripline {}\n  exit {}\n{}{}", args.join(" "), run.code, run.stdout, run.stderr);
+    run
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn alerts(file: &Path) -> Vec<Value> {
+    std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn the_installed_command_on_the_example_data() {
+    let data = repo().join("examples/data/generated/cloudtrail.ndjson");
+    assert!(data.is_file(), "{} is missing: run `make example-data` first", data.display());
+    let root = tempfile::tempdir().unwrap();
+    let bin = install(root.path());
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+
+    // Help with examples, completions, usage errors.
+    let help = run(&bin, w, &["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Examples:") && help.stdout.contains("tripline replay"));
+    let completions = run(&bin, w, &["completions", "bash"]);
+    assert!(completions.code == 0 && completions.stdout.contains("_tripline"));
+    assert_eq!(run(&bin, w, &["replay"]).code, 2, "no input file is a usage error");
+    assert_eq!(run(&bin, w, &["frobnicate"]).code, 2);
+
+    // fit on the first three weeks, then replay all four with that baseline: the planted anomalies.
+    let etc = w.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let fit = run(&bin, w, &["fit", "--until", "2026-10-26T00:00:00Z", "--out", path(&etc.join("baseline.json")), path(&data)]);
+    assert_eq!(fit.code, 0);
+    std::fs::write(etc.join("tripline.json"), r#"{"models": ["baseline.json"]}"#).unwrap();
+    assert_eq!(run(&bin, w, &["check", "etc"]).code, 0, "the configuration checks");
+    let replay = run(&bin, w, &["replay", "--config", "etc", "--alerts", "plain.ndjson", path(&data)]);
+    assert_eq!(replay.code, 1, "alerts are findings");
+    let planted: Vec<Value> = serde_json::from_slice(&std::fs::read(repo().join("examples/data/generated/planted.json")).unwrap()).unwrap();
+    let plain = alerts(&w.join("plain.ndjson"));
+    for p in &planted {
+        let actor = p["actor"].as_str().unwrap();
+        assert!(plain.iter().any(|a| a["risk_object"] == actor), "planted {actor} alerts");
+        assert!(replay.stdout.contains(actor), "the table shows {actor}");
+    }
+
+    // The same as .gz: the same alerts.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&std::fs::read(&data).unwrap()).unwrap();
+    std::fs::write(w.join("cloudtrail.json.gz"), gz.finish().unwrap()).unwrap();
+    let replay_gz = run(&bin, w, &["replay", "--config", "etc/tripline.json", "--alerts", "gz.ndjson", "cloudtrail.json.gz"]);
+    assert_eq!(replay_gz.code, 1);
+    assert_eq!(alerts(&w.join("gz.ndjson")), plain, ".gz gives the same alerts");
+
+    // A CloudTrail S3 export with a batch job: one alert; a record nothing selects: exit 0.
+    let job: Value = serde_json::from_slice(&std::fs::read(repo().join("../shared/data/splunk_security_content_jobcreated_example.json")).unwrap_or_else(|_| {
+        br#"{"eventVersion":"1.09","userIdentity":{"accountId":"111111111111","invokedBy":"s3.amazonaws.com"},"eventTime":"2023-04-24T19:10:00Z","eventSource":"s3.amazonaws.com","eventName":"JobCreated","awsRegion":"us-east-1","sourceIPAddress":"s3.amazonaws.com","userAgent":"s3.amazonaws.com","recipientAccountId":"111111111111"}"#.to_vec()
+    }))
+    .unwrap();
+    std::fs::write(w.join("export.json"), json!({"Records": [job]}).to_string()).unwrap();
+    let export = run(&bin, w, &["replay", "--quiet", "--alerts", "export.ndjson", "export.json"]);
+    assert_eq!(export.code, 1);
+    assert_eq!(alerts(&w.join("export.ndjson")).len(), 1, "one batch-job alert");
+    std::fs::write(w.join("quiet.ndjson"), r#"{"eventName":"Decrypt","eventTime":"2026-10-01T00:00:00Z","eventSource":"kms.amazonaws.com"}"#).unwrap();
+    assert_eq!(run(&bin, w, &["replay", "quiet.ndjson"]).code, 0, "no alerts, exit 0");
+
+    // explain: selected (0) and not (1).
+    std::fs::write(w.join("job.json"), job.to_string()).unwrap();
+    let explain = run(&bin, w, &["explain", "aws_exfiltration_via_batch_service", "job.json"]);
+    assert_eq!(explain.code, 0);
+    assert!(explain.stdout.contains("selected"));
+    let not = run(&bin, w, &["explain", "aws_exfiltration_via_batch_service", "quiet.ndjson"]);
+    assert_eq!(not.code, 1);
+    assert!(not.stdout.contains("JobCreated"), "says which eventName the rule wants");
+
+    // A missing file: one line, naming it, exit 2.
+    let missing = run(&bin, w, &["replay", "nope.ndjson"]);
+    assert_eq!(missing.code, 2);
+    assert_eq!(missing.stderr.lines().count(), 1);
+    assert!(missing.stderr.contains("nope.ndjson: no such file"));
+
+    // A bad configuration: the module's own message, at the file; check fails (1), replay stops (2).
+    let bad = w.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let document = br#"{"window": {"length_seconds": -5}}"#;
+    std::fs::write(bad.join("tripline.json"), document).unwrap();
+    let module_says = tripline::Engine::from_json(document).config_error().expect("the module refuses it").to_string();
+    let check = run(&bin, w, &["check", "bad"]);
+    assert_eq!(check.code, 1);
+    assert!(check.stdout.contains(&format!("bad/tripline.json: {module_says}")), "the module's message: {module_says}");
+    let refused = run(&bin, w, &["replay", "--config", "bad", path(&data)]);
+    assert_eq!(refused.code, 2);
+    assert_eq!(refused.stderr.lines().count(), 1);
+    assert!(refused.stderr.contains(&module_says));
+
+    // A bad rule file named by the configuration: the module's message, at the rule file.
+    let rules = w.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let document = br#"{"rules": ["mine.json"]}"#;
+    let rule = br#"{"metadata": {"id": "x", "key": "mine"}, "selection": {"all": []}}"#;
+    std::fs::write(rules.join("tripline.json"), document).unwrap();
+    std::fs::write(rules.join("mine.json"), rule).unwrap();
+    let engine = tripline::Engine::from_json_with_rules(document, |_| Ok(rule.to_vec()));
+    let module_says = engine.rule_errors().first().expect("the module refuses the rule").clone();
+    let check = run(&bin, w, &["check", "rules"]);
+    assert_eq!(check.code, 1);
+    assert!(check.stdout.contains(&format!("rules/{module_says}")), "the module's message: {module_says}");
+    assert_eq!(run(&bin, w, &["check", "--rules", "rules/mine.json"]).code, 1);
+
+    // compile and coverage through the compiler's library.
+    let coverage = run(&bin, w, &["coverage"]);
+    assert!(coverage.code == 0 && coverage.stdout.contains("# ESCU coverage"));
+    let escu = repo().join("../shared/escu");
+    if escu.is_dir() {
+        let yml = escu.join("detections/cloud/aws_exfiltration_via_batch_service.yml");
+        let compiled = run(&bin, w, &["compile", "--out", "pack.json", path(&yml)]);
+        assert_eq!(compiled.code, 0);
+        let pack: Value = serde_json::from_slice(&std::fs::read(w.join("pack.json")).unwrap()).unwrap();
+        assert_eq!(pack["rules"][0]["metadata"]["key"], "aws_exfiltration_via_batch_service");
+        assert_eq!(run(&bin, w, &["check", "--rules", "pack.json"]).code, 1, "its key is taken by the built-in rule");
+    }
+}
