@@ -55,6 +55,13 @@ pub trait Detection {
     /// The output row for a closed group, columns in the seed's order, or `None` if it does not fire.
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>>;
 
+    /// The output rows of one window's groups closed together (in key order), one per group:
+    /// a detection whose rows depend on each other (`eventstats`) sees them all at once. By
+    /// default each group on its own.
+    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
+        groups.iter().map(|g| self.on_close(g)).collect()
+    }
+
     /// Counters of the detection's own state that the engine reports (`name`, value).
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

@@ -568,10 +568,17 @@ impl Engine {
             if slot.windows.oldest().is_none_or(|s| s >= bound) {
                 continue;
             }
-            let closed = slot.windows.close_before(bound, slot.length);
+            let mut closed = slot.windows.close_before(bound, slot.length);
             self.changed = true;
-            for group in closed {
-                self.finish(index, group, None);
+            // A window's groups close together: their rows are made together.
+            while let Some(start) = closed.first().map(|g| g.window_start) {
+                let n = closed.iter().take_while(|g| g.window_start == start).count();
+                let rows = self.slots[index].detection.on_close_window(&closed[..n]);
+                for (group, row) in closed.drain(..n).zip(rows) {
+                    if let Some(row) = row {
+                        self.finish(index, group, Some(row));
+                    }
+                }
             }
         }
     }

@@ -47,6 +47,11 @@ step) gives one column per field of the record under `object.`, as the add-on's 
 them (`a.b`, `a{}`), named by the rest of the name; the columns come in name order (Splunk's order \
 among them is not documented), and a name another column has already is left to that column. \
 The `max_values` cap counts the wildcard's values together.
+- `eventstats` after `stats` runs over the rows of the window as it closes, where those are the \
+rows the search's `eventstats` sees: after `bin`, a window is one bin, so `_time` must be among \
+its `by` fields; without `bin`, the window is the search's own. Functions: avg, stdev (sample; 0 \
+for a single value, which is tripline's choice where Splunk's documentation is silent), sum, \
+min, max, count. Groups closed early by the caps (partial results) are each their own window.
 - ESCU 2024 `tags:` metadata: risk and threat objects as contentctl 4.4.1 derives them from the \
 observables; `risk_score` checked against impact x confidence / 100.";
 

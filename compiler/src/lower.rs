@@ -132,7 +132,10 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                 }
                 target.push(Step::Rex { field: field.clone(), regex })
             }
-            CommandKind::Eventstats { aggs, by } => return Err(eventstats(aggs, by, stats.as_ref(), &here)),
+            CommandKind::Eventstats { aggs, by } => match (&stats, eventstats_step(aggs, by, stats.as_ref())) {
+                (Some(_), Some(step)) => after.push(step),
+                _ => return Err(eventstats(aggs, by, stats.as_ref(), &here)),
+            },
             CommandKind::Mvexpand(field) => {
                 if stats.is_some() {
                     return Err(format!("`mvexpand` after `stats` {here} is not supported"));
@@ -268,7 +271,8 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     }
     steps.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()) && !matches!(s, Step::Eval(a) if a.is_empty()));
     after.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()));
-    let tag_each_event = stats.is_none() || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_)));
+    let tag_each_event =
+        stats.is_none() || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_) | Step::Eventstats { .. }));
     Ok(Lowered { event_names, selection, steps, stats, after, tag_each_event, base: base_node })
 }
 
@@ -283,27 +287,60 @@ fn pending_after_unknown(unknown_after: Option<usize>, here: &str) -> Result<(),
     }
 }
 
+/// `eventstats` after `stats` as a step over the window's rows, where those are exactly the rows
+/// the search's `eventstats` sees: after `bin`, the window is one `_time` bin, so `_time` must be
+/// a `by` field; without `bin`, the window is the search's own (the schedule's). Functions:
+/// avg, stdev, sum, min, max, count.
+fn eventstats_step(aggs: &[AggSpec], by: &[String], stats: Option<&Stats>) -> Option<Step> {
+    let stats = stats?;
+    if stats.span_seconds.is_some() && !by.iter().any(|f| f == "_time") {
+        return None;
+    }
+    if by.iter().any(|f| f.contains('*')) {
+        return None;
+    }
+    let mut functions = Vec::new();
+    for spec in aggs {
+        let func = match (spec.func.to_ascii_lowercase().as_str(), spec.field.as_deref()) {
+            (_, Some(f)) if f.contains('*') => return None,
+            ("count", _) => AggFunc::Count,
+            ("avg" | "mean", Some(_)) => AggFunc::Avg,
+            ("stdev", Some(_)) => AggFunc::Stdev,
+            ("sum", Some(_)) => AggFunc::Sum,
+            ("min", Some(_)) => AggFunc::Min,
+            ("max", Some(_)) => AggFunc::Max,
+            _ => return None,
+        };
+        functions.push(Aggregation { func, field: spec.field.clone(), name: spec.alias.clone().unwrap_or_else(|| written(spec)) });
+    }
+    Some(Step::Eventstats { functions, by: by.to_vec() })
+}
+
 /// Why `eventstats` does not compile, as precisely as its place allows.
 fn eventstats(aggs: &[AggSpec], by: &[String], stats: Option<&Stats>, here: &str) -> String {
     let functions: Vec<String> = aggs.iter().map(written).collect();
     let by_text = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
     let command = format!("`eventstats {}{by_text}`", functions.join(", "));
-    let missing: Vec<String> = aggs.iter().filter(|a| aggregation(a).is_err()).map(written).collect();
+    let any_window = Stats { span_seconds: None, by: Vec::new(), functions: Vec::new() };
+    let supported = |a: &AggSpec| eventstats_step(std::slice::from_ref(a), &[], Some(&any_window)).is_some();
+    let missing: Vec<String> = aggs.iter().filter(|a| !supported(a)).map(written).collect();
     let missing = match missing.as_slice() {
         [] => String::new(),
         m => format!("; nor are {} stats functions of the rule form", m.join(", ")),
     };
     match stats {
-        Some(Stats { span_seconds: Some(span), .. }) if by.iter().any(|f| f == "_time") => format!(
-            "`eventstats` after `stats` {here} is not supported: {command} gives each row statistics over all the rows \
-             of its `_time` bin (the {span}-second window), and the rule form has no step over a window's rows \
-             together: the steps after `stats` see one row at a time{missing}"
+        Some(Stats { span_seconds: Some(span), .. }) if !by.iter().any(|f| f == "_time") => format!(
+            "`eventstats` after `stats` {here} is not supported: {command} gives each row statistics over the rows \
+             of every `_time` bin the search covers, while a rule's window is one bin ({span} seconds){missing}"
         ),
-        Some(_) => format!(
-            "`eventstats` after `stats` {here} is not supported: {command} gives each row statistics over all the \
-             result rows{by_text}, and the rule form has no step over the rows together: the steps after `stats` see \
-             one row at a time{missing}"
-        ),
+        Some(_) => {
+            let missing: Vec<String> = aggs.iter().filter(|a| !supported(a)).map(written).collect();
+            format!(
+                "`eventstats` after `stats` {here} is not supported: {command} uses {}, not among the functions a rule's \
+                 `eventstats` has (avg, stdev, sum, min and max of a field, count)",
+                missing.join(", ")
+            )
+        }
         None => format!(
             "`eventstats` {here} is not supported: {command} gives each event statistics over all the events of the \
              search{by_text}, which a stream knows only when the search's window ends{missing}"
@@ -629,6 +666,14 @@ fn read_back(steps: &[Step], live: &mut BTreeSet<String>, order: &mut Vec<String
             Step::Mvexpand(f) | Step::Ctime { field: f, .. } => add(f, live, order),
             Step::Table(fields) => live.retain(|f| fields.contains(f)),
             Step::Fillnull { .. } => {}
+            Step::Eventstats { functions, by } => {
+                functions.iter().for_each(|a| {
+                    live.remove(&a.name);
+                });
+                for f in functions.iter().filter_map(|a| a.field.as_ref()).chain(by) {
+                    add(f, live, order);
+                }
+            }
             Step::Union(branches) => {
                 let mut all = BTreeSet::new();
                 for branch in branches {
@@ -662,6 +707,7 @@ pub fn row_fields(stats: &Stats, steps: &[Step]) -> Vec<String> {
             Step::Spath { output, .. } => add(&mut fields, output),
             Step::Rex { regex, .. } => pcre::group_names(regex).iter().for_each(|f| add(&mut fields, f)),
             Step::Table(keep) => fields = keep.clone(),
+            Step::Eventstats { functions, .. } => functions.iter().for_each(|a| add(&mut fields, &a.name)),
             _ => {}
         }
     }
@@ -845,19 +891,32 @@ mod tests {
     }
 
     #[test]
-    fn eventstats_says_why_it_cannot_run() {
-        let e = lower_text(
+    fn eventstats_after_stats_runs_over_the_window_or_says_why_not() {
+        let l = lower_text(
             "x=1 | bucket span=10m _time | stats dc(_raw) AS n by _time, src_ip \
              | eventstats avg(n) as a, stdev(n) as s by _time | where n > a",
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(
+            l.after[0],
+            Step::Eventstats {
+                functions: vec![
+                    Aggregation { func: AggFunc::Avg, field: Some("n".into()), name: "a".into() },
+                    Aggregation { func: AggFunc::Stdev, field: Some("n".into()), name: "s".into() },
+                ],
+                by: vec!["_time".into()],
+            }
+        );
+        assert!(!l.tag_each_event);
+        let e = lower_text("x=1 | bucket span=10m _time | stats dc(_raw) AS n by _time, u | eventstats avg(n) by u").unwrap_err();
         assert_eq!(
             e,
-            "`eventstats` after `stats` (pipe 3) is not supported: `eventstats avg(n), stdev(n) by _time` gives each row \
-             statistics over all the rows of its `_time` bin (the 600-second window), and the rule form has no step \
-             over a window's rows together: the steps after `stats` see one row at a time; nor are avg(n), stdev(n) \
-             stats functions of the rule form"
+            "`eventstats` after `stats` (pipe 3) is not supported: `eventstats avg(n) by u` gives each row statistics over \
+             the rows of every `_time` bin the search covers, while a rule's window is one bin (600 seconds)"
         );
+        let e = lower_text("x=1 | stats count by u | eventstats perc95(count) by u").unwrap_err();
+        assert!(e.contains("uses perc95(count), not among the functions"), "{e}");
         assert!(lower_text("x=1 | eventstats count by u").unwrap_err().starts_with("`eventstats` (pipe 1) is not supported: `eventstats count by u` gives each event"));
     }
+
 }

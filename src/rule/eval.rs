@@ -11,7 +11,7 @@ use regex_lite::Regex;
 use serde_json::{Map, Value};
 
 use super::value::{compare, compare_text, parse_number, pattern_match, wildcard_match, Val};
-use super::{Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
+use super::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
 use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
 use crate::time::format_ctime_with;
 
@@ -367,12 +367,72 @@ pub(crate) fn flatten(value: &Value, path: String, out: &mut BTreeMap<String, Ve
     }
 }
 
+/// `eventstats` over `rows` together (see [`Step::Eventstats`]).
+fn eventstats(functions: &[Aggregation], by: &[String], rows: &mut [Row<'_, '_>]) -> Result<(), FieldError> {
+    // Each row's group: its `by` values, or none when one is null.
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in rows.iter() {
+        let mut key = Vec::with_capacity(by.len());
+        for field in by {
+            match row.get(field)?.text() {
+                Some(text) => key.push(text),
+                None => break,
+            }
+        }
+        keys.push((key.len() == by.len()).then_some(key));
+    }
+    for agg in functions {
+        let mut inputs: BTreeMap<&Vec<String>, Vec<f64>> = BTreeMap::new();
+        let mut counts: BTreeMap<&Vec<String>, usize> = BTreeMap::new();
+        for (row, key) in rows.iter().zip(&keys) {
+            let Some(key) = key else { continue };
+            *counts.entry(key).or_default() += 1;
+            let numbers = inputs.entry(key).or_default();
+            if let Some(field) = &agg.field {
+                numbers.extend(row.get(field)?.into_texts().iter().filter_map(|t| parse_number(t)));
+            }
+        }
+        let result = |key: &Vec<String>| -> Option<f64> {
+            let xs = inputs.get(key)?;
+            let n = xs.len() as f64;
+            let mean = || xs.iter().sum::<f64>() / n;
+            match agg.func {
+                AggFunc::Count if agg.field.is_none() => counts.get(key).map(|c| *c as f64),
+                AggFunc::Count => Some(n),
+                _ if xs.is_empty() => None,
+                AggFunc::Avg => Some(mean()),
+                AggFunc::Sum => Some(xs.iter().sum()),
+                AggFunc::Min => xs.iter().copied().reduce(f64::min),
+                AggFunc::Max => xs.iter().copied().reduce(f64::max),
+                AggFunc::Stdev if xs.len() == 1 => Some(0.0),
+                AggFunc::Stdev => {
+                    let m = mean();
+                    Some((xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt())
+                }
+                _ => None,
+            }
+        };
+        let values: Vec<Option<f64>> = keys.iter().map(|k| k.as_ref().and_then(|k| result(k))).collect();
+        for (row, value) in rows.iter_mut().zip(values) {
+            if let Some(value) = value {
+                row.set(&agg.name, Some(Val::Num(value)));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
 pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
     for step in steps {
+        if let Step::Eventstats { functions, by } = step {
+            eventstats(functions, by, &mut rows)?;
+            continue;
+        }
         let mut next = Vec::with_capacity(rows.len());
         for mut row in rows {
             match step {
+                Step::Eventstats { .. } => unreachable!("taken above"),
                 Step::Search(cond) => {
                     if test(cond, &row)? {
                         next.push(row);

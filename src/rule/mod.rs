@@ -242,6 +242,12 @@ pub enum Step {
     Ctime { field: String, format: String },
     /// `table`/`fields`: keep only these fields, in this order.
     Table(Vec<String>),
+    /// `eventstats F(x) as y ... by a b` after `stats`: every row of the window gets, per
+    /// function, the statistic over the rows (of that window) with its values of the `by`
+    /// fields; a row with a null `by` field gets none. Over the numeric values of `x` only
+    /// (`count` without a field counts rows). The compiler emits it only where the window's rows
+    /// are exactly the rows the search's `eventstats` sees.
+    Eventstats { functions: Vec<Aggregation>, by: Vec<String> },
     /// `append [search ...]` over the same records: each branch takes its own copy of the row
     /// (the event as selected) and runs its steps, the first branch's being the main search's
     /// (its own selection a `search` step first); the rows of every branch go on, in branch
@@ -292,7 +298,8 @@ pub struct Aggregation {
 }
 
 /// The stats functions the engine keeps state for. `min`/`max`/`earliest`/`latest` take `_time`
-/// only: they are the group's first and last event time.
+/// only: they are the group's first and last event time. `avg`, `stdev` and `sum` (and `min`,
+/// `max`, `count` of any field) are `eventstats` functions only, over a window's result rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AggFunc {
@@ -303,6 +310,10 @@ pub enum AggFunc {
     Max,
     Earliest,
     Latest,
+    Avg,
+    /// The sample standard deviation (n - 1); 0 for one value.
+    Stdev,
+    Sum,
 }
 
 /// A compiled collection of rules with its provenance, as committed under `rules/`.

@@ -41,6 +41,21 @@ impl RuleDetection {
                 collect_regexes(expr, &mut regexes)?;
             }
         }
+        for step in rule.steps.iter().chain(&rule.after) {
+            let Step::Eventstats { functions, .. } = step else { continue };
+            if rule.stats.is_none() || rule.steps.contains(step) {
+                return Err("`eventstats` is supported after `stats` only".into());
+            }
+            if rule.tag_each_event {
+                return Err("`eventstats` after `stats` needs the window's rows: its events cannot be tagged one by one".into());
+            }
+            for agg in functions {
+                match (agg.func, &agg.field) {
+                    (AggFunc::Count, _) | (AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum | AggFunc::Min | AggFunc::Max, Some(_)) => {}
+                    (func, field) => return Err(format!("eventstats function {func:?} over {field:?} is not supported")),
+                }
+            }
+        }
         if rule.after.iter().any(|s| matches!(s, Step::Mvexpand(_))) {
             return Err("`mvexpand` after `stats` is not supported".into());
         }
@@ -213,6 +228,45 @@ impl Detection for RuleDetection {
         self.result_of(group)
     }
 
+    /// With an `eventstats` after `stats`, the window's rows go through the `after` steps
+    /// together: each `eventstats` sees every row of the window that reached it.
+    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
+        if !self.rule.after.iter().any(|s| matches!(s, Step::Eventstats { .. })) {
+            return groups.iter().map(|g| self.result_of(g)).collect();
+        }
+        let mut owners = Vec::with_capacity(groups.len());
+        let mut rows = Vec::with_capacity(groups.len());
+        for (i, group) in groups.iter().enumerate() {
+            if let Some(row) = self.stats_row(group) {
+                owners.push(i);
+                rows.push(row);
+            }
+        }
+        for step in &self.rule.after {
+            let step = std::slice::from_ref(step);
+            if matches!(step[0], Step::Eventstats { .. }) {
+                match run_steps(step, rows, &self.regexes) {
+                    Ok(r) => rows = r,
+                    Err(_) => return vec![None; groups.len()],
+                }
+                continue;
+            }
+            let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+            for (owner, row) in owners.into_iter().zip(rows) {
+                if let Some(row) = run_steps(step, vec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
+                    kept_owners.push(owner);
+                    kept.push(row);
+                }
+            }
+            (owners, rows) = (kept_owners, kept);
+        }
+        let mut out = vec![None; groups.len()];
+        for (owner, row) in owners.into_iter().zip(rows) {
+            out[owner] = Some(result_row(row));
+        }
+        out
+    }
+
     fn save_state(&self) -> Value {
         json!({ "shape": self.shape })
     }
@@ -230,6 +284,13 @@ impl Detection for RuleDetection {
 impl RuleDetection {
     /// The search's result row for a closed group, or `None` where an `after` step drops it.
     fn result_of(&self, group: &ClosedGroup) -> Option<Map<String, Value>> {
+        let row = self.stats_row(group)?;
+        let rows = run_steps(&self.rule.after, vec![row], &self.regexes).ok()?;
+        rows.into_iter().next().map(result_row)
+    }
+
+    /// The `stats` row of a closed group, before the `after` steps.
+    fn stats_row(&self, group: &ClosedGroup) -> Option<Row<'static, 'static>> {
         let stats = self.rule.stats.as_ref()?;
         let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
         let mut key = group.key.iter();
@@ -275,11 +336,11 @@ impl RuleDetection {
                 }
                 AggFunc::Values => json_val(values_field(sets.next().unwrap_or(&BTreeSet::new()))),
                 AggFunc::Dc => Val::Num(sets.next().map_or(0, BTreeSet::len) as f64),
+                AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum => Val::Null,
             };
             fields.push((agg.name.clone(), value));
         }
-        let rows = run_steps(&self.rule.after, vec![Row::of_fields(fields)], &self.regexes).ok()?;
-        rows.into_iter().next().map(result_row)
+        Some(Row::of_fields(fields))
     }
 }
 
