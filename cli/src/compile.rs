@@ -134,7 +134,7 @@ pub fn run_compile(a: CompileArgs) -> Result<u8> {
     report.push_str(&format!("{compiled} of {} detections compiled\n", outcomes.len()));
     match &a.out {
         Some(out) => {
-            std::fs::write(out, text).with_context(|| format!("{}: cannot write; check its directory", out.display()))?;
+            crate::write_whole(out, text.as_bytes())?;
             print!("{report}");
             println!("rules written to {}", out.display());
         }

@@ -103,8 +103,7 @@ pub fn run(a: Args) -> Result<u8> {
     let model = engine.model(&key).ok_or_else(|| anyhow!("detection `{key}` is not enabled"))?;
     let mut text = serde_json::to_vec_pretty(&model)?;
     text.push(b'\n');
-    std::fs::write(&out, text)
-        .with_context(|| format!("{}: cannot write; check that its directory exists and is writable", out.display()))?;
+    crate::write_whole(&out, &text)?;
 
     println!("fit {key}: {} records read, {} fed", thousands(read), thousands(fed));
     println!("  selected: {}", thousands(engine.counters().matched));

@@ -111,6 +111,20 @@ fn shown(path: &std::path::Path) -> String {
     path.display().to_string()
 }
 
+/// Writes `bytes` to `path` whole or not at all (a temporary file beside it, then renamed), so a
+/// failed run never leaves half a model or pack where a host would load it.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let fail = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("{}: cannot write ({e}); check that its directory exists and is writable", path.display())
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+    file.write_all(bytes).map_err(|e| fail(&e))?;
+    file.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}
+
 /// Input files from the command line, checked to exist before any work starts.
 fn input_files(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     for file in files {

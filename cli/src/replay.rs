@@ -117,7 +117,7 @@ pub fn run(a: Args) -> Result<u8> {
     if !shown.is_empty() {
         println!("  counters: {}", shown.join(", "));
     }
-    if a.keep_open && engine.pending_alerts() == 0 {
+    if a.keep_open {
         println!("  windows still open at the end stay open (--keep-open)");
     }
     Ok(if alerts.is_empty() { OK } else { FINDINGS })

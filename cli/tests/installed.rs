@@ -127,6 +127,12 @@ fn the_installed_command_on_the_example_data() {
     assert_eq!(missing.stderr.lines().count(), 1);
     assert!(missing.stderr.contains("nope.ndjson: no such file"));
 
+    // An output that cannot be written: one line, naming it, and nothing half-written.
+    let unwritable = run(&bin, w, &["fit", "--out", "no/such/dir/baseline.json", path(&data)]);
+    assert_eq!(unwritable.code, 2);
+    assert_eq!(unwritable.stderr.lines().count(), 1);
+    assert!(unwritable.stderr.contains("no/such/dir/baseline.json: cannot write"));
+
     // A bad configuration: the module's own message, at the file; check fails (1), replay stops (2).
     let bad = w.join("bad");
     std::fs::create_dir_all(&bad).unwrap();
