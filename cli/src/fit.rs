@@ -76,6 +76,9 @@ pub fn run(a: Args) -> Result<u8> {
         (None, [only]) => only.clone(),
         (None, _) => bail!("--detection KEY is needed: these detections learn: {}", learners.join(", ")),
     };
+    if !learners.contains(&key) {
+        bail!("`{key}` learns nothing to fit; these detections learn: {}", learners.join(", "));
+    }
     let files = input_files(&a.files)?;
     let out = a.out.clone().context("--out FILE is required")?;
     let mut engine = fit_engine(&document, &key, place.as_ref())?;

@@ -80,6 +80,8 @@ fn the_installed_command_on_the_example_data() {
     std::fs::create_dir_all(&etc).unwrap();
     let fit = run(&bin, w, &["fit", "--until", "2026-10-26T00:00:00Z", "--out", path(&etc.join("baseline.json")), path(&data)]);
     assert_eq!(fit.code, 0);
+    let not_learning = run(&bin, w, &["fit", "--detection", "aws_exfiltration_via_batch_service", "--out", "x.json", path(&data)]);
+    assert!(not_learning.code == 2 && not_learning.stderr.contains("learns nothing"));
     std::fs::write(etc.join("tripline.json"), r#"{"models": ["baseline.json"]}"#).unwrap();
     assert_eq!(run(&bin, w, &["check", "etc"]).code, 0, "the configuration checks");
     let replay = run(&bin, w, &["replay", "--config", "etc", "--alerts", "plain.ndjson", path(&data)]);
