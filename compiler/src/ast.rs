@@ -69,6 +69,8 @@ pub enum CommandKind {
     Eventstats { aggs: Vec<AggSpec>, by: Vec<String> },
     Mvexpand(String),
     Table(Vec<String>),
+    /// `| tstats F(x) as y ... from datamodel=M where <search> by a b`: a data-model search.
+    Tstats { aggs: Vec<AggSpec>, datamodel: String, filter: SearchNode, by: Vec<String> },
     /// `append [search ...]`: the subsearch's commands, its base search first (pipe 0 of its
     /// own pipeline).
     Append(Vec<Command>),

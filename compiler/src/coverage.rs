@@ -52,6 +52,14 @@ rows the search's `eventstats` sees: after `bin`, a window is one bin, so `_time
 its `by` fields; without `bin`, the window is the search's own. Functions: avg, stdev (sample; 0 \
 for a single value, which is tripline's choice where Splunk's documentation is silent), sum, \
 min, max, count. Groups closed early by the caps (partial results) are each their own window.
+- `| tstats ... from datamodel=Authentication` reads the records the model admits from CloudTrail \
+(every `ConsoleLogin`: the add-on 7.10.0 tags only its two console-login eventtypes \
+`authentication`), with the model's fields derived as the add-on's `props.conf` and the CIM \
+model's calculations make them (`compiler/src/datamodel.rs` cites each): `action`, `app`, \
+`signature`, `src`, `dest`, `user` (the add-on 7.10.0 `EVAL-user`, not tripline's 5.x `user`), \
+`user_id`. The constraint `NOT (action=success user=*$)` and the `where` are applied to them. \
+`drop_dm_object_name(M)` (ESCU's app macro, not among the YAML macros) is `rename M.* as *`. The \
+Change data model is not mapped.
 - ESCU 2024 `tags:` metadata: risk and threat objects as contentctl 4.4.1 derives them from the \
 observables; `risk_score` checked against impact x confidence / 100.";
 

@@ -18,6 +18,7 @@
 
 pub mod ast;
 pub mod coverage;
+pub mod datamodel;
 pub mod datasources;
 pub mod enrich;
 pub mod escu;

@@ -70,6 +70,26 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     let mut pending: Vec<(bool, usize, Option<String>)> = Vec::new();
     // The pipe of a `spath` without a path after `stats`: the row's fields are unknown from there.
     let mut unknown_after: Option<usize> = None;
+    let mut rest = rest;
+    if let Some((Command { pipe, kind: CommandKind::Tstats { aggs, datamodel, filter, by }, .. }, after_tstats)) = rest.split_first() {
+        let here = format!("(pipe {pipe})");
+        if !matches!(base_node, SearchNode::MatchAll) {
+            return Err(format!("`tstats` {here} after a search is not supported"));
+        }
+        let model = crate::datamodel::model(datamodel).map_err(|m| format!("`tstats` {here}: {m}"))?;
+        let functions = aggs.iter().map(aggregation).collect::<Result<Vec<_>, _>>().map_err(|m| format!("{m} {here}"))?;
+        if by.iter().any(|f| f == "_time") {
+            return Err(format!("`tstats ... by _time` {here} is not supported"));
+        }
+        let used: Vec<String> = by.iter().chain(functions.iter().filter_map(|a| a.field.as_ref())).cloned().collect();
+        let (cond, names, model_steps) =
+            crate::datamodel::lower_model(model, filter, &used).map_err(|m| format!("`tstats` {here}: {m}"))?;
+        selection = cond;
+        event_names = names;
+        steps = model_steps;
+        stats = Some(Stats { span_seconds: None, by: by.clone(), functions });
+        rest = after_tstats;
+    }
     for cmd in rest {
         let here = format!("(pipe {})", cmd.pipe);
         if matches!(cmd.kind, CommandKind::Search(SearchNode::MatchAll)) {
@@ -143,6 +163,7 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                 target.push(Step::Mvexpand(field.clone()))
             }
             CommandKind::Table(fields) => target.push(Step::Table(fields.clone())),
+            CommandKind::Tstats { .. } => return Err(format!("`tstats` {here} must start the search")),
             CommandKind::Append(inner) => {
                 if stats.is_some() {
                     return Err(format!("`append` after `stats` {here} is not supported"));

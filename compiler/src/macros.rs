@@ -44,6 +44,11 @@ impl Macros {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             macros.insert(&file.name, &file.definition, &file.arguments);
         }
+        // Shipped in ESCU's app (`macros.conf` of DA-ESS-ContentUpdate), not among the YAML
+        // macros: drops the data model's prefix from the field names of a `tstats` result.
+        if macros.get("drop_dm_object_name").is_none() {
+            macros.insert("drop_dm_object_name", "rename $data_model$.* as *", &["data_model".to_string()]);
+        }
         Ok(macros)
     }
 

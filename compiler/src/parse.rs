@@ -403,14 +403,16 @@ fn eval_primary(c: &mut Cursor) -> Result<EvalNode, String> {
 /// Why a command outside the subset cannot become a rule.
 fn unsupported_command(name: &str) -> String {
     let why = match name {
-        "tstats" => "CIM data-model searches are not supported (a rule reads raw CloudTrail records)",
         "from" | "datamodel" | "pivot" => "data-model searches are not supported (a rule reads raw CloudTrail records)",
         "join" | "appendcols" | "appendpipe" | "union" | "multisearch" => {
             "combining searches is not supported: a rule reads one record stream"
         }
         "streamstats" => "statistics over the whole result set are not supported",
         "lookup" | "inputlookup" | "outputlookup" => "lookup tables are not supported",
-        "iplocation" => "GeoIP lookups are not supported",
+        "iplocation" => {
+            "GeoIP lookups are not supported: `iplocation` reads Splunk's bundled MaxMind GeoLite2 City database, which \
+             tripline does not have (and a different database would give different cities, countries and regions)"
+        }
         "anomalydetection" | "apply" | "fit" => "model scoring (MLTK/anomaly detection) is not supported",
         "dedup" => "deduplication across results is not supported",
         "sort" | "head" | "tail" => "ordering and truncating results is not supported",
@@ -436,6 +438,9 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
             None => (text, ""),
         };
         let lower = name.to_ascii_lowercase();
+        if lower == "tstats" {
+            return Ok(Command { pipe, text: text.to_string(), kind: parse_tstats(rest)? });
+        }
         if lower == "append" {
             return Ok(Command { pipe, text: text.to_string(), kind: parse_append(pipe, rest)? });
         }
@@ -469,6 +474,43 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
         }
     };
     Ok(Command { pipe, text: text.to_string(), kind })
+}
+
+/// `tstats <functions> from datamodel=<M> [where <search>] [by <fields>]`, without options.
+fn parse_tstats(rest: &str) -> Result<CommandKind, String> {
+    let lower = rest.to_ascii_lowercase();
+    let from = lower.find(" from ").ok_or("command `tstats`: only `tstats <functions> from datamodel=<model> ...` is supported")?;
+    let functions = &rest[..from];
+    let after = rest[from + 6..].trim_start();
+    let datamodel_text = after
+        .strip_prefix("datamodel=")
+        .ok_or("command `tstats`: only `from datamodel=<model>` is supported")?;
+    let end = datamodel_text.find(char::is_whitespace).unwrap_or(datamodel_text.len());
+    let datamodel = datamodel_text[..end].trim_matches('"').to_string();
+    crate::datamodel::model(&datamodel).map_err(|m| format!("command `tstats`: {m}"))?;
+    let tail = datamodel_text[end..].trim();
+    let tail_lower = tail.to_ascii_lowercase();
+    let by_at = tail_lower.find(" by ").map(|i| i + 1).or_else(|| tail_lower.starts_with("by ").then_some(0));
+    let (filter_text, by_text) = match by_at {
+        Some(i) => (&tail[..i], &tail[i + 3..]),
+        None => (tail, ""),
+    };
+    let filter_text = filter_text.trim();
+    let filter = if filter_text.is_empty() {
+        SearchNode::MatchAll
+    } else {
+        let body = filter_text
+            .strip_prefix("where ")
+            .or_else(|| filter_text.strip_prefix("WHERE "))
+            .or_else(|| filter_text.strip_prefix("Where "))
+            .ok_or_else(|| format!("command `tstats`: unexpected `{filter_text}` after the data model"))?;
+        parse_search(body)?
+    };
+    let CommandKind::Stats { aggs, by } = parse_stats(&format!("{functions} by {by_text}"))? else { unreachable!("stats") };
+    if by.iter().any(|f| f.contains('=')) {
+        return Err("command `tstats`: `by _time span=` is not supported".into());
+    }
+    Ok(CommandKind::Tstats { aggs, datamodel, filter, by })
 }
 
 /// `append [search ...]`: a subsearch over the same records, its own pipeline parsed as a search

@@ -452,6 +452,16 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                 }
                 Step::Rename(renames) => {
                     for r in renames {
+                        // A field a step set keeps its column, as Splunk's rename keeps it.
+                        let set_here = row.fields.iter().position(|(k, v)| *k == r.from && v.is_some());
+                        if let (Some(at), false) = (set_here, row.fields.iter().any(|(k, _)| *k == r.to)) {
+                            row.fields[at].0 = r.to.clone();
+                            if row.event.is_some() {
+                                // The record's own field of that name stays hidden.
+                                row.fields.push((r.from.clone(), None));
+                            }
+                            continue;
+                        }
                         let value = row.get(&r.from)?;
                         row.set(&r.from, None);
                         row.set(&r.to, Some(value));
