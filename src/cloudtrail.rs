@@ -172,6 +172,13 @@ impl From<ScanError> for FieldError {
     }
 }
 
+/// The path to the array a multivalue name such as `resources{}.ARN` reads (`resources`), or
+/// `None` for a scalar name. A byte loop: `str`'s substring search builds a searcher per call,
+/// which shows under an interpreter on every field a selection reads.
+pub fn array_path(name: &str) -> Option<&str> {
+    name.as_bytes().windows(2).position(|pair| pair == b"{}").map(|at| &name[..at])
+}
+
 /// A field's value, or `None` where Splunk's field would be null.
 type Field<'a> = Result<Option<Cow<'a, str>>, FieldError>;
 
@@ -239,7 +246,7 @@ impl<'a> Event<'a> {
     /// is `b` of each element of the array `a` (nested `{}` flatten further), a scalar is one
     /// value, null or absent none. Names without `{}` read as [`Event::field`] does.
     pub fn values(&self, name: &str, user: UserSource) -> Result<Vec<Cow<'a, str>>, FieldError> {
-        let Some((array_path, _)) = name.split_once("{}") else {
+        let Some(array_path) = array_path(name) else {
             return Ok(self.field(name, user)?.into_iter().collect());
         };
         let Some(raw) = self.record.get_path(array_path)? else { return Ok(Vec::new()) };

@@ -25,6 +25,11 @@ pub enum Selected {
     Row(Map<String, Value>),
 }
 
+/// The fields besides `eventName` that the engine indexes detections by: top-level, read once per
+/// record, and what detections that name no `eventName` require (`eventSource=s3.amazonaws.com`,
+/// `errorCode=AccessDenied`).
+pub const INDEX_FIELDS: [&str; 2] = ["eventSource", "errorCode"];
+
 /// One detection. Implementations live one per file in `detections/`.
 pub trait Detection {
     fn metadata(&self) -> &Metadata;
@@ -32,6 +37,13 @@ pub trait Detection {
     /// The `eventName`s it can select (case-insensitive), or none for any record. The engine
     /// indexes detections by them, so a record no detection names costs none a look.
     fn event_names(&self) -> Vec<String>;
+
+    /// For a detection that names no `eventName`: a field of [`INDEX_FIELDS`] and the values it
+    /// requires (case-insensitive, exact), if its selection requires one. The engine indexes
+    /// those too, so that such a detection, too, costs a record it cannot select no look.
+    fn required_values(&self) -> Option<(&'static str, Vec<String>)> {
+        None
+    }
 
     /// Its own window length, where its search bins `_time` (`None`: the host's window).
     fn window_seconds(&self) -> Option<i64> {

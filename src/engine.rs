@@ -104,11 +104,14 @@ struct Slot {
 }
 
 /// The detections by the `eventName`s they select, lower-cased: exact names, prefixes (a name
-/// ending in `*`), and the detections that name none.
+/// ending in `*`); those that name none by the value they require of another field
+/// ([`INDEX_FIELDS`]); and the rest.
 #[derive(Default)]
 struct Index {
     by_name: BTreeMap<Box<[u8]>, Vec<usize>>,
     by_prefix: Vec<(Box<[u8]>, usize)>,
+    /// Per field: its required values, lower-cased, and every detection indexed by it.
+    by_field: Vec<(&'static str, BTreeMap<Box<[u8]>, Vec<usize>>, Vec<usize>)>,
     any: Vec<usize>,
     /// The longest exactly indexed name: a longer one can match none.
     longest: usize,
@@ -116,6 +119,15 @@ struct Index {
 
 /// Names are folded on the stack: the lookup of a record's name never allocates.
 const NAME_BUFFER: usize = 128;
+
+/// `find` of `text` lower-cased (ASCII), folded on the stack; `text` is at most [`NAME_BUFFER`].
+fn folded<T>(text: &[u8], find: impl FnOnce(&[u8]) -> T) -> T {
+    let mut buffer = [0u8; NAME_BUFFER];
+    let folded = &mut buffer[..text.len()];
+    folded.copy_from_slice(text);
+    folded.make_ascii_lowercase();
+    find(folded)
+}
 
 impl Index {
     fn new(slots: &[Slot]) -> Index {
@@ -125,7 +137,14 @@ impl Index {
             // A name the index cannot hold (a wildcard inside, or too long) makes the
             // detection look at every record: slower, never wrong.
             let indexable = |n: &String| n.len() <= NAME_BUFFER && !n.trim_end_matches('*').contains('*');
-            if names.is_empty() || !names.iter().all(indexable) {
+            if names.is_empty() {
+                match slot.detection.required_values() {
+                    Some((field, values)) if values.iter().all(|v| v.len() <= NAME_BUFFER) => index.add_required(field, values, i),
+                    _ => index.any.push(i),
+                }
+                continue;
+            }
+            if !names.iter().all(indexable) {
                 index.any.push(i);
                 continue;
             }
@@ -146,24 +165,44 @@ impl Index {
         index
     }
 
-    /// Adds to `out` the detections that may select a record named `name`, in slot order.
-    fn candidates(&self, name: &str, out: &mut Vec<usize>) {
-        out.extend(self.exact(name.as_bytes()).into_iter().flatten());
-        out.extend(self.prefixed(name.as_bytes()));
+    fn add_required(&mut self, field: &'static str, values: Vec<String>, detection: usize) {
+        let at = match self.by_field.iter().position(|(f, ..)| *f == field) {
+            Some(at) => at,
+            None => {
+                self.by_field.push((field, BTreeMap::new(), Vec::new()));
+                self.by_field.len() - 1
+            }
+        };
+        let (_, by_value, all) = &mut self.by_field[at];
+        all.push(detection);
+        for value in values {
+            let list = by_value.entry(value.to_ascii_lowercase().into_bytes().into()).or_default();
+            if !list.contains(&detection) {
+                list.push(detection);
+            }
+        }
+    }
+
+    /// Adds to `out` the detections that may select `event`, in slot order.
+    fn candidates(&self, event: &Event<'_>, out: &mut Vec<usize>) {
+        let name = event.event_name.as_bytes();
+        if name.len() <= self.longest {
+            out.extend(folded(name, |name| self.by_name.get(name)).into_iter().flatten());
+        }
+        out.extend(self.prefixed(name));
+        for (field, by_value, all) in &self.by_field {
+            match event.field(field, UserSource::default()) {
+                Ok(Some(value)) if value.len() <= NAME_BUFFER => {
+                    out.extend(folded(value.as_bytes(), |value| by_value.get(value)).into_iter().flatten());
+                }
+                Ok(_) => {}
+                // The detections read it themselves, and count the record as broken.
+                Err(_) => out.extend(all),
+            }
+        }
         out.extend(&self.any);
         out.sort_unstable();
         out.dedup();
-    }
-
-    fn exact(&self, name: &[u8]) -> Option<&Vec<usize>> {
-        if name.len() > self.longest {
-            return None;
-        }
-        let mut buffer = [0u8; NAME_BUFFER];
-        let folded = &mut buffer[..name.len()];
-        folded.copy_from_slice(name);
-        folded.make_ascii_lowercase();
-        self.by_name.get(&*folded)
     }
 
     fn prefixed<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = usize> + 's {
@@ -410,26 +449,24 @@ impl Engine {
             Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
+        let named = name.is_some();
+        // An untimed event is placed at the host's clock, as Splunk files an event whose
+        // timestamp it cannot read under its index time; it joins no window either way.
+        let event = Event { record: object, event_name: name.unwrap_or_default(), time: time.or(now).unwrap_or_default() };
         // The candidate list is a buffer kept across records: no allocation once warm.
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
-        if let Some(name) = name.as_deref() {
-            self.index.candidates(name, &mut candidates);
+        if named {
+            self.index.candidates(&event, &mut candidates);
         }
-        let read = self.read_named(object, name, time, now, &candidates);
+        let read = self.read_named(&event, time, now, &candidates);
         self.candidates = candidates;
         read
     }
 
-    /// The rest of [`Engine::read`], given the detections that may select the record.
-    fn read_named<'a>(
-        &mut self,
-        object: ScannedObject<'a>,
-        name: Option<std::borrow::Cow<'a, str>>,
-        time: Option<i64>,
-        now: Option<i64>,
-        candidates: &[usize],
-    ) -> Result<Vec<Value>, RecordError> {
+    /// The rest of [`Engine::read`], given the detections that may select the record and its
+    /// own time, if it has one.
+    fn read_named(&mut self, event: &Event<'_>, time: Option<i64>, now: Option<i64>, candidates: &[usize]) -> Result<Vec<Value>, RecordError> {
         let wanted = !candidates.is_empty();
         let timing = match time {
             Some(time) => self.observe_time(time, now),
@@ -441,11 +478,7 @@ impl Engine {
         };
         let mut matches = Vec::new();
         if wanted {
-            // An untimed event is placed at the host's clock, as Splunk files an event whose
-            // timestamp it cannot read under its index time; it joins no window either way.
-            let time = time.or(now).unwrap_or_default();
-            let event = Event { record: object, event_name: name.unwrap_or_default(), time };
-            matches = self.select(candidates, &event, timing).map_err(|e| match e {
+            matches = self.select(candidates, event, timing).map_err(|e| match e {
                 FieldError::Scan(s) => RecordError::Parse(s),
                 FieldError::WrongType { field } => RecordError::Field(format!("{field} has the wrong JSON type")),
             })?;

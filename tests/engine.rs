@@ -478,3 +478,37 @@ fn matched_counts_records_a_detection_selected_and_nothing_else() {
     e.process(job_created("2026-10-05T12:31:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
     assert_eq!(e.counters().matched, 1);
 }
+
+#[test]
+fn rules_that_name_no_event_are_indexed_by_the_value_they_require() {
+    let denied = rule(
+        "denied",
+        json!([]),
+        json!({"all": [{"in": {"field": "errorCode", "values": ["AccessDenied", "UnauthorizedOperation"]}},
+                       {"compare": {"field": "userAgent", "op": "ne", "value": "*.amazonaws.com"}}]}),
+        Value::Null,
+        json!([]),
+    );
+    let succeeded = rule("succeeded", json!([]), json!({"compare": {"field": "errorCode", "op": "eq", "value": "success"}}), Value::Null, json!([]));
+    let config: tripline::config::Config = serde_json::from_value(json!({"detections": {SG: {"enabled": false}}})).unwrap();
+    let mut e = Engine::with_rules(config, vec![denied, succeeded]).unwrap();
+    let with_error = |code: Value| {
+        let mut record: Value = serde_json::from_str(&other("2026-10-05T10:01:00Z")).unwrap();
+        record["errorCode"] = code;
+        record["userAgent"] = json!("aws-cli/2.15");
+        record.to_string()
+    };
+    let fired = |e: &mut Engine| alerts_of(e).iter().map(|a| a["detection"]["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+
+    // No errorCode is the add-on's `success`; the search compares without case.
+    e.process(other("2026-10-05T10:01:00Z").as_bytes(), None);
+    assert_eq!(fired(&mut e), ["succeeded"]);
+    e.process(with_error(json!("accessdenied")).as_bytes(), None);
+    assert_eq!(fired(&mut e), ["denied"]);
+    e.process(with_error(json!("ThrottlingException")).as_bytes(), None);
+    assert_eq!(fired(&mut e), Vec::<String>::new());
+    // A record whose errorCode cannot be read is a broken record to the rules that read it.
+    e.process(with_error(json!({"code": "AccessDenied"})).as_bytes(), None);
+    assert_eq!(e.counters().field_errors, 1);
+    assert_eq!(fired(&mut e), Vec::<String>::new());
+}

@@ -90,7 +90,7 @@ impl<'e, 'a> Row<'e, 'a> {
     pub fn any_text(&self, name: &str, pred: &dyn Fn(&str) -> bool) -> Result<Option<bool>, FieldError> {
         let set = self.fields.iter().any(|(k, _)| k == name);
         match self.event {
-            Some(event) if !set && name != "_raw" && !name.contains("{}") => {
+            Some(event) if !set && name != "_raw" && crate::cloudtrail::array_path(name).is_none() => {
                 Ok(event.field(name, self.user)?.map(|value| pred(&value)))
             }
             _ => {

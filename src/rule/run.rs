@@ -6,10 +6,10 @@ use serde_json::{json, Map, Value};
 
 use super::eval::{run_steps, test, Regexes, Row};
 use super::value::Val;
-use super::{AggFunc, Expr, Metadata, Rule, Step};
+use super::{AggFunc, CompareOp, Cond, Expr, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
-use crate::detection::{values_field, Detection, Selected};
+use crate::detection::{values_field, Detection, Selected, INDEX_FIELDS};
 use crate::snapshot::fnv1a64;
 use crate::time::format_rfc3339;
 
@@ -154,6 +154,22 @@ impl Detection for RuleDetection {
 
     fn event_names(&self) -> Vec<String> {
         self.rule.event_names.clone()
+    }
+
+    fn required_values(&self) -> Option<(&'static str, Vec<String>)> {
+        let conjuncts = match &self.rule.selection {
+            Cond::All(items) => items.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        let literal = |cond: &Cond, wanted: &str| {
+            let values = match cond {
+                Cond::Compare { field, op: CompareOp::Eq, value } if field == wanted => std::slice::from_ref(value),
+                Cond::In { field, values } if field == wanted => values.as_slice(),
+                _ => return None,
+            };
+            values.iter().all(|v| !v.contains('*')).then(|| values.to_vec())
+        };
+        INDEX_FIELDS.iter().find_map(|&field| Some((field, conjuncts.iter().find_map(|c| literal(c, field))?)))
     }
 
     fn window_seconds(&self) -> Option<i64> {
