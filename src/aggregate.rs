@@ -13,6 +13,8 @@
 //!   a digest of each is kept, as many per group as values are kept (past that a value let go
 //!   again may be counted again, so the count is an upper bound from there on).
 
+use std::borrow::{Borrow, Cow};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -86,20 +88,94 @@ const GROUP_BYTES: usize = 160;
 /// What a kept text costs beyond its bytes.
 const TEXT_BYTES: usize = 48;
 
-/// Cuts `text` to at most `max` bytes on a character boundary; true when it was cut.
-pub fn clip(text: &mut String, max: usize) -> bool {
+/// Where `text` is cut to at most `max` bytes on a character boundary, if it is longer.
+fn cut_at(text: &str, max: usize) -> Option<usize> {
     if text.len() <= max {
-        return false;
+        return None;
     }
     let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
+    Some(end)
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary; true when it was cut.
+pub fn clip(text: &mut String, max: usize) -> bool {
+    let Some(end) = cut_at(text, max) else { return false };
     text.truncate(end);
     // Truncating keeps the allocation: the cut text would still hold all of its bytes.
     text.shrink_to_fit();
     true
 }
+
+/// [`clip`] for a text that may be borrowed from the record: a borrowed one is cut by
+/// borrowing less of it.
+fn clip_cow(text: &mut Cow<'_, str>, max: usize) -> bool {
+    match text {
+        Cow::Borrowed(borrowed) => {
+            let Some(end) = cut_at(borrowed, max) else { return false };
+            *borrowed = &borrowed[..end];
+            true
+        }
+        Cow::Owned(owned) => clip(owned, max),
+    }
+}
+
+/// A group key as the windows look one up: the owned key they keep, or the texts an event
+/// brings, ordered alike (as `Vec<String>` orders), so that an event of an open group finds
+/// it without copying its texts.
+trait GroupKey {
+    fn len(&self) -> usize;
+    fn part(&self, index: usize) -> &str;
+}
+
+impl GroupKey for Vec<String> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn part(&self, index: usize) -> &str {
+        &self[index]
+    }
+}
+
+/// An event's group key, borrowed.
+struct EventKey<'k, 's>(&'k [Cow<'s, str>]);
+
+impl GroupKey for EventKey<'_, '_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn part(&self, index: usize) -> &str {
+        &self.0[index]
+    }
+}
+
+impl<'k> Borrow<dyn GroupKey + 'k> for Vec<String> {
+    fn borrow(&self) -> &(dyn GroupKey + 'k) {
+        self
+    }
+}
+
+impl Ord for dyn GroupKey + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (0..self.len()).map(|i| self.part(i)).cmp((0..other.len()).map(|i| other.part(i)))
+    }
+}
+
+impl PartialOrd for dyn GroupKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn GroupKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for dyn GroupKey + '_ {}
 
 /// Open windows of one detection.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -164,13 +240,15 @@ fn group_bytes(key: &[String], stats: &GroupStats) -> usize {
 }
 
 impl Windows {
-    /// Adds one event at `time` to window `[start, start + length)`.
-    pub fn add(&mut self, start: i64, length: i64, time: i64, mut key: Vec<String>, mut values: Vec<Vec<String>>, caps: Caps) -> Evictions {
+    /// Adds one event at `time` to window `[start, start + length)`. Texts are copied only
+    /// where they are new to the group: an event of an open group allocates nothing.
+    pub fn add<'t>(&mut self, start: i64, length: i64, time: i64, mut key: Vec<Cow<'t, str>>, mut values: Vec<Vec<Cow<'t, str>>>, caps: Caps) -> Evictions {
         let mut evictions = Evictions::default();
         for text in key.iter_mut().chain(values.iter_mut().flatten()) {
-            evictions.truncated += u64::from(clip(text, caps.max_value_bytes));
+            evictions.truncated += u64::from(clip_cow(text, caps.max_value_bytes));
         }
-        let is_new = !self.open.get(&start).is_some_and(|w| w.contains_key(&key));
+        let lookup = EventKey(&key);
+        let is_new = !self.open.get(&start).is_some_and(|w| w.contains_key(&lookup as &dyn GroupKey));
         if is_new && self.groups >= caps.max_groups {
             evictions.groups = self.evict_smallest((caps.max_groups / 10).max(1), length);
         }
@@ -178,24 +256,21 @@ impl Windows {
         if is_new {
             self.groups += 1;
             self.bytes += GROUP_BYTES + key.iter().map(|t| text_bytes(t)).sum::<usize>();
+            let stats = GroupStats { first: time, last: time, values: vec![BTreeSet::new(); values.len()], ..GroupStats::default() };
+            window.insert(key.iter().map(|t| t.to_string()).collect(), stats);
         }
-        let stats = window.entry(key).or_insert_with(|| GroupStats {
-            count: 0,
-            first: time,
-            last: time,
-            values: vec![BTreeSet::new(); values.len()],
-            ..GroupStats::default()
-        });
+        let stats = window.get_mut(&lookup as &dyn GroupKey).expect("the group was found or inserted");
         stats.count += 1;
         stats.first = stats.first.min(time);
         stats.last = stats.last.max(time);
         for (index, column) in values.into_iter().enumerate() {
             for value in column {
                 let set = &mut stats.values[index];
-                let added = text_bytes(&value);
-                if !set.insert(value) {
+                if set.contains(&*value) {
                     continue;
                 }
+                let added = text_bytes(&value);
+                set.insert(value.into_owned());
                 self.bytes += added;
                 if set.len() > caps.max_values {
                     let gone = set.pop_last().unwrap_or_default();
@@ -287,12 +362,12 @@ impl Windows {
 }
 
 /// A single late event as its own partial group.
-pub fn late_group(start: i64, length: i64, time: i64, key: Vec<String>, values: Vec<Vec<String>>) -> ClosedGroup {
-    let values = values.into_iter().map(|v| v.into_iter().collect()).collect();
+pub fn late_group(start: i64, length: i64, time: i64, key: Vec<Cow<'_, str>>, values: Vec<Vec<Cow<'_, str>>>) -> ClosedGroup {
+    let values = values.into_iter().map(|v| v.into_iter().map(Cow::into_owned).collect()).collect();
     ClosedGroup {
         window_start: start,
         window_end: start + length,
-        key,
+        key: key.into_iter().map(Cow::into_owned).collect(),
         stats: GroupStats { count: 1, first: time, last: time, values, ..GroupStats::default() },
         partial: Some(Partial::Late),
     }
@@ -303,7 +378,7 @@ mod tests {
     use super::*;
 
     fn add(w: &mut Windows, start: i64, time: i64, key: &str, value: &str) -> Evictions {
-        w.add(start, 3600, time, vec![key.to_string()], vec![vec![value.to_string()]], CAPS)
+        w.add(start, 3600, time, vec![key.into()], vec![vec![value.into()]], CAPS)
     }
 
     const CAPS: Caps = Caps { max_groups: 10, max_values: 2, max_value_bytes: 64, max_bytes: usize::MAX };
@@ -351,7 +426,7 @@ mod tests {
     fn long_texts_are_cut_and_bytes_bound_the_windows() {
         let mut w = Windows::default();
         let caps = Caps { max_bytes: 2_000, max_value_bytes: 8, ..CAPS };
-        let added = w.add(0, 3600, 1, vec!["é".repeat(10)], vec![vec!["v".repeat(100)]], caps);
+        let added = w.add(0, 3600, 1, vec!["é".repeat(10).into()], vec![vec!["v".repeat(100).into()]], caps);
         assert_eq!(added.truncated, 2);
         let closed = w.close_before(i64::MAX, 3600);
         assert_eq!((closed[0].key[0].as_str(), closed[0].stats.values[0].first().unwrap().as_str()), ("éééé", "vvvvvvvv"));
@@ -362,7 +437,7 @@ mod tests {
         }
         let mut evicted = 0;
         for i in 0..100 {
-            evicted += w.add(0, 3600, 2, vec![format!("g{i}")], vec![vec!["y".into()]], caps).groups.len();
+            evicted += w.add(0, 3600, 2, vec![format!("g{i}").into()], vec![vec!["y".into()]], caps).groups.len();
             assert!(w.bytes() <= caps.max_bytes, "{} bytes", w.bytes());
         }
         assert!(evicted > 80, "{evicted}");

@@ -6,6 +6,7 @@
 //! suppression, alerts and state. Rules compiled from data (`rule/`) are detections of this
 //! shape; so is the density baseline, which needs code of its own.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
@@ -15,12 +16,13 @@ use crate::cloudtrail::{Event, FieldError};
 use crate::config::ConfigError;
 use crate::rule::Metadata;
 
-/// What one selected event (or each row an event expands into) becomes.
+/// What one selected event (or each row an event expands into) becomes. Texts are borrowed
+/// from the record where they stand in it: the windows copy only what they keep.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Selected {
+pub enum Selected<'a> {
     /// A member of group `key` of its window (`None` when a `by` field is null: Splunk's
     /// `stats ... by` drops such events), with the inputs of each `values()`/`dc()` column.
-    Group { key: Option<Vec<String>>, values: Vec<Vec<String>> },
+    Group { key: Option<Vec<Cow<'a, str>>>, values: Vec<Vec<Cow<'a, str>>> },
     /// A result row of its own, for a search without `stats`.
     Row(Map<String, Value>),
 }
@@ -51,7 +53,7 @@ pub trait Detection {
     }
 
     /// What the event becomes: nothing when the full record does not qualify.
-    fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError>;
+    fn select<'a>(&self, event: &Event<'a>) -> Result<Vec<Selected<'a>>, FieldError>;
 
     /// Whether each selected event is tagged at once (the real-time path), before its window closes.
     fn tags_each_event(&self) -> bool {
@@ -60,7 +62,7 @@ pub trait Detection {
 
     /// The row a per-event tag's message is filled from: what the event alone would give as a
     /// result (`None`: the event's own fields fill it).
-    fn tag_row(&self, _selected: &Selected, _time: i64) -> Option<Map<String, Value>> {
+    fn tag_row(&self, _selected: &Selected<'_>, _time: i64) -> Option<Map<String, Value>> {
         None
     }
 

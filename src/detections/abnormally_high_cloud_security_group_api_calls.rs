@@ -16,6 +16,8 @@
 //! learned online from every closed hour. The published baseline's `eventstats dc(...)` bug,
 //! which trains every group on a constant, is deliberately not reproduced (README, "Deviations").
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -254,15 +256,15 @@ impl Detection for SecurityGroupSpikes {
     /// `status=success` in the Change data model: the raw record has no `errorCode`. The
     /// commands compare exactly, as the data model's own mapping does. A call with no user
     /// counts under `unknown`, as the data model fills a null or empty `user`.
-    fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError> {
+    fn select<'a>(&self, event: &Event<'a>) -> Result<Vec<Selected<'a>>, FieldError> {
         if !self.settings.commands.iter().any(|c| *c == event.event_name) || event.failed()? {
             return Ok(Vec::new());
         }
         let user = match event.field("user", self.settings.user_field)? {
-            Some(user) if !user.is_empty() => user.into_owned(),
-            _ => UNKNOWN_USER.to_string(),
+            Some(user) if !user.is_empty() => user,
+            _ => Cow::Borrowed(UNKNOWN_USER),
         };
-        let commands = vec![event.event_name.clone().into_owned()];
+        let commands = vec![event.event_name.clone()];
         Ok(vec![Selected::Group { key: Some(vec![user]), values: vec![commands] }])
     }
 
@@ -385,7 +387,7 @@ mod tests {
         let record = ScannedObject::new(RawObject::new(text.as_bytes()).unwrap());
         let event = Event { record, event_name: "AuthorizeSecurityGroupIngress".into(), time: 0 };
         match detection(settings).select(&event).unwrap().as_slice() {
-            [Selected::Group { key, .. }] => key.clone(),
+            [Selected::Group { key, .. }] => key.as_ref().map(|k| k.iter().map(|t| t.to_string()).collect()),
             other => panic!("one group member expected, got {other:?}"),
         }
     }

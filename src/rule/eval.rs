@@ -4,6 +4,7 @@
 //! event itself plus what the steps set: fields are read from the raw record only when a step
 //! asks, so a rule that rejects a record early reads little of it.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
@@ -83,6 +84,15 @@ impl<'e, 'a> Row<'e, 'a> {
         }
         let values = event.values(name, self.user)?;
         Ok(Val::multi(values.into_iter().map(|v| v.into_owned()).collect()))
+    }
+
+    /// Each value of `name` as text ([`Val::texts`]), borrowed from the record where it stands
+    /// there: what `stats` groups and collects by.
+    pub fn texts(&self, name: &str) -> Result<Vec<Cow<'a, str>>, FieldError> {
+        match self.event {
+            Some(event) if name != "_raw" && !self.fields.iter().any(|(k, _)| k == name) => event.values(name, self.user),
+            _ => Ok(self.get(name)?.into_texts().into_iter().map(Cow::Owned).collect()),
+        }
     }
 
     /// Whether any value of `name` satisfies `pred`; `None` when the field is null. Reads a

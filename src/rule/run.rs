@@ -1,5 +1,6 @@
 //! A [`Rule`] as the engine runs it: a [`Detection`] whose every decision comes from the data.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
@@ -176,7 +177,7 @@ impl Detection for RuleDetection {
         self.rule.stats.as_ref().and_then(|s| s.span_seconds)
     }
 
-    fn select(&self, event: &Event<'_>) -> Result<Vec<Selected>, FieldError> {
+    fn select<'a>(&self, event: &Event<'a>) -> Result<Vec<Selected<'a>>, FieldError> {
         let row = Row::of_event(event, UserSource::default());
         if !test(&self.rule.selection, &row)? {
             return Ok(Vec::new());
@@ -191,7 +192,7 @@ impl Detection for RuleDetection {
             // A multivalue group field puts the event in one group per value, as `stats` does.
             let mut keys = vec![Vec::with_capacity(self.group_fields.len())];
             for field in &self.group_fields {
-                let mut texts = row.get(field)?.into_texts();
+                let mut texts = row.texts(field)?;
                 if let ([key], [_]) = (keys.as_mut_slice(), texts.as_slice()) {
                     // The common case, one group and one value: no copies.
                     key.extend(texts.pop());
@@ -202,17 +203,22 @@ impl Detection for RuleDetection {
             let mut values = Vec::with_capacity(self.value_fields.len());
             for field in &self.value_fields {
                 if let Some(prefix) = field.strip_suffix('*') {
-                    values.push(fields_under(&row, prefix)?);
+                    values.push(fields_under(&row, prefix)?.into_iter().map(Cow::Owned).collect());
                     continue;
                 }
-                let texts = row.get(field)?.into_texts();
-                values.push(if field == "_raw" { texts.iter().map(|t| raw_digest(t)).collect() } else { texts });
+                let texts = row.texts(field)?;
+                values.push(if field == "_raw" { texts.iter().map(|t| Cow::Owned(raw_digest(t))).collect() } else { texts });
             }
             if keys.is_empty() {
                 selected.push(Selected::Group { key: None, values });
                 continue;
             }
-            selected.extend(keys.into_iter().map(|key| Selected::Group { key: Some(key), values: values.clone() }));
+            // The last group takes the values; others (of a multivalue group field) copy them.
+            let last = keys.len() - 1;
+            for (i, key) in keys.into_iter().enumerate() {
+                let values = if i == last { std::mem::take(&mut values) } else { values.clone() };
+                selected.push(Selected::Group { key: Some(key), values });
+            }
         }
         Ok(selected)
     }
@@ -222,7 +228,7 @@ impl Detection for RuleDetection {
     }
 
     /// The one-event group's row: its renamed and computed fields fill the tag's message.
-    fn tag_row(&self, selected: &Selected, time: i64) -> Option<Map<String, Value>> {
+    fn tag_row(&self, selected: &Selected<'_>, time: i64) -> Option<Map<String, Value>> {
         match selected {
             Selected::Row(row) => Some(row.clone()),
             Selected::Group { key: Some(key), values } => {
@@ -230,11 +236,12 @@ impl Detection for RuleDetection {
                     count: 1,
                     first: time,
                     last: time,
-                    values: values.iter().map(|v| v.iter().cloned().collect()).collect(),
+                    values: values.iter().map(|v| v.iter().map(|t| t.to_string()).collect()).collect(),
                     ..GroupStats::default()
                 };
                 let start = self.rule.stats.as_ref().and_then(|s| s.span_seconds).map_or(time, |span| crate::time::window_start(time, span));
-                self.result_of(&ClosedGroup { window_start: start, window_end: start, key: key.clone(), stats, partial: None })
+                let key = key.iter().map(|t| t.to_string()).collect();
+                self.result_of(&ClosedGroup { window_start: start, window_end: start, key, stats, partial: None })
             }
             Selected::Group { key: None, .. } => None,
         }
@@ -474,7 +481,7 @@ mod tests {
         let key = ["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"];
         assert_eq!(
             selected,
-            [Selected::Group { key: Some(key.iter().map(|s| s.to_string()).collect()), values: vec![vec!["arn:a".into()], vec!["New".into()]] }]
+            [Selected::Group { key: Some(key.iter().map(|s| (*s).into()).collect()), values: vec![vec!["arn:a".into()], vec!["New".into()]] }]
         );
         let group = ClosedGroup {
             window_start: 0,
