@@ -3,6 +3,7 @@
 
 use crate::engine::Engine;
 use crate::input::split_records;
+use crate::json::ScannedObject;
 use crate::output::{arrives_with, Annotation, Carrier};
 
 /// The result of one batch: every input record (tagged or byte-identical), one per line, and
@@ -42,9 +43,11 @@ pub fn process_batch(engine: &mut Engine, input: &[u8], now: Option<i64>) -> Bat
     let mut out = BatchOutput { records: Vec::with_capacity(input.len() + 64), alerts: Vec::new() };
     let field = engine.config().output.field.clone();
     for record in split_records(input) {
-        let processed = engine.process(record, now);
+        let scanned = ScannedObject::validated(record);
+        let arrives = arrives_with(&scanned, &field);
+        let processed = engine.process_scanned(scanned, now);
         let mut tagged = false;
-        if !processed.matches.is_empty() || arrives_with(record, &field) {
+        if !processed.matches.is_empty() || arrives {
             let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
             match Carrier::new(record, &field) {
                 Ok(carrier) => {

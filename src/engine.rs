@@ -21,7 +21,7 @@ use crate::config::{split_common, Config, ConfigError, LatePolicy};
 use crate::catalog::{builtin_rules, catalog, Entry};
 use crate::detection::{value_text, Detection, Selected};
 use crate::rule::{parse_rule_file, Rule};
-use crate::json::{validate, Kind, RawObject, ScanError, ScannedObject};
+use crate::json::{Kind, ScanError, ScannedObject};
 use crate::snapshot;
 use crate::suppress::{suppressed, Suppression};
 use crate::time::{parse_event_time, window_start};
@@ -401,11 +401,17 @@ impl Engine {
     /// an `eventTime` more than `max_future_seconds` past it is forged or broken, and may not
     /// move the watermark. Hosts replaying history without a clock pass `None`.
     pub fn process(&mut self, record: &[u8], now: Option<i64>) -> Processed {
+        self.process_scanned(ScannedObject::validated(record), now)
+    }
+
+    /// [`Engine::process`] for a record the host has read with [`ScannedObject::validated`], to
+    /// look at fields of its own too: every record is read once, whoever asks what of it.
+    pub fn process_scanned(&mut self, record: Result<ScannedObject<'_>, ScanError>, now: Option<i64>) -> Processed {
         self.counters.records += 1;
         if self.slots.is_empty() {
             return Processed::default();
         }
-        if !crate::memory::available(record.len()) {
+        if !crate::memory::available(record.as_ref().map_or(0, |r| r.raw().len())) {
             // Passing records through unread alone would never give the memory back: the open
             // windows, the bulk of the state, go (counted as evicted, without results).
             self.counters.out_of_memory += 1;
@@ -415,7 +421,7 @@ impl Engine {
             }
             return Processed::default();
         }
-        let read = self.read(record, now);
+        let read = record.map_err(RecordError::Parse).and_then(|record| self.read(record, now));
         let changed = std::mem::take(&mut self.changed);
         match read {
             Ok(matches) => Processed { matches, error: None, changed },
@@ -429,10 +435,9 @@ impl Engine {
         }
     }
 
-    fn read(&mut self, record: &[u8], now: Option<i64>) -> Result<Vec<Value>, RecordError> {
-        let object = ScannedObject::new(RawObject::new(record).map_err(RecordError::Parse)?);
-        // eventTime comes before eventName in CloudTrail's own order: asking in that order reads
-        // no member twice.
+    /// Reads a record validated whole: whatever the detections change, they change for a record
+    /// that is entirely JSON.
+    fn read(&mut self, object: ScannedObject<'_>, now: Option<i64>) -> Result<Vec<Value>, RecordError> {
         let time = object.get("eventTime").map_err(RecordError::Parse)?;
         let name = object.get("eventName").map_err(RecordError::Parse)?;
         let time = match time {
@@ -440,12 +445,7 @@ impl Engine {
             _ => None,
         };
         let name = match name {
-            // No CloudTrail record lacks a name: read the whole of one that seems to, so that a
-            // broken record is counted as one rather than passed as nameless.
-            None => {
-                validate(record).map_err(RecordError::Parse)?;
-                None
-            }
+            None => None,
             Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
@@ -522,11 +522,6 @@ impl Engine {
             let selected = slot.detection.select(event)?;
             if selected.is_empty() {
                 continue;
-            }
-            // A record is read in full only once a detection selects it: before it changes any
-            // state it must be whole JSON (lookups may have skipped its unread part).
-            if !selected_by_any {
-                validate(event.record.raw())?;
             }
             selected_by_any = true;
             self.changed = true;

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{ConfigError, CONFIG_FILE};
 use crate::engine::Engine;
 use crate::journal;
-use crate::json::{validate, Kind, RawObject};
-use crate::output::{Annotation, Carrier, FieldProbe};
+use crate::json::{validate, Kind, RawObject, ScannedObject};
+use crate::output::{arrives_with, Annotation, Carrier};
 
 
 /// Returned when the host could not copy the record in (record == NULL): the record is already
@@ -28,8 +28,6 @@ struct Filter {
     engine: Engine,
     dir: Option<PathBuf>,
     output: Vec<u8>,
-    /// Finds an incoming field named like the output field.
-    probe: FieldProbe,
     /// Where state survives the instance; `None` when saving is off or impossible.
     durable: Option<DurableState>,
 }
@@ -146,20 +144,21 @@ impl Filter {
         for e in engine.rule_errors() {
             log(e);
         }
-        let probe = FieldProbe::new(&engine.config().output.field);
-        Filter { engine, dir, output: Vec::new(), probe, durable: None }
+        Filter { engine, dir, output: Vec::new(), durable: None }
     }
 
     /// `None` keeps the record as it is (the host reuses the input pointer).
     fn filter(&mut self, record: &[u8], now: i64) -> Option<*const u8> {
         let watermark = self.engine.watermark();
-        let processed = self.engine.process(record, Some(now));
+        let scanned = ScannedObject::validated(record);
+        let arrives = arrives_with(&scanned, &self.engine.config().output.field);
+        let processed = self.engine.process_scanned(scanned, Some(now));
         let output = &self.engine.config().output;
         let every = output.stats_every_records;
         let stats_due = every > 0 && self.engine.counters().records % every == 0;
         let mut result = None;
         let mut taken = 0;
-        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || self.probe.arrives_with(record, &output.field) {
+        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || arrives {
             let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
             self.output.clear();
