@@ -216,12 +216,19 @@ struct DurableState {
     journal: PathBuf,
     /// Open for appending once the first entry is written.
     appender: Option<std::fs::File>,
+    /// An entry assembled for one write (reused).
+    entry: Vec<u8>,
     journal_bytes: u64,
     records_since_save: u64,
 }
 
 /// A journal this large is folded into the snapshot, bounding the replay at start.
 const JOURNAL_COMPACT_BYTES: u64 = 4 << 20;
+
+/// Entries up to this size are written in one piece: each write is a host call and a system
+/// call. Larger ones are written in pieces, never copied (memory may be short exactly when
+/// records are large).
+const ONE_WRITE_BYTES: usize = 64 << 10;
 
 impl DurableState {
     /// Restores the snapshot and replays the journal into `engine`. `None` (after one log line)
@@ -245,7 +252,7 @@ impl DurableState {
                 Err(e) => log(&format!("starting clean: {e}")),
             }
         }
-        let mut state = DurableState { snapshot: snapshot.to_path_buf(), journal, appender: None, journal_bytes: 0, records_since_save: 0 };
+        let mut state = DurableState { snapshot: snapshot.to_path_buf(), journal, appender: None, entry: Vec::new(), journal_bytes: 0, records_since_save: 0 };
         if let Ok(bytes) = std::fs::read(&state.journal) {
             let replayed = journal::replay(engine, &bytes);
             if replayed.applied > 0 {
@@ -261,10 +268,20 @@ impl DurableState {
     }
 
     fn append(&mut self, entry: &journal::Entry<'_>, engine: &mut Engine) {
+        let buffer = &mut self.entry;
+        let mut write = |file: &mut std::fs::File| {
+            if entry.record.len() > ONE_WRITE_BYTES {
+                return entry.write_to(file);
+            }
+            buffer.clear();
+            let written = entry.write_to(buffer)?;
+            std::io::Write::write_all(file, buffer)?;
+            Ok(written)
+        };
         let written = match &mut self.appender {
-            Some(file) => entry.write_to(file),
+            Some(file) => write(file),
             None => std::fs::OpenOptions::new().create(true).append(true).open(&self.journal).and_then(|mut file| {
-                let written = entry.write_to(&mut file)?;
+                let written = write(&mut file)?;
                 self.appender = Some(file);
                 Ok(written)
             }),
