@@ -1,12 +1,11 @@
 //! Field access over a raw JSON object, without building a DOM.
 //!
-//! Almost every record a log pipeline carries matches no rule, so the engine reads only the
-//! top-level keys it needs and steps over every other value by counting brackets. Nothing here
-//! allocates unless a string the rules read contains an escape sequence. Depth is a counter,
-//! never recursion, so a 10,000-deep record costs a scan, not a stack.
-//!
-//! Validation is only as deep as the read: a malformed tail after the keys a rule needed is not
-//! noticed here. Records that are rewritten are fully validated first (see [`validate`]).
+//! A record is read in one pass ([`ScannedObject::validated`]): it is validated whole while its
+//! top-level members are remembered, so every later lookup of a top-level key is a table lookup,
+//! and a nested one walks only its parent. Strings, most of a record's bytes, are stepped over
+//! eight bytes at a time: under an interpreter (Fluent Bit's WAMR) every instruction per byte
+//! shows. Nothing here allocates unless a string the rules read contains an escape sequence.
+//! Depth is a counter, never recursion, so a 10,000-deep record costs a scan, not a stack.
 
 use std::borrow::Cow;
 use std::fmt;

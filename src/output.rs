@@ -75,8 +75,7 @@ pub struct Carrier<'a> {
 }
 
 impl<'a> Carrier<'a> {
-    /// Checks `record` in full (the only full validation tripline does, and only for records
-    /// that have something to carry or arrive with the field).
+    /// Checks `record` in full: what is rewritten must be whole JSON, whoever read it before.
     pub fn new(record: &'a [u8], field: &'a str) -> Result<Self, ScanError> {
         validate(record)?;
         let object = RawObject::new(record)?;
