@@ -186,7 +186,7 @@ fn job_created_end_to_end(artifact: &str, name: &str, before: &[Value], record: 
     assert_eq!(added_field(&sent, &reply, "tripline"), Value::Null);
     // The state changes are journaled beside the configuration (default snapshot settings).
     let journal = filter.read_accessible("tripline-state.journal").expect("a journal in the Accessible_Paths directory");
-    assert!(journal.starts_with(b"TRIPLINE-JOURNAL "));
+    assert!(journal.starts_with(b"TRIPLINE-JOURNAL2 "));
 }
 
 // ---------------------------------------------------------------------------------------------
