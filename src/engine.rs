@@ -254,6 +254,9 @@ pub struct Engine {
     candidates: Vec<usize>,
     /// Set by the current record when it changes state (see [`Processed::changed`]).
     changed: bool,
+    /// The watermark crossed a window boundary (plus the lateness) since windows were last
+    /// closed by it, or state was restored: only then can a window have come to close.
+    horizon_moved: bool,
 }
 
 impl Engine {
@@ -320,6 +323,7 @@ impl Engine {
             state_refused: Vec::new(),
             candidates: Vec::new(),
             changed: false,
+            horizon_moved: false,
         })
     }
 
@@ -370,6 +374,7 @@ impl Engine {
             state_refused: Vec::new(),
             candidates: Vec::new(),
             changed: false,
+            horizon_moved: false,
         }
     }
 
@@ -483,7 +488,9 @@ impl Engine {
                 FieldError::WrongType { field } => RecordError::Field(format!("{field} has the wrong JSON type")),
             })?;
         }
-        self.close_windows();
+        if std::mem::take(&mut self.horizon_moved) {
+            self.close_windows();
+        }
         Ok(matches)
     }
 
@@ -498,7 +505,9 @@ impl Engine {
         // (plus the lateness) it has passed; moving within that interval changes nothing.
         let lateness = w.allowed_lateness_seconds;
         let horizon = |mark: i64, length: i64| mark.saturating_sub(lateness).div_euclid(length);
-        self.changed |= self.watermark.is_none_or(|old| self.lengths.iter().any(|&l| horizon(old, l) != horizon(mark, l)));
+        let moved = self.watermark.is_none_or(|old| self.lengths.iter().any(|&l| horizon(old, l) != horizon(mark, l)));
+        self.changed |= moved;
+        self.horizon_moved |= moved;
         self.watermark = Some(mark);
         Timing::Timed
     }
@@ -799,6 +808,7 @@ impl Engine {
             }
         }
         self.watermark = state.watermark;
+        self.horizon_moved = true;
         let (config_errors, rule_errors) = (self.counters.config_errors, self.counters.rule_errors);
         self.counters = state.counters.into_owned();
         self.counters.config_errors = config_errors;

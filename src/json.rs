@@ -317,11 +317,7 @@ fn validate_noting_members<'a>(bytes: &'a [u8], mut member: impl FnMut(&'a [u8],
                     i += 1;
                 } else {
                     nesting.push(true);
-                    let (key, escaped, value) = validate_key(bytes, i)?;
-                    if nesting.depth == 1 {
-                        pending = Some((key, escaped, value));
-                    }
-                    i = value;
+                    i = enter_member(bytes, i, &nesting, &mut pending)?;
                     continue 'value;
                 }
             }
@@ -334,7 +330,7 @@ fn validate_noting_members<'a>(bytes: &'a [u8], mut member: impl FnMut(&'a [u8],
                     continue 'value;
                 }
             }
-            Some(b'"') => i = validate_string(bytes, i)?.0,
+            Some(b'"') => i = scan_string::<true>(bytes, i)?.0,
             Some(b't') => i = validate_literal(bytes, i, b"true")?,
             Some(b'f') => i = validate_literal(bytes, i, b"false")?,
             Some(b'n') => i = validate_literal(bytes, i, b"null")?,
@@ -355,11 +351,7 @@ fn validate_noting_members<'a>(bytes: &'a [u8], mut member: impl FnMut(&'a [u8],
             match (bytes.get(i), in_object) {
                 (None, _) => return Err(ScanError::Truncated),
                 (Some(b','), true) => {
-                    let (key, escaped, value) = validate_key(bytes, skip_ws(bytes, i + 1))?;
-                    if nesting.depth == 1 {
-                        pending = Some((key, escaped, value));
-                    }
-                    i = value;
+                    i = enter_member(bytes, skip_ws(bytes, i + 1), &nesting, &mut pending)?;
                     continue 'value;
                 }
                 (Some(b','), false) => {
@@ -410,59 +402,28 @@ impl Nesting {
     }
 }
 
-/// `pos` is at a member's key (blanks before it skipped); returns the key's raw bytes, whether
-/// they hold an escape, and the position of its value.
-fn validate_key(b: &[u8], pos: usize) -> Result<(&[u8], bool, usize), ScanError> {
+/// `pos` is at a member's key (blanks before it skipped), in an object `nesting` deep; returns
+/// the position of its value. A member of the outermost object becomes `pending`: its raw key,
+/// whether the key holds an escape, and where its value starts.
+#[inline(always)]
+fn enter_member<'a>(b: &'a [u8], pos: usize, nesting: &Nesting, pending: &mut Option<(&'a [u8], bool, usize)>) -> Result<usize, ScanError> {
     match b.get(pos) {
         None => return Err(ScanError::Truncated),
         Some(b'"') => {}
         Some(_) => return Err(ScanError::Malformed),
     }
-    let (end, escaped) = validate_string(b, pos)?;
+    let (end, escaped) = scan_string::<true>(b, pos)?;
     let i = skip_ws(b, end);
     match b.get(i) {
-        None => Err(ScanError::Truncated),
-        Some(b':') => Ok((&b[pos + 1..end - 1], escaped, skip_ws(b, i + 1))),
-        Some(_) => Err(ScanError::Malformed),
+        None => return Err(ScanError::Truncated),
+        Some(b':') => {}
+        Some(_) => return Err(ScanError::Malformed),
     }
-}
-
-/// As [`skip_string_noting_escapes`], also checking escapes and, where a byte is not ASCII, UTF-8.
-#[inline(always)]
-fn validate_string(b: &[u8], pos: usize) -> Result<(usize, bool), ScanError> {
-    let flags = |word: u64| string_specials(word) | (word & HIGHS);
-    let mut ascii = true;
-    let mut escaped = false;
-    let mut i = pos + 1;
-    loop {
-        i = skip_unflagged(b, i, flags);
-        match b.get(i) {
-            None => return Err(ScanError::Truncated),
-            Some(b'"') => break,
-            Some(b'\\') => {
-                escaped = true;
-                match b.get(i + 1) {
-                    None => return Err(ScanError::Truncated),
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                    Some(b'u') => match b.get(i + 2..i + 6) {
-                        None => return Err(ScanError::Truncated),
-                        Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 6,
-                        Some(_) => return Err(ScanError::Malformed),
-                    },
-                    Some(_) => return Err(ScanError::Malformed),
-                }
-            }
-            Some(c) if *c < 0x20 => return Err(ScanError::Malformed),
-            Some(_) => {
-                ascii = false;
-                i += 1;
-            }
-        }
+    let value = skip_ws(b, i + 1);
+    if nesting.depth == 1 {
+        *pending = Some((&b[pos + 1..end - 1], escaped, value));
     }
-    if !ascii && std::str::from_utf8(&b[pos + 1..i]).is_err() {
-        return Err(ScanError::Malformed);
-    }
-    Ok((i + 1, escaped))
+    Ok(value)
 }
 
 fn validate_literal(b: &[u8], pos: usize, literal: &[u8]) -> Result<usize, ScanError> {
@@ -533,7 +494,7 @@ impl<'a> Members<'a> {
         if b.get(pos) != Some(&b'"') {
             return Err(if pos >= b.len() { ScanError::Truncated } else { ScanError::Malformed });
         }
-        let (key_end, escaped) = skip_string_noting_escapes(b, pos)?;
+        let (key_end, escaped) = scan_string::<false>(b, pos)?;
         let key = &b[pos + 1..key_end - 1];
         pos = skip_ws(b, key_end);
         match b.get(pos) {
@@ -582,27 +543,51 @@ fn skip_ws(b: &[u8], mut pos: usize) -> usize {
 /// Most of a record's bytes are inside strings, and under an interpreter (Fluent Bit's WAMR)
 /// every instruction per byte shows, so plain stretches are stepped over eight bytes at a time.
 fn skip_string(b: &[u8], pos: usize) -> Result<usize, ScanError> {
-    skip_string_noting_escapes(b, pos).map(|(end, _)| end)
+    scan_string::<false>(b, pos).map(|(end, _)| end)
 }
 
-/// [`skip_string`], also telling whether the string holds an escape.
+/// `pos` is at an opening quote; returns the index just past the closing quote and whether the
+/// string holds an escape. `VALIDATE` also checks each escape and, where a byte is not ASCII,
+/// UTF-8; without it an escape is stepped over unread.
 #[inline(always)]
-fn skip_string_noting_escapes(b: &[u8], pos: usize) -> Result<(usize, bool), ScanError> {
+fn scan_string<const VALIDATE: bool>(b: &[u8], pos: usize) -> Result<(usize, bool), ScanError> {
+    let flags = |word: u64| string_specials(word) | if VALIDATE { word & HIGHS } else { 0 };
+    let mut ascii = true;
     let mut escaped = false;
     let mut i = pos + 1;
     loop {
-        i = skip_unflagged(b, i, string_specials);
+        i = skip_unflagged(b, i, flags);
         match b.get(i) {
             None => return Err(ScanError::Truncated),
-            Some(b'"') => return Ok((i + 1, escaped)),
-            Some(b'\\') => {
+            Some(b'"') => break,
+            Some(b'\\') if !VALIDATE => {
                 escaped = true;
                 i += 2;
             }
+            Some(b'\\') => {
+                escaped = true;
+                match b.get(i + 1) {
+                    None => return Err(ScanError::Truncated),
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => match b.get(i + 2..i + 6) {
+                        None => return Err(ScanError::Truncated),
+                        Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                        Some(_) => return Err(ScanError::Malformed),
+                    },
+                    Some(_) => return Err(ScanError::Malformed),
+                }
+            }
             Some(c) if *c < 0x20 => return Err(ScanError::Malformed),
-            Some(_) => i += 1,
+            Some(_) => {
+                ascii = false;
+                i += 1;
+            }
         }
     }
+    if VALIDATE && !ascii && std::str::from_utf8(&b[pos + 1..i]).is_err() {
+        return Err(ScanError::Malformed);
+    }
+    Ok((i + 1, escaped))
 }
 
 /// From `i`, steps eight bytes at a time over words in which `flags` marks no byte; returns the
