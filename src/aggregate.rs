@@ -38,6 +38,33 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
+    /// Counts one event at `time` with its `values`, one list per column: texts new to the group
+    /// are copied and added to `bytes`, and those `max_values` lets go are counted in `evictions`.
+    fn add(&mut self, time: i64, values: Vec<Vec<Cow<'_, str>>>, caps: Caps, bytes: &mut usize, evictions: &mut Evictions) {
+        self.count += 1;
+        self.first = self.first.min(time);
+        self.last = self.last.max(time);
+        for (index, column) in values.into_iter().enumerate() {
+            for value in column {
+                let set = &mut self.values[index];
+                if set.contains(&*value) {
+                    continue;
+                }
+                let added = text_bytes(&value);
+                set.insert(value.into_owned());
+                *bytes += added;
+                if set.len() > caps.max_values {
+                    let gone = set.pop_last().unwrap_or_default();
+                    *bytes -= text_bytes(&gone);
+                    if self.let_go(index, &gone, caps.max_values) {
+                        *bytes += 8;
+                        evictions.values += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Counts `value` of `column` as let go, once per distinct value while at most `remembered`
     /// digests are kept.
     fn let_go(&mut self, column: usize, value: &str, remembered: usize) -> bool {
@@ -247,39 +274,18 @@ impl Windows {
         for text in key.iter_mut().chain(values.iter_mut().flatten()) {
             evictions.truncated += u64::from(clip_cow(text, caps.max_value_bytes));
         }
-        let lookup = EventKey(&key);
-        let is_new = !self.open.get(&start).is_some_and(|w| w.contains_key(&lookup as &dyn GroupKey));
-        if is_new && self.groups >= caps.max_groups {
-            evictions.groups = self.evict_smallest((caps.max_groups / 10).max(1), length);
-        }
-        let window = self.open.entry(start).or_default();
-        if is_new {
-            self.groups += 1;
-            self.bytes += GROUP_BYTES + key.iter().map(|t| text_bytes(t)).sum::<usize>();
-            let stats = GroupStats { first: time, last: time, values: vec![BTreeSet::new(); values.len()], ..GroupStats::default() };
-            window.insert(key.iter().map(|t| t.to_string()).collect(), stats);
-        }
-        let stats = window.get_mut(&lookup as &dyn GroupKey).expect("the group was found or inserted");
-        stats.count += 1;
-        stats.first = stats.first.min(time);
-        stats.last = stats.last.max(time);
-        for (index, column) in values.into_iter().enumerate() {
-            for value in column {
-                let set = &mut stats.values[index];
-                if set.contains(&*value) {
-                    continue;
+        // An open group is found in one search; only a new one costs a second, to insert it.
+        match self.open.get_mut(&start).and_then(|w| w.get_mut(&EventKey(&key) as &dyn GroupKey)) {
+            Some(stats) => stats.add(time, values, caps, &mut self.bytes, &mut evictions),
+            None => {
+                if self.groups >= caps.max_groups {
+                    evictions.groups = self.evict_smallest((caps.max_groups / 10).max(1), length);
                 }
-                let added = text_bytes(&value);
-                set.insert(value.into_owned());
-                self.bytes += added;
-                if set.len() > caps.max_values {
-                    let gone = set.pop_last().unwrap_or_default();
-                    self.bytes -= text_bytes(&gone);
-                    if stats.let_go(index, &gone, caps.max_values) {
-                        self.bytes += 8;
-                        evictions.values += 1;
-                    }
-                }
+                self.groups += 1;
+                self.bytes += GROUP_BYTES + key.iter().map(|t| text_bytes(t)).sum::<usize>();
+                let mut stats = GroupStats { first: time, last: time, values: vec![BTreeSet::new(); values.len()], ..GroupStats::default() };
+                stats.add(time, values, caps, &mut self.bytes, &mut evictions);
+                self.open.entry(start).or_default().insert(key.iter().map(|t| t.to_string()).collect(), stats);
             }
         }
         while self.bytes > caps.max_bytes && self.groups > 1 {

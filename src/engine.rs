@@ -254,9 +254,9 @@ pub struct Engine {
     candidates: Vec<usize>,
     /// Set by the current record when it changes state (see [`Processed::changed`]).
     changed: bool,
-    /// The watermark crossed a window boundary (plus the lateness) since windows were last
-    /// closed by it, or state was restored: only then can a window have come to close.
-    horizon_moved: bool,
+    /// The watermark at which the oldest open window closes, or earlier (`i64::MIN` until found,
+    /// as after a restore): windows are looked at only once the watermark reaches it.
+    next_close: i64,
 }
 
 impl Engine {
@@ -323,7 +323,7 @@ impl Engine {
             state_refused: Vec::new(),
             candidates: Vec::new(),
             changed: false,
-            horizon_moved: false,
+            next_close: i64::MIN,
         })
     }
 
@@ -374,7 +374,7 @@ impl Engine {
             state_refused: Vec::new(),
             candidates: Vec::new(),
             changed: false,
-            horizon_moved: false,
+            next_close: i64::MIN,
         }
     }
 
@@ -488,7 +488,7 @@ impl Engine {
                 FieldError::WrongType { field } => RecordError::Field(format!("{field} has the wrong JSON type")),
             })?;
         }
-        if std::mem::take(&mut self.horizon_moved) {
+        if self.watermark.is_some_and(|mark| mark >= self.next_close) {
             self.close_windows();
         }
         Ok(matches)
@@ -505,9 +505,7 @@ impl Engine {
         // (plus the lateness) it has passed; moving within that interval changes nothing.
         let lateness = w.allowed_lateness_seconds;
         let horizon = |mark: i64, length: i64| mark.saturating_sub(lateness).div_euclid(length);
-        let moved = self.watermark.is_none_or(|old| self.lengths.iter().any(|&l| horizon(old, l) != horizon(mark, l)));
-        self.changed |= moved;
-        self.horizon_moved |= moved;
+        self.changed |= self.watermark.is_none_or(|old| self.lengths.iter().any(|&l| horizon(old, l) != horizon(mark, l)));
         self.watermark = Some(mark);
         Timing::Timed
     }
@@ -563,6 +561,7 @@ impl Engine {
                         let own = slot.windows.bytes();
                         caps.max_bytes = limits.max_window_bytes.saturating_sub(window_bytes - own);
                         let evictions = slot.windows.add(start, slot.length, event.time, key, values, caps);
+                        self.next_close = self.next_close.min(start.saturating_add(slot.length).saturating_add(w.allowed_lateness_seconds));
                         window_bytes = window_bytes - own + slot.windows.bytes();
                         self.counters.evicted_groups += evictions.groups.len() as u64;
                         self.counters.evicted_values += evictions.values;
@@ -595,6 +594,8 @@ impl Engine {
         // A window [s, s+len) closes once s + len + lateness <= watermark.
         // Saturating: `flush` takes any host time, i64::MIN included.
         self.close_before(|length| mark.saturating_sub(lateness + length - 1));
+        let closes = |slot: &Slot| slot.windows.oldest().map(|start| start.saturating_add(slot.length).saturating_add(lateness));
+        self.next_close = self.slots.iter().filter_map(closes).min().unwrap_or(i64::MAX);
     }
 
     /// Closes, per slot, the windows that start before `bound(slot's window length)`.
@@ -808,7 +809,7 @@ impl Engine {
             }
         }
         self.watermark = state.watermark;
-        self.horizon_moved = true;
+        self.next_close = i64::MIN;
         let (config_errors, rule_errors) = (self.counters.config_errors, self.counters.rule_errors);
         self.counters = state.counters.into_owned();
         self.counters.config_errors = config_errors;
