@@ -404,7 +404,8 @@ impl Nesting {
 
 /// `pos` is at a member's key (blanks before it skipped), in an object `nesting` deep; returns
 /// the position of its value. A member of the outermost object becomes `pending`: its raw key,
-/// whether the key holds an escape, and where its value starts.
+/// whether the key holds an escape, and where its value starts. Inlined: out of line, the call
+/// cost about a fifth of the validation under Fluent Bit's interpreter.
 #[inline(always)]
 fn enter_member<'a>(b: &'a [u8], pos: usize, nesting: &Nesting, pending: &mut Option<(&'a [u8], bool, usize)>) -> Result<usize, ScanError> {
     match b.get(pos) {
