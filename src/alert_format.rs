@@ -131,9 +131,14 @@ impl<'a> RiskEvent<'a> {
         }
     }
 
+    /// The first of `names` the row has a value for.
+    fn column(&self, names: &[&'a str]) -> Option<&'a str> {
+        names.iter().copied().find(|name| self.result.get(*name).is_some_and(|v| !v.is_null()))
+    }
+
     /// The text values of the first of `names` the row has (a multivalue column gives several).
-    fn values(&self, names: &[&str]) -> Vec<String> {
-        let Some(value) = names.iter().find_map(|name| self.result.get(*name).filter(|v| !v.is_null())) else { return Vec::new() };
+    fn values(&self, names: &[&'a str]) -> Vec<String> {
+        let Some(value) = self.column(names).and_then(|name| self.result.get(name)) else { return Vec::new() };
         let text = |v: &Value| match v {
             Value::String(s) => Some(s.clone()),
             Value::Null => None,
@@ -146,7 +151,7 @@ impl<'a> RiskEvent<'a> {
     }
 
     /// The value of a column that holds exactly one.
-    fn single(&self, names: &[&str]) -> Option<String> {
+    fn single(&self, names: &[&'a str]) -> Option<String> {
         let mut values = self.values(names);
         (values.len() == 1).then(|| values.remove(0))
     }
@@ -256,32 +261,31 @@ fn ocsf(event: &RiskEvent<'_>) -> Value {
     const ACTIVITY_CREATE: u64 = 1;
     let (severity_id, severity) = event.severity();
     let detection = event.detection;
+    let mitre = |id: &str, name: &str| object([("uid", json!(id)), ("name", json!(name)), ("src_url", json!(attack_url(id)))]);
+    // One attack per technique, a sub-technique with its parent (a parent that is listed only
+    // for its sub-technique's sake is not repeated), its tactics as ESCU names them.
     let attacks: Vec<Value> = event
         .techniques
         .iter()
-        .flat_map(|technique| {
-            let (technique_obj, sub_technique) = match technique.id.split_once('.') {
+        .filter(|t| !event.techniques.iter().any(|sub| sub.id.split_once('.').is_some_and(|(parent, _)| parent == t.id)))
+        .map(|technique| {
+            let (parent, sub_technique) = match technique.id.split_once('.') {
                 Some((parent, _)) => {
                     let parent_name = event.techniques.iter().find(|t| t.id == parent).map(|t| t.name).unwrap_or_default();
-                    (
-                        object([("uid", json!(parent)), ("name", json!(parent_name)), ("src_url", json!(attack_url(parent)))]),
-                        object([("uid", json!(technique.id)), ("name", json!(technique.name)), ("src_url", json!(attack_url(technique.id)))]),
-                    )
+                    (mitre(parent, parent_name), mitre(technique.id, technique.name))
                 }
-                None => (
-                    object([("uid", json!(technique.id)), ("name", json!(technique.name)), ("src_url", json!(attack_url(technique.id)))]),
-                    Value::Null,
-                ),
+                None => (mitre(technique.id, technique.name), Value::Null),
             };
-            let tactics = if technique.tactics.is_empty() { vec![""] } else { technique.tactics.clone() };
-            tactics.into_iter().map(move |tactic| {
-                let id = tactic_id(tactic);
-                object([
-                    ("technique", technique_obj.clone()),
-                    ("sub_technique", sub_technique.clone()),
-                    ("tactic", object([("uid", json!(id)), ("name", json!(tactic)), ("src_url", json!(id.map(attack_url)))])),
-                ])
-            })
+            let tactics: Vec<Value> = technique.tactics.iter().map(|name| {
+                let id = tactic_id(name);
+                object([("uid", json!(id)), ("name", json!(name)), ("src_url", json!(id.map(attack_url)))])
+            }).collect();
+            object([
+                ("technique", parent),
+                ("sub_technique", sub_technique),
+                ("tactic", tactics.first().cloned().unwrap_or(Value::Null)),
+                ("tactics", if tactics.len() > 1 { json!(tactics) } else { Value::Null }),
+            ])
         })
         .collect();
     let (ips, names) = event.sources();
@@ -295,7 +299,9 @@ fn ocsf(event: &RiskEvent<'_>) -> Value {
     observe("evidences[0].actor.user.name", 4, &event.values(USER_NAME));
     observe("evidences[0].actor.user.uid", 10, &event.values(USER_ARN));
     observe("cloud.account.uid", 10, &event.values(ACCOUNT));
-    observe("unmapped.result.user_agent", 16, &event.values(USER_AGENT));
+    if let Some(column) = event.column(USER_AGENT) {
+        observe(&format!("unmapped.result.{column}"), 16, &event.values(USER_AGENT));
+    }
     // A risk or threat object no field above holds is still an observable, by its Splunk kind.
     for (key, kind) in [("risk_object", "risk_object_type"), ("threat_object", "threat_object_type")] {
         let Some(value) = event.text(key).filter(|v| !v.is_empty()) else { continue };

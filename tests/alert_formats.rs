@@ -366,3 +366,4 @@ fn the_ecs_checks_catch_what_they_are_for() {
     assert!(broken(&|d| d["threat"]["tactic"]["id"] = json!("TA0010")).contains("ECS expects an array"));
 }
 
+
