@@ -365,5 +365,3 @@ fn the_ecs_checks_catch_what_they_are_for() {
     assert!(broken(&|d| d["source"] = json!({"ip": "s3.amazonaws.com"})).contains("source.ip"));
     assert!(broken(&|d| d["threat"]["tactic"]["id"] = json!("TA0010")).contains("ECS expects an array"));
 }
-
-
