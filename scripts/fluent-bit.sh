@@ -25,7 +25,8 @@ common=(
 )
 case "$product" in
   fluent-bit)
-    # Every plugin off, then back on what tests, examples and the bench use. Optimized like a
+    # Every plugin off, then back on what tests, examples and the bench use (the alert routes of
+    # examples/fluent-bit/ need es, splunk, s3 and kinesis_firehose). Optimized like a
     # release build (an unoptimized WAMR interpreter would skew every benchmark); simdutf's AVX2
     # code does not compile at -O3 without -mavx2 and only serves the UTF-16 encoder.
     options=(
@@ -33,6 +34,7 @@ case "$product" in
       -DFLB_IN_TAIL=On -DFLB_IN_DUMMY=On -DFLB_IN_STDIN=On -DFLB_IN_LIB=On -DFLB_IN_EMITTER=On
       -DFLB_FILTER_WASM=On -DFLB_FILTER_LUA=On -DFLB_FILTER_REWRITE_TAG=On
       -DFLB_OUT_STDOUT=On -DFLB_OUT_FILE=On -DFLB_OUT_NULL=On -DFLB_OUT_COUNTER=On -DFLB_OUT_LIB=On
+      -DFLB_OUT_ES=On -DFLB_OUT_SPLUNK=On -DFLB_OUT_S3=On -DFLB_OUT_KINESIS_FIREHOSE=On
       -DFLB_WASM=On -DFLB_LUAJIT=On -DFLB_HTTP_SERVER=On -DFLB_CONFIG_YAML=On -DFLB_PARSER=On
       -DFLB_RECORD_ACCESSOR=On -DFLB_REGEX=On
       "${common[@]}"

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::alert_format::AlertFormat;
 use crate::suppress::Suppression;
 
 /// A configuration problem: where (`window.length_seconds`) and what.
@@ -154,11 +155,13 @@ pub struct OutputConfig {
     pub max_alerts_per_record: usize,
     /// Attach the counters to every Nth record (0: never).
     pub stats_every_records: u64,
+    /// How alerts are written, wherever the host delivers them (`alert_format.rs`).
+    pub alert_format: AlertFormat,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { field: "tripline".to_string(), max_alerts_per_record: 100, stats_every_records: 0 }
+        OutputConfig { field: "tripline".to_string(), max_alerts_per_record: 100, stats_every_records: 0, alert_format: AlertFormat::Splunk }
     }
 }
 
@@ -323,6 +326,10 @@ mod tests {
         assert!(err(r#"{"window":{"length_seconds":"1h"}}"#).contains("`window.length_seconds`: invalid type"));
         assert!(err(r#"{"window":{"length_seconds":7}}"#).contains("window.length_seconds"));
         assert!(err(r#"{"window":{"late_events":"keep"}}"#).contains("unknown variant `keep`, expected `drop` or `alert`"));
+        assert_eq!(
+            err(r#"{"output":{"alert_format":"OCSF"}}"#),
+            "configuration key `output.alert_format`: unknown variant `OCSF`, expected one of `splunk`, `ocsf`, `ecs`"
+        );
         assert!(err(r#"{"limits":{"max_groups":0}}"#).contains("limits.max_groups"));
         assert!(err(r#"{"limits":{"max_groups":1000000000}}"#).contains("use 1 to 1000000"));
         assert!(err(r#"{"limits":{"max_value_bytes":8}}"#).contains("limits.max_value_bytes"));

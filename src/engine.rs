@@ -629,7 +629,7 @@ impl Engine {
             self.counters.suppressed += 1;
             return;
         }
-        let alert = build_alert(slot.detection.metadata(), &group, row);
+        let alert = self.config.output.alert_format.write(build_alert(slot.detection.metadata(), &group, row));
         self.counters.alerts += 1;
         match serde_json::value::to_raw_value(&alert) {
             Ok(alert) => self.queue(alert),

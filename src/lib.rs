@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod alert;
+pub mod alert_format;
 pub mod baseline;
 pub mod batch;
 pub mod catalog;

@@ -43,6 +43,8 @@ pub fn binary() -> Result<PathBuf> {
 pub enum Example {
     Classic,
     Yaml,
+    /// Another configuration in `examples/fluent-bit/`, by file name (the alert routes).
+    Other(&'static str),
 }
 
 impl Example {
@@ -50,6 +52,7 @@ impl Example {
         match self {
             Example::Classic => "fluent-bit.conf",
             Example::Yaml => "fluent-bit.yaml",
+            Example::Other(name) => name,
         }
     }
 }

@@ -298,3 +298,26 @@ fn flush_wants_unix_seconds() {
     assert!(format!("{error:#}").contains("Unix seconds"), "{error:#}");
     assert!(engine.flush(1_700_000_000).unwrap().records.is_empty(), "the plugin still answers");
 }
+
+#[test]
+fn the_manifests_configuration_chooses_the_alert_format() {
+    let record = read(shared_data("splunk_security_content_jobcreated_example.json"));
+    let alert_in = |format: &str| {
+        let config = json!({"output": {"alert_format": format}}).to_string();
+        let mut engine = plugin(Some(&config), None);
+        engine.process(record.trim_ascii()).unwrap();
+        let alerts = alerts(&engine.flush(JOB_CREATED_CLOSES).unwrap().alerts);
+        assert_eq!(alerts.len(), 1, "{format}: {alerts:#?}");
+        alerts[0].clone()
+    };
+    let finding = alert_in("ocsf");
+    assert_eq!((&finding["class_uid"], &finding["type_uid"]), (&json!(2004), &json!(200401)));
+    assert_eq!(finding["finding_info"]["analytic"]["uid"], "04455dd3-ced7-480f-b8e6-5469b99e98e2");
+    assert_eq!(finding["cloud"]["account"]["uid"], "111111111111");
+    let document = alert_in("ecs");
+    assert_eq!((&document["event"]["kind"], &document["rule"]["id"]), (&json!("alert"), &json!("04455dd3-ced7-480f-b8e6-5469b99e98e2")));
+    assert_eq!(alert_in("splunk")["risk_object"], "111111111111");
+    let mut refused = plugin(Some(r#"{"output":{"alert_format":"leef"}}"#), None);
+    let error = refused.stats().unwrap()["config_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("`output.alert_format`: unknown variant `leef`, expected one of `splunk`, `ocsf`, `ecs`"), "{error}");
+}

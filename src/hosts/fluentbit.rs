@@ -30,6 +30,8 @@ struct Filter {
     output: Vec<u8>,
     /// Where state survives the instance; `None` when saving is off or impossible.
     durable: Option<DurableState>,
+    /// `tripline_alert_record` met a copy with several alerts (logged once).
+    said_several: bool,
 }
 
 thread_local! {
@@ -78,6 +80,34 @@ pub unsafe extern "C" fn tripline_alerts_only(
     record: *const u8,
     record_len: u32,
 ) -> *const u8 {
+    reduce_copy(record, record_len, Framing::List)
+}
+
+/// As [`tripline_alerts_only`], but the copy becomes its alert itself: one record per alert,
+/// which is what an Elasticsearch index, Splunk HEC, S3 or Firehose wants. With
+/// `output.max_alerts_per_record: 1` (as the examples' alert routes set it) every copy carries
+/// one alert at most; a copy carrying several (another setting) passes as `{"alerts":[..]}`
+/// rather than lose any, and the log says why once.
+///
+/// # Safety
+/// As [`tripline_filter`].
+#[no_mangle]
+pub unsafe extern "C" fn tripline_alert_record(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    reduce_copy(record, record_len, Framing::Each)
+}
+
+/// The two alert exports' common body: the copy reduced as `framing` says, or dropped.
+///
+/// # Safety
+/// As [`tripline_filter`].
+unsafe fn reduce_copy(record: *const u8, record_len: u32, framing: Framing) -> *const u8 {
     if record.is_null() {
         return DROP.as_ptr();
     }
@@ -86,11 +116,20 @@ pub unsafe extern "C" fn tripline_alerts_only(
         let mut slot = cell.borrow_mut();
         // This instance only reads records: it must never restore or save the main filter's state.
         let filter = slot.get_or_insert_with(Filter::read_only);
-        match filter.alerts_only(bytes) {
+        match filter.alerts_only(bytes, framing) {
             Some(()) => filter.output.as_ptr(),
             None => DROP.as_ptr(),
         }
     })
+}
+
+/// How an alert-carrying copy is reduced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `{"alerts":[..]}`
+    List,
+    /// The one alert itself.
+    Each,
 }
 
 fn trim_nul(bytes: &[u8]) -> &[u8] {
@@ -144,7 +183,7 @@ impl Filter {
         for e in engine.rule_errors() {
             log(e);
         }
-        Filter { engine, dir, output: Vec::new(), durable: None }
+        Filter { engine, dir, output: Vec::new(), durable: None, said_several: false }
     }
 
     /// `None` keeps the record as it is (the host reuses the input pointer).
@@ -190,7 +229,7 @@ impl Filter {
         result
     }
 
-    fn alerts_only(&mut self, record: &[u8]) -> Option<()> {
+    fn alerts_only(&mut self, record: &[u8], framing: Framing) -> Option<()> {
         let object = RawObject::new(record).ok()?;
         let carried = object.get(&self.engine.config().output.field).ok()??.as_object()?;
         let alerts = carried.get("alerts").ok()??;
@@ -200,9 +239,28 @@ impl Filter {
             return None;
         }
         let mut out = Vec::with_capacity(alerts.bytes().len() + 16);
-        out.extend_from_slice(b"{\"alerts\":");
-        out.extend_from_slice(alerts.bytes());
-        out.extend_from_slice(b"}\0");
+        if framing == Framing::Each {
+            let list: Vec<&serde_json::value::RawValue> = serde_json::from_slice(alerts.bytes()).ok()?;
+            match list.as_slice() {
+                [] => return None,
+                [alert] if alert.get().starts_with('{') => out.extend_from_slice(alert.get().as_bytes()),
+                several => {
+                    if !self.said_several {
+                        self.said_several = true;
+                        log(&format!(
+                            "tripline_alert_record: a record carried {} alerts, passed on as {{\"alerts\":[..]}}; set output.max_alerts_per_record to 1 for one record per alert",
+                            several.len()
+                        ));
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            out.extend_from_slice(b"{\"alerts\":");
+            out.extend_from_slice(alerts.bytes());
+            out.push(b'}');
+        }
+        out.push(0);
         self.output = out;
         Some(())
     }
