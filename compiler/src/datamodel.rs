@@ -15,10 +15,17 @@
 //!   (action=success user=*$)` and the calculations `Authentication_fillnull_action` (`unknown`),
 //!   `_app` (`sourcetype`), `_src`, `_dest`, `_user` (`unknown`) of a null or empty value.
 //!
-//! The Change model is not mapped: its constraint (`tag=change`) admits the events of a dozen
-//! eventtypes (`Create*`, `*Delete*` anywhere in the raw text, ~90 named eventNames...) and its
-//! fields `object`, `object_id`, `object_category` are `case()`s of 100+ branches and a lookup
-//! that tripline does not derive.
+//!
+//! The Change model (`All_Changes`) is mapped for the eventNames in [`CHANGE_MAPPED`] only. Its
+//! constraint (`tag=change`, CIM `Change.json`) admits the events of seven add-on eventtypes,
+//! one of them a raw-text search (`*Delete* OR *Remove* OR *Reboot*`), and its `object`,
+//! `object_id`, `object_category` come from `case()`s of 100+ branches and a lookup
+//! (`docs/addon-fields.md`, A.6, A.7). A search over it compiles when the eventNames its filter
+//! can admit, read from the add-on's lookups (`action`/`status`: [`tripline::cloudtrail::
+//! action_status_rows`]; `object_category`: `data/aws_cloudtrail_eventname_lookup_7100.csv`, the
+//! add-on 7.10.0's `lookups/` file, complete) are all mapped: for those the branches each field
+//! takes were read off the add-on's `props.conf`, and the eventtype that tags each `change`
+//! depends on its eventName alone. The selection is then those eventNames (the engine's index).
 
 use tripline::rule::{Assign, Cond, Step};
 
@@ -29,8 +36,11 @@ use crate::parse::{parse_eval, parse_search};
 /// One model as tripline reads it from CloudTrail.
 pub struct DataModel {
     pub name: &'static str,
-    /// The raw records the model's constraint admits (the tagged eventtypes).
-    pub events: &'static str,
+    /// The dataset whose fields a search names (`<root>.<field>`).
+    pub root: &'static str,
+    /// The raw records the model's constraint admits (the tagged eventtypes); `None` where they
+    /// follow from the search's filter ([`change_events`]).
+    pub events: Option<&'static str>,
     /// The rest of the model's constraint, over its own fields (unprefixed).
     pub constraint: &'static str,
     /// Each field the model maps: its name and its value as an eval expression over the record.
@@ -39,7 +49,8 @@ pub struct DataModel {
 
 pub const AUTHENTICATION: DataModel = DataModel {
     name: "Authentication",
-    events: "eventName=ConsoleLogin",
+    root: "Authentication",
+    events: Some("eventName=ConsoleLogin"),
     constraint: "NOT (action=success user=*$)",
     fields: &[
         // `action`: the add-on's action/status lookup (tripline's `action`), then the fillnull.
@@ -71,16 +82,140 @@ pub const AUTHENTICATION: DataModel = DataModel {
     ],
 };
 
+/// The eventNames the Change model is mapped for, each with the add-on 7.10.0 eventtype that tags
+/// it `change` on its eventName alone (`eventtypes.conf`, `tags.conf`): every field of
+/// [`CHANGE`] is written for exactly these (the branches of each `case()` they take).
+pub const CHANGE_MAPPED: &[(&str, &str)] = &[
+    // `aws_cloudtrail_notable_network_events`: not Get*/List*/Describe*, not in its exclusion
+    // list, and `eventName="*security*"` (search compares case-insensitively).
+    ("AuthorizeSecurityGroupEgress", "aws_cloudtrail_notable_network_events"),
+    ("AuthorizeSecurityGroupIngress", "aws_cloudtrail_notable_network_events"),
+    ("CreateSecurityGroup", "aws_cloudtrail_change"),
+    ("DeleteSecurityGroup", "aws_cloudtrail_notable_network_events"),
+    ("RevokeSecurityGroupEgress", "aws_cloudtrail_notable_network_events"),
+    ("RevokeSecurityGroupIngress", "aws_cloudtrail_notable_network_events"),
+];
+
+/// The CIM Change model's `All_Changes` dataset over the eventNames of [`CHANGE_MAPPED`]. Each
+/// field is the add-on 7.10.0's (`props.conf` `[aws:cloudtrail]`, line numbers as in
+/// `docs/addon-fields.md`) under the model's `All_Changes_fillnull_<field>` calculation
+/// (`if(isnull(f) OR f="","unknown",f)`; CIM `Change.json`), where it has one.
+pub const CHANGE: DataModel = DataModel {
+    name: "Change",
+    root: "All_Changes",
+    events: None,
+    constraint: "",
+    fields: &[
+        // `action`, `status`: the add-on's action/status lookup (props l.750; tripline's fields),
+        // then the fillnull.
+        ("action", r#"if(isnull(action) OR action="", "unknown", action)"#),
+        ("status", r#"if(isnull(status) OR status="", "unknown", status)"#),
+        // `command`: FIELDALIAS eventName (tripline's `command`), then the fillnull.
+        ("command", r#"if(isnull(command) OR command="", "unknown", command)"#),
+        // `src`: FIELDALIAS sourceIPAddress (props l.205), then the fillnull.
+        ("src", r#"if(isnull(sourceIPAddress) OR sourceIPAddress="", "unknown", sourceIPAddress)"#),
+        // `object`: EVAL-object branch 12, `like(eventName, "%SecurityGroup%")` (props l.307-427;
+        // branches 1-11 name other eventNames), then the fillnull.
+        (
+            "object",
+            r#"if(isnull(coalesce('responseElements.groupId', 'requestParameters.groupId')) OR coalesce('responseElements.groupId', 'requestParameters.groupId')="", "unknown", coalesce('responseElements.groupId', 'requestParameters.groupId'))"#,
+        ),
+        // `object_category`: the eventName lookup (props l.753, `default_match = unknown`): the
+        // six calls are `security_group` in its CSV; then the fillnull.
+        ("object_category", concat!("if(", r#"eventName="AuthorizeSecurityGroupEgress" OR eventName="AuthorizeSecurityGroupIngress" OR eventName="CreateSecurityGroup" OR eventName="DeleteSecurityGroup" OR eventName="RevokeSecurityGroupEgress" OR eventName="RevokeSecurityGroupIngress""#, r#", "security_group", "unknown")"#)),
+        // `user`: EVAL-user (props l.234-254) branch 16 (`eventType="AwsConsoleSignIn"`), else the
+        // default, branch 21 (the other branches name other eventNames); then the fillnull.
+        // Not tripline's `user` field, which keeps seed B's documented 5.x meaning.
+        (
+            "user",
+            r#"if(isnull(if(eventType="AwsConsoleSignIn", coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'), 'userIdentity.userName')) OR if(eventType="AwsConsoleSignIn", coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'), 'userIdentity.userName')="", "unknown", if(eventType="AwsConsoleSignIn", coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'), 'userIdentity.userName'))"#,
+        ),
+        // `user_type`, `user_agent`: EVAL-user_type (l.275-281) and EVAL-user_agent (l.282) as
+        // tripline derives them; the model has no calculation for either.
+        ("user_type", "user_type"),
+        ("user_agent", "user_agent"),
+    ],
+};
+
+/// The add-on 7.10.0's `lookups/aws_cloudtrail_eventname_lookup_7100.csv` (`eventName`,
+/// `object_category`), complete.
+const EVENTNAME_LOOKUP: &str = include_str!("../data/aws_cloudtrail_eventname_lookup_7100.csv");
+
+/// The add-on's `object_category` of `event_name`: the first CSV row (`max_matches = 1`), or
+/// `unknown` (`default_match`).
+fn object_category(event_name: &str) -> &'static str {
+    EVENTNAME_LOOKUP
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .find(|(name, _)| *name == event_name)
+        .map_or("unknown", |(_, category)| category)
+}
+
+/// The eventNames a Change search with `filter` can select: those whose lookup rows can satisfy
+/// it. An eventName the lookups do not list has `action`, `status` and `object_category`
+/// `unknown`; a filter such an event can pass is refused (it would admit eventNames beyond the
+/// mapped ones). Every eventName found must be mapped.
+pub fn change_events(filter: &SearchNode) -> Result<Vec<String>, String> {
+    let root = format!("{}.", CHANGE.root);
+    let holds = |values: &[(&str, &'static str)]| -> bool {
+        let known = |field: &str| field.strip_prefix(root.as_str()).and_then(|f| values.iter().find(|(k, _)| *k == f)).map(|(_, v)| *v);
+        decides(filter, &known, true)
+    };
+    if holds(&[("action", "unknown"), ("status", "unknown"), ("object_category", "unknown")]) {
+        return Err("its filter admits events the add-on's lookups do not name (`action`, `status` and `object_category` \
+                    `unknown`), which the mapping of the Change model does not cover"
+            .into());
+    }
+    let mut names: Vec<String> = Vec::new();
+    let candidates = CHANGE_MAPPED.iter().map(|(n, _)| *n).chain(EVENTNAME_LOOKUP.lines().skip(1).filter_map(|l| l.split(',').next()));
+    for name in candidates {
+        if names.iter().any(|n| n == name) {
+            continue;
+        }
+        let category = object_category(name);
+        let rows = tripline::cloudtrail::action_status_rows(name).unwrap_or(&[("*", "unknown", "unknown")]);
+        if rows.iter().any(|&(_, action, status)| holds(&[("action", action), ("status", status), ("object_category", category)])) {
+            names.push(name.to_string());
+        }
+    }
+    if let Some(name) = names.iter().find(|n| !CHANGE_MAPPED.iter().any(|(m, _)| m == n)) {
+        return Err(format!("its filter admits `{name}`, for which the Change model's fields are not mapped"));
+    }
+    if names.is_empty() {
+        return Err("its filter admits no eventName the add-on's lookups name".into());
+    }
+    Ok(names)
+}
+
+/// Whether `node` holds for an event whose fields known to `known` have those values (exact,
+/// case-insensitive, as `search` compares). A comparison of a field it does not know may go either
+/// way: it is taken as `open` (true: whether the node *can* hold; false: whether it *must*).
+fn decides(node: &SearchNode, known: &dyn Fn(&str) -> Option<&'static str>, open: bool) -> bool {
+    let literal = |v: &str| !v.contains('*');
+    match node {
+        SearchNode::And(items) => items.iter().all(|i| decides(i, known, open)),
+        SearchNode::Or(items) => items.iter().any(|i| decides(i, known, open)),
+        SearchNode::Paren(inner) => decides(inner, known, open),
+        SearchNode::Not(inner) => !decides(inner, known, !open),
+        SearchNode::Compare { field, op, value } => match (known(field), op) {
+            (Some(v), tripline::rule::CompareOp::Eq) if literal(value) => v.eq_ignore_ascii_case(value),
+            (Some(v), tripline::rule::CompareOp::Ne) if literal(value) => !v.eq_ignore_ascii_case(value),
+            _ => open,
+        },
+        SearchNode::In { field, values } => match known(field) {
+            Some(v) if values.iter().all(|x| literal(x)) => values.iter().any(|x| v.eq_ignore_ascii_case(x)),
+            _ => open,
+        },
+        SearchNode::MatchAll => true,
+    }
+}
+
 /// The data models tripline maps.
 pub fn model(name: &str) -> Result<&'static DataModel, String> {
     match name {
         "Authentication" => Ok(&AUTHENTICATION),
-        "Change" => Err(
-            "the CIM Change data model is not mapped to raw CloudTrail: its constraint (`tag=change`) admits a dozen \
-             eventtypes of the add-on and its `object`, `object_id` and `object_category` fields are `case()`s of 100+ \
-             branches and a lookup that tripline does not derive"
-                .into(),
-        ),
+        "Change" => Ok(&CHANGE),
         other => Err(format!("the CIM data model `{other}` is not mapped to raw CloudTrail")),
     }
 }
@@ -89,9 +224,12 @@ pub fn model(name: &str) -> Result<&'static DataModel, String> {
 /// `<Model>.<field>`) and apply its constraint and the search's `where`, for the `<Model>.<field>`
 /// names `used` and those the constraint reads.
 pub fn lower_model(model: &DataModel, filter: &SearchNode, used: &[String]) -> Result<(Cond, Vec<String>, Vec<Step>), String> {
-    let events = parse_search(model.events)?;
-    let prefix = format!("{}.", model.name);
-    let constraint = prefixed(&parse_search(model.constraint)?, &prefix);
+    let events = match model.events {
+        Some(events) => parse_search(events)?,
+        None => SearchNode::In { field: "eventName".into(), values: change_events(filter)? },
+    };
+    let prefix = format!("{}.", model.root);
+    let constraint = if model.constraint.is_empty() { SearchNode::MatchAll } else { prefixed(&parse_search(model.constraint)?, &prefix) };
     let mut names: Vec<String> = Vec::new();
     let mut note = |f: &str| {
         if !names.iter().any(|n| n == f) {
@@ -117,9 +255,13 @@ pub fn lower_model(model: &DataModel, filter: &SearchNode, used: &[String]) -> R
     }
     let event_names = match &events {
         SearchNode::Compare { field, value, .. } if field == "eventName" => vec![value.clone()],
+        SearchNode::In { field, values } if field == "eventName" => values.clone(),
         _ => Vec::new(),
     };
-    let mut steps = vec![Step::Eval(assigns), Step::Search(search_cond(&constraint))];
+    let mut steps = vec![Step::Eval(assigns)];
+    if !matches!(constraint, SearchNode::MatchAll) {
+        steps.push(Step::Search(search_cond(&constraint)));
+    }
     if !matches!(filter, SearchNode::MatchAll) {
         steps.push(Step::Search(search_cond(filter)));
     }
@@ -136,5 +278,37 @@ fn prefixed(node: &SearchNode, prefix: &str) -> SearchNode {
         SearchNode::Compare { field, op, value } => SearchNode::Compare { field: format!("{prefix}{field}"), op: *op, value: value.clone() },
         SearchNode::In { field, values } => SearchNode::In { field: format!("{prefix}{field}"), values: values.clone() },
         SearchNode::MatchAll => SearchNode::MatchAll,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_events_follow_the_lookups_or_refuse() {
+        let filter = parse_search(
+            r#"All_Changes.object_category = "security_group" (All_Changes.action = modified OR All_Changes.action = deleted)"#,
+        )
+        .unwrap();
+        let names = change_events(&filter).unwrap();
+        assert_eq!(names.len(), 5, "{names:?}");
+        assert!(!names.iter().any(|n| n == "CreateSecurityGroup"), "CreateSecurityGroup is `created`");
+        // `unknown` is what every event the lookups do not name has.
+        let wide = parse_search("All_Changes.action!=created").unwrap();
+        assert!(change_events(&wide).unwrap_err().contains("do not name"));
+        // Provisioning calls are named by the lookups, but not mapped.
+        let provisioning = parse_search("All_Changes.action=started All_Changes.status=success").unwrap();
+        assert!(change_events(&provisioning).is_err());
+        assert_eq!(object_category("RunInstances"), "instance");
+        assert_eq!(object_category("NoSuchCall"), "unknown");
+    }
+
+    #[test]
+    fn every_mapped_event_is_in_the_lookups() {
+        for (name, _) in CHANGE_MAPPED {
+            assert!(tripline::cloudtrail::action_status_rows(name).is_some(), "{name} has no action/status rows");
+            assert_eq!(object_category(name), "security_group", "{name}");
+        }
     }
 }

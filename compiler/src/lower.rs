@@ -31,10 +31,13 @@
 
 use std::collections::BTreeSet;
 
-use tripline::rule::{AggFunc, Aggregation, Assign, CompareOp, Cond, Expr, Func, Rename, Stats, Step};
+use tripline::rule::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, Func, Rename, Stats, Step};
 
 use crate::ast::{AggSpec, Command, CommandKind, EvalNode, SearchNode};
 use crate::pcre;
+
+/// The group field that holds an event's `tstats ... by _time span=S` bin (epoch seconds).
+const TSTATS_BIN: &str = "_time_span";
 
 /// The search part of a rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,23 +74,39 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     // The pipe of a `spath` without a path after `stats`: the row's fields are unknown from there.
     let mut unknown_after: Option<usize> = None;
     let mut rest = rest;
-    if let Some((Command { pipe, kind: CommandKind::Tstats { aggs, datamodel, filter, by }, .. }, after_tstats)) = rest.split_first() {
+    if let Some((Command { pipe, kind: CommandKind::Tstats { aggs, datamodel, filter, by, span_seconds }, .. }, after_tstats)) =
+        rest.split_first()
+    {
         let here = format!("(pipe {pipe})");
         if !matches!(base_node, SearchNode::MatchAll) {
             return Err(format!("`tstats` {here} after a search is not supported"));
         }
         let model = crate::datamodel::model(datamodel).map_err(|m| format!("`tstats` {here}: {m}"))?;
         let functions = aggs.iter().map(aggregation).collect::<Result<Vec<_>, _>>().map_err(|m| format!("{m} {here}"))?;
-        if by.iter().any(|f| f == "_time") {
-            return Err(format!("`tstats ... by _time` {here} is not supported"));
-        }
         let used: Vec<String> = by.iter().chain(functions.iter().filter_map(|a| a.field.as_ref())).cloned().collect();
         let (cond, names, model_steps) =
             crate::datamodel::lower_model(model, filter, &used).map_err(|m| format!("`tstats` {here}: {m}"))?;
         selection = cond;
         event_names = names;
         steps = model_steps;
-        stats = Some(Stats { span_seconds: None, by: by.clone(), functions });
+        let mut by = by.clone();
+        if let Some(span) = span_seconds {
+            // `by _time span=S` inside the scheduled window: each event's bin is a group field
+            // of the window, renamed `_time` in its row (the window's rows are the search's,
+            // so an `eventstats` after it sees what Splunk's does).
+            let bin = Expr::Binary {
+                op: BinaryOp::Mul,
+                left: Box::new(Expr::Call {
+                    func: Func::Floor,
+                    args: vec![Expr::Binary { op: BinaryOp::Div, left: Box::new(Expr::Field("_time".into())), right: Box::new(Expr::Num(*span as f64)) }],
+                }),
+                right: Box::new(Expr::Num(*span as f64)),
+            };
+            steps.push(Step::Eval(vec![Assign { field: TSTATS_BIN.into(), expr: bin }]));
+            by.iter_mut().filter(|f| *f == "_time").for_each(|f| *f = TSTATS_BIN.into());
+            after.push(Step::Rename(vec![Rename { from: TSTATS_BIN.into(), to: "_time".into() }]));
+        }
+        stats = Some(Stats { span_seconds: None, by, functions });
         rest = after_tstats;
     }
     for cmd in rest {

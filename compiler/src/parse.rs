@@ -506,11 +506,23 @@ fn parse_tstats(rest: &str) -> Result<CommandKind, String> {
             .ok_or_else(|| format!("command `tstats`: unexpected `{filter_text}` after the data model"))?;
         parse_search(body)?
     };
-    let CommandKind::Stats { aggs, by } = parse_stats(&format!("{functions} by {by_text}"))? else { unreachable!("stats") };
-    if by.iter().any(|f| f.contains('=')) {
-        return Err("command `tstats`: `by _time span=` is not supported".into());
+    // `span=S` among the `by` fields bins `_time` (tstats' own option).
+    let mut span_seconds = None;
+    let mut by_fields = Vec::new();
+    for word in by_text.split_whitespace() {
+        match word.to_ascii_lowercase().strip_prefix("span=") {
+            Some(span) => span_seconds = Some(parse_span(span).map_err(|m| format!("command `tstats`: {m}"))?),
+            None => by_fields.push(word),
+        }
     }
-    Ok(CommandKind::Tstats { aggs, datamodel, filter, by })
+    let CommandKind::Stats { aggs, by } = parse_stats(&format!("{functions} by {}", by_fields.join(" ")))? else { unreachable!("stats") };
+    if by.iter().any(|f| f.contains('=')) {
+        return Err("command `tstats`: only `span=` is supported among the `by` fields".into());
+    }
+    if span_seconds.is_some() != by.iter().any(|f| f == "_time") {
+        return Err("command `tstats`: `by _time` needs a `span=` (and `span=` a `_time`)".into());
+    }
+    Ok(CommandKind::Tstats { aggs, datamodel, filter, by, span_seconds })
 }
 
 /// `append [search ...]`: a subsearch over the same records, its own pipeline parsed as a search
@@ -675,7 +687,24 @@ fn parse_bin(text: &str) -> Result<CommandKind, String> {
 }
 
 fn parse_rename(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut c = Cursor::new(tokenize(text, Mode::Search)?);
+    // SPL reads a quoted part and the characters right after it as one argument: ESCU's
+    // `drop_dm_object_name("All_Changes")` expands to `rename "All_Changes".* as *`.
+    let mut joined = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        let Some(close) = rest[open + 1..].find('"').map(|c| open + 1 + c) else { break };
+        let quoted = &rest[open + 1..close];
+        let glued = rest[close + 1..].starts_with(['.', '*']) && !quoted.contains(char::is_whitespace);
+        joined.push_str(&rest[..open]);
+        if glued {
+            joined.push_str(quoted);
+        } else {
+            joined.push_str(&rest[open..=close]);
+        }
+        rest = &rest[close + 1..];
+    }
+    joined.push_str(rest);
+    let mut c = Cursor::new(tokenize(&joined, Mode::Search)?);
     let mut out = Vec::new();
     while !c.at_end() {
         if c.is_op(",") {
@@ -981,6 +1010,15 @@ mod tests {
     #[test]
     fn commands_with_options() {
         assert_eq!(parse_bin("span=5m _time").unwrap(), CommandKind::Bin { field: "_time".into(), span_seconds: 300 });
+        assert_eq!(parse_rename(r#""All_Changes".* as *"#).unwrap(), vec![("All_Changes.*".to_string(), "*".to_string())]);
+        assert_eq!(parse_rename(r#""a b" as c"#).unwrap(), vec![("a b".to_string(), "c".to_string())]);
+        let CommandKind::Tstats { by, span_seconds, .. } =
+            parse_tstats("count from datamodel=Change by All_Changes.user _time span=30m").unwrap()
+        else {
+            panic!("tstats")
+        };
+        assert_eq!((by, span_seconds), (vec!["All_Changes.user".to_string(), "_time".to_string()], Some(1800)));
+        assert!(parse_tstats("count from datamodel=Change by _time").unwrap_err().contains("needs a `span=`"));
         assert_eq!(parse_bin("_time span=1h").unwrap(), CommandKind::Bin { field: "_time".into(), span_seconds: 3600 });
         assert_eq!(
             parse_spath("input=a output=b path=Statement{}").unwrap(),
@@ -1012,6 +1050,6 @@ mod tests {
         assert_eq!(parse_rename("requestParameters.* as *").unwrap(), vec![("requestParameters.*".into(), "*".into())]);
         assert!(parse_rename("* as x_*").unwrap_err().contains("wildcard"));
         assert!(parse_fields("- x").unwrap_err().contains("removing"));
-        assert!(parse_command(1, "tstats count from datamodel=Change").unwrap_err().contains("command `tstats`"));
+        assert!(parse_command(1, "tstats count from datamodel=Network_Traffic").unwrap_err().contains("command `tstats`"));
     }
 }
