@@ -55,8 +55,10 @@ pub type LookupRows = &'static [(&'static str, &'static str, &'static str)];
 /// explicit `eventName=` and `eventName IN (...)` values; `Assumerolewithsaml` matches
 /// `AssumeRoleWithSAML` as Splunk's search does), plus the IAM policy-document calls that can
 /// fail with `MalformedPolicyDocumentException`, which `aws_iam_assume_role_policy_brute_force`
-/// selects by `status=failure` without naming them, and the six security-group calls the CIM Change
-/// model's compiled detections select by `action` (`compiler/src/datamodel.rs`). Every other
+/// selects by `status=failure` without naming them, and the eventNames the CIM Change model's
+/// compiled detections select by `action` and `status` (`compiler/src/datamodel.rs`,
+/// `CHANGE_MAPPED`: the security-group calls and the provisioning calls, every eventName whose
+/// rows give `created` or `started` with `success`). Every other
 /// eventName gets no `action` and no
 /// `status` here, where the full CSV may give it one (`docs/addon-fields.md`, "In tripline").
 const ACTION_STATUS: &[(&[&str], LookupRows)] = &[
@@ -92,8 +94,58 @@ const ACTION_STATUS: &[(&[&str], LookupRows)] = &[
         ],
         &[("success", "modified", "success"), ("*", "unknown", "failure")],
     ),
-    (&["CreatePolicy", "CreateSnapshot"], &[("success", "created", "success"), ("*", "created", "failure")]),
-    (&["CreatePolicyVersion", "CreateRole"], &[("success", "created", "success"), ("*", "unknown", "failure")]),
+    (
+        &[
+            "AdminCreateUser",
+            "CreateAuthorizer",
+            "CreateClientVpnEndpoint",
+            "CreateConnection",
+            "CreateDBClusterSnapshot",
+            "CreateDeliveryStream",
+            "CreateFunction20150331",
+            "CreateKeyspace",
+            "CreateLoadBalancer",
+            "CreateLogGroup",
+            "CreateLogStream",
+            "CreateNamespace",
+            "CreatePolicy",
+            "CreateServiceLinkedRole",
+            "CreateSnapshot",
+            "CreateTable",
+            "CreateVpc",
+            "CreateWorkgroup",
+            "RunInstances",
+        ],
+        &[("success", "created", "success"), ("*", "created", "failure")],
+    ),
+    (
+        &[
+            "AddClientIDToOpenIDConnectProvider",
+            "AddRoleToInstanceProfile",
+            "AddUserToGroup",
+            "CreateAccountAlias",
+            "CreateGroup",
+            "CreateInstanceProfile",
+            "CreateOpenIDConnectProvider",
+            "CreatePlatformEndpoint",
+            "CreatePolicyVersion",
+            "CreateRole",
+            "CreateSAMLProvider",
+            "CreateStack",
+            "CreateTags",
+            "TagUser",
+        ],
+        &[("success", "created", "success"), ("*", "unknown", "failure")],
+    ),
+    (
+        &["CreateBucket", "CreateNetworkAcl", "CreateVolume"],
+        &[("success", "created", "success"), ("AccessDenied", "created", "failure"), ("*", "created", "failure")],
+    ),
+    (&["CreateUser"], &[("AccessDenied", "created", "failure"), ("success", "created", "success"), ("*", "created", "failure")]),
+    // The CSV gives a failing CreateNetworkInterface no row, and a failing CreateQueue `success`.
+    (&["CreateNetworkInterface"], &[("success", "created", "success")]),
+    (&["CreateQueue"], &[("success", "created", "success"), ("*", "created", "success")]),
+    (&["StartInstances"], &[("success", "started", "success"), ("*", "started", "failure")]),
     (
         &["DeleteBucket", "DeleteSecurityGroup", "RevokeSecurityGroupEgress"],
         &[("success", "deleted", "success"), ("*", "deleted", "failure")],
@@ -886,8 +938,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count);
-        assert_eq!(count, 34);
-        assert!(ACTION_STATUS.iter().all(|(_, rows)| rows.iter().filter(|row| row.0 == "success").count() == 1 && rows.last().unwrap().0 == "*"));
+        assert_eq!(count, 70);
+        assert!(ACTION_STATUS.iter().all(|(_, rows)| rows.iter().filter(|row| row.0 == "success").count() == 1));
+        let without_wildcard: Vec<&str> =
+            ACTION_STATUS.iter().filter(|(_, rows)| rows.last().unwrap().0 != "*").flat_map(|(names, _)| names.iter().copied()).collect();
+        assert_eq!(without_wildcard, ["CreateNetworkInterface"]);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum CommandKind {
     /// own pipeline).
     Append(Vec<Command>),
     Ctime { fields: Vec<String>, format: String },
+    /// `lookup <table> <field> [as <event field>] ... OUTPUT|OUTPUTNEW <field> [as <name>], ...`:
+    /// the matched fields as (table field, event field), the outputs as (table field, name).
+    Lookup { table: String, inputs: Vec<(String, String)>, outputs: Vec<(String, String)>, new_only: bool },
 }
 
 impl EvalNode {

@@ -27,7 +27,7 @@
 //! takes were read off the add-on's `props.conf`, and the eventtype that tags each `change`
 //! depends on its eventName alone. The selection is then those eventNames (the engine's index).
 
-use tripline::rule::{Assign, Cond, Step};
+use tripline::rule::{Assign, BinaryOp, Cond, Expr, Func, Step};
 
 use crate::ast::SearchNode;
 use crate::lower::{expr, search_cond};
@@ -43,8 +43,12 @@ pub struct DataModel {
     pub events: Option<&'static str>,
     /// The rest of the model's constraint, over its own fields (unprefixed).
     pub constraint: &'static str,
-    /// Each field the model maps: its name and its value as an eval expression over the record.
-    pub fields: &'static [(&'static str, &'static str)],
+    /// Each field the model maps, as an eval expression over the record.
+    pub field: fn(&str) -> Option<String>,
+    /// The fields that then take the model's fill: null or empty is `unknown`.
+    pub filled: &'static [&'static str],
+    /// Fields mapped for some eventNames only, with those.
+    pub partial: &'static [(&'static str, &'static [&'static str])],
 }
 
 pub const AUTHENTICATION: DataModel = DataModel {
@@ -52,90 +56,220 @@ pub const AUTHENTICATION: DataModel = DataModel {
     root: "Authentication",
     events: Some("eventName=ConsoleLogin"),
     constraint: "NOT (action=success user=*$)",
-    fields: &[
-        // `action`: the add-on's action/status lookup (tripline's `action`), then the fillnull.
-        ("action", r#"if(isnull(action) OR action="", "unknown", action)"#),
-        // `app`: FIELDALIAS eventType (props l.201), then `if(isnull(app) OR app="",sourcetype,app)`.
-        ("app", r#"if(isnull(eventType) OR eventType="", "aws:cloudtrail", eventType)"#),
-        // `signature`: FIELDALIAS eventName (props l.204).
-        ("signature", "eventName"),
-        // `src`: FIELDALIAS sourceIPAddress (props l.205), then the fillnull.
-        ("src", r#"if(isnull(sourceIPAddress) OR sourceIPAddress="", "unknown", sourceIPAddress)"#),
-        // `dest`: EVAL-dest branch 11 for ConsoleLogin (props l.290-302), then the fillnull.
-        (
-            "dest",
-            r#"if(isnull(coalesce('additionalEventData.LoginTo', eventSource)) OR coalesce('additionalEventData.LoginTo', eventSource)="", "unknown", coalesce('additionalEventData.LoginTo', eventSource))"#,
-        ),
-        // `user`: EVAL-user branches 15 and 16 for ConsoleLogin (props l.234-254; every
-        // ConsoleLogin is `eventType=AwsConsoleSignIn`), then the fillnull. Not tripline's `user`
-        // field, which keeps seed B's documented 5.x meaning (userIdentity.principalId).
-        (
-            "user",
-            r#"if(isnull(if('userIdentity.type'="AssumedRole" AND isnotnull('additionalEventData.LoginTo'), coalesce(mvindex(split('userIdentity.principalId', ":"), 1), 'userIdentity.userName'), coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'))) OR if('userIdentity.type'="AssumedRole" AND isnotnull('additionalEventData.LoginTo'), coalesce(mvindex(split('userIdentity.principalId', ":"), 1), 'userIdentity.userName'), coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'))="", "unknown", if('userIdentity.type'="AssumedRole" AND isnotnull('additionalEventData.LoginTo'), coalesce(mvindex(split('userIdentity.principalId', ":"), 1), 'userIdentity.userName'), coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName')))"#,
-        ),
-        // `user_id`: EVAL-user_id branches 1, 2, 5, 6 as a ConsoleLogin takes them (props
-        // l.269-274); the model has no default for it.
-        (
-            "user_id",
-            r#"case('userIdentity.type'="IAMUser", coalesce(mvindex(split('userIdentity.principalId', ":"), 0), 'userIdentity.accountId'), 'userIdentity.type'="AssumedRole", coalesce(mvindex(split('userIdentity.sessionContext.sessionIssuer.principalId', ":"), 0), mvindex(split('userIdentity.principalId', ":"), 0)), eventType="AwsApiCall", mvindex(split('responseElements.assumedRoleUser.assumedRoleId', ":"), 0), 1=1, 'userIdentity.userName')"#,
-        ),
-    ],
+    field: |name| AUTHENTICATION_FIELDS.iter().find(|(f, _)| *f == name).map(|(_, d)| d.to_string()),
+    filled: &[],
+    partial: &[],
 };
 
-/// The eventNames the Change model is mapped for, each with the add-on 7.10.0 eventtype that tags
-/// it `change` on its eventName alone (`eventtypes.conf`, `tags.conf`): every field of
-/// [`CHANGE`] is written for exactly these (the branches of each `case()` they take).
-pub const CHANGE_MAPPED: &[(&str, &str)] = &[
-    // `aws_cloudtrail_notable_network_events`: not Get*/List*/Describe*, not in its exclusion
-    // list, and `eventName="*security*"` (search compares case-insensitively).
-    ("AuthorizeSecurityGroupEgress", "aws_cloudtrail_notable_network_events"),
-    ("AuthorizeSecurityGroupIngress", "aws_cloudtrail_notable_network_events"),
-    ("CreateSecurityGroup", "aws_cloudtrail_change"),
-    ("DeleteSecurityGroup", "aws_cloudtrail_notable_network_events"),
-    ("RevokeSecurityGroupEgress", "aws_cloudtrail_notable_network_events"),
-    ("RevokeSecurityGroupIngress", "aws_cloudtrail_notable_network_events"),
+/// The Authentication model's fields, each with the model's fill where it has one.
+const AUTHENTICATION_FIELDS: &[(&str, &str)] = &[
+    // `action`: the add-on's action/status lookup (tripline's `action`), then the fillnull.
+    ("action", r#"if(isnull(action) OR action="", "unknown", action)"#),
+    // `app`: FIELDALIAS eventType (props l.201), then `if(isnull(app) OR app="",sourcetype,app)`.
+    ("app", r#"if(isnull(eventType) OR eventType="", "aws:cloudtrail", eventType)"#),
+    // `signature`: FIELDALIAS eventName (props l.204).
+    ("signature", "eventName"),
+    // `src`: FIELDALIAS sourceIPAddress (props l.205), then the fillnull.
+    ("src", r#"if(isnull(sourceIPAddress) OR sourceIPAddress="", "unknown", sourceIPAddress)"#),
+    // `dest`: EVAL-dest branch 11 for ConsoleLogin (props l.290-302), then the fillnull.
+    (
+        "dest",
+        r#"if(isnull(coalesce('additionalEventData.LoginTo', eventSource)) OR coalesce('additionalEventData.LoginTo', eventSource)="", "unknown", coalesce('additionalEventData.LoginTo', eventSource))"#,
+    ),
+    // `user`: EVAL-user branches 15 and 16 for ConsoleLogin (props l.234-254; every
+    // ConsoleLogin is `eventType=AwsConsoleSignIn`), then the fillnull. Not tripline's `user`
+    // field, which keeps seed B's documented 5.x meaning (userIdentity.principalId).
+    (
+        "user",
+        r#"if(isnull(if('userIdentity.type'="AssumedRole" AND isnotnull('additionalEventData.LoginTo'), coalesce(mvindex(split('userIdentity.principalId', ":"), 1), 'userIdentity.userName'), coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'))) OR if('userIdentity.type'="AssumedRole" AND isnotnull('additionalEventData.LoginTo'), coalesce(mvindex(split('userIdentity.principalId', ":"), 1), 'userIdentity.userName'), coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'))="", "unknown", if('userIdentity.type'="AssumedRole" AND isnotnull('additionalEventData.LoginTo'), coalesce(mvindex(split('userIdentity.principalId', ":"), 1), 'userIdentity.userName'), coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName')))"#,
+    ),
+    // `user_id`: EVAL-user_id branches 1, 2, 5, 6 as a ConsoleLogin takes them (props
+    // l.269-274); the model has no default for it.
+    (
+        "user_id",
+        r#"case('userIdentity.type'="IAMUser", coalesce(mvindex(split('userIdentity.principalId', ":"), 0), 'userIdentity.accountId'), 'userIdentity.type'="AssumedRole", coalesce(mvindex(split('userIdentity.sessionContext.sessionIssuer.principalId', ":"), 0), mvindex(split('userIdentity.principalId', ":"), 0)), eventType="AwsApiCall", mvindex(split('responseElements.assumedRoleUser.assumedRoleId', ":"), 0), 1=1, 'userIdentity.userName')"#,
+    ),
+];
+
+/// The eventNames the Change model is mapped for: the six security-group calls and every
+/// eventName whose action/status rows give `created` or `started` with `success` (the
+/// provisioning calls), each with the add-on 7.10.0 eventtype that tags it `change`
+/// (`eventtypes.conf`, `tags.conf`) and what that eventtype needs besides the eventName ("":
+/// nothing). `Create*` calls are `aws_cloudtrail_change`'s; `RunInstances` and `StartInstances`
+/// are `instance` in the eventName lookup, so `aws_cloudtrail_instance`'s; the security-group
+/// calls match `aws_cloudtrail_notable_network_events`' `eventName="*security*"`; the IAM and
+/// Cognito calls are `aws_cloudtrail_iam_change_acctmgmt`'s, which also wants their
+/// eventSource. Every field of [`CHANGE`] is written for exactly these (the branches of each
+/// `case()` they take). The raw-text eventtype `aws_cloudtrail_delete_events` (`*Delete* OR
+/// *Remove* OR *Reboot*` anywhere in the record) is not read: it could add only an IAM call from
+/// another eventSource, which AWS does not write.
+pub const CHANGE_MAPPED: &[(&str, &str, &str)] = &[
+    ("AddClientIDToOpenIDConnectProvider", "aws_cloudtrail_iam_change_acctmgmt", IAM_OR_COGNITO),
+    ("AddRoleToInstanceProfile", "aws_cloudtrail_iam_change_acctmgmt", IAM_OR_COGNITO),
+    ("AddUserToGroup", "aws_cloudtrail_iam_change_acctmgmt", IAM_OR_COGNITO),
+    ("AdminCreateUser", "aws_cloudtrail_iam_change_acctmgmt", IAM_OR_COGNITO),
+    ("AuthorizeSecurityGroupEgress", "aws_cloudtrail_notable_network_events", ""),
+    ("AuthorizeSecurityGroupIngress", "aws_cloudtrail_notable_network_events", ""),
+    ("CreateAccountAlias", "aws_cloudtrail_change", ""),
+    ("CreateAuthorizer", "aws_cloudtrail_change", ""),
+    ("CreateBucket", "aws_cloudtrail_change", ""),
+    ("CreateClientVpnEndpoint", "aws_cloudtrail_change", ""),
+    ("CreateConnection", "aws_cloudtrail_change", ""),
+    ("CreateDBClusterSnapshot", "aws_cloudtrail_change", ""),
+    ("CreateDeliveryStream", "aws_cloudtrail_change", ""),
+    ("CreateFunction20150331", "aws_cloudtrail_change", ""),
+    ("CreateGroup", "aws_cloudtrail_change", ""),
+    ("CreateInstanceProfile", "aws_cloudtrail_change", ""),
+    ("CreateKeyspace", "aws_cloudtrail_change", ""),
+    ("CreateLoadBalancer", "aws_cloudtrail_change", ""),
+    ("CreateLogGroup", "aws_cloudtrail_change", ""),
+    ("CreateLogStream", "aws_cloudtrail_change", ""),
+    ("CreateNamespace", "aws_cloudtrail_change", ""),
+    ("CreateNetworkAcl", "aws_cloudtrail_change", ""),
+    ("CreateNetworkInterface", "aws_cloudtrail_change", ""),
+    ("CreateOpenIDConnectProvider", "aws_cloudtrail_change", ""),
+    ("CreatePlatformEndpoint", "aws_cloudtrail_change", ""),
+    ("CreatePolicy", "aws_cloudtrail_change", ""),
+    ("CreatePolicyVersion", "aws_cloudtrail_change", ""),
+    ("CreateQueue", "aws_cloudtrail_change", ""),
+    ("CreateRole", "aws_cloudtrail_change", ""),
+    ("CreateSAMLProvider", "aws_cloudtrail_change", ""),
+    ("CreateSecurityGroup", "aws_cloudtrail_change", ""),
+    ("CreateServiceLinkedRole", "aws_cloudtrail_change", ""),
+    ("CreateSnapshot", "aws_cloudtrail_change", ""),
+    ("CreateStack", "aws_cloudtrail_change", ""),
+    ("CreateTable", "aws_cloudtrail_change", ""),
+    ("CreateTags", "aws_cloudtrail_change", ""),
+    ("CreateUser", "aws_cloudtrail_change", ""),
+    ("CreateVolume", "aws_cloudtrail_change", ""),
+    ("CreateVpc", "aws_cloudtrail_change", ""),
+    ("CreateWorkgroup", "aws_cloudtrail_change", ""),
+    ("DeleteSecurityGroup", "aws_cloudtrail_notable_network_events", ""),
+    ("RevokeSecurityGroupEgress", "aws_cloudtrail_notable_network_events", ""),
+    ("RevokeSecurityGroupIngress", "aws_cloudtrail_notable_network_events", ""),
+    ("RunInstances", "aws_cloudtrail_instance", ""),
+    ("StartInstances", "aws_cloudtrail_instance", ""),
+    ("TagUser", "aws_cloudtrail_iam_change_acctmgmt", IAM_OR_COGNITO),
+];
+
+/// `aws_cloudtrail_iam_change_acctmgmt`'s eventSource terms (its eventName terms hold for the
+/// IAM calls mapped).
+const IAM_OR_COGNITO: &str = "eventSource=*iam*.amazonaws.com OR eventSource=*cognito*.amazonaws.com";
+
+/// The security-group calls, for the fields mapped for them only.
+const SECURITY_GROUP_CALLS: &[&str] = &[
+    "AuthorizeSecurityGroupEgress",
+    "AuthorizeSecurityGroupIngress",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "RevokeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
 ];
 
 /// The CIM Change model's `All_Changes` dataset over the eventNames of [`CHANGE_MAPPED`]. Each
 /// field is the add-on 7.10.0's (`props.conf` `[aws:cloudtrail]`, line numbers as in
-/// `docs/addon-fields.md`) under the model's `All_Changes_fillnull_<field>` calculation
-/// (`if(isnull(f) OR f="","unknown",f)`; CIM `Change.json`), where it has one.
+/// `docs/addon-fields.md`), restricted to the branches the mapped eventNames take, in the
+/// add-on's order; those in [`DataModel::filled`] then take the model's
+/// `All_Changes_fillnull_<field>` calculation (`if(isnull(f) OR f="","unknown",f)`; CIM
+/// `Change.json`).
 pub const CHANGE: DataModel = DataModel {
     name: "Change",
     root: "All_Changes",
     events: None,
     constraint: "",
-    fields: &[
-        // `action`, `status`: the add-on's action/status lookup (props l.750; tripline's fields),
-        // then the fillnull.
-        ("action", r#"if(isnull(action) OR action="", "unknown", action)"#),
-        ("status", r#"if(isnull(status) OR status="", "unknown", status)"#),
-        // `command`: FIELDALIAS eventName (tripline's `command`), then the fillnull.
-        ("command", r#"if(isnull(command) OR command="", "unknown", command)"#),
-        // `src`: FIELDALIAS sourceIPAddress (props l.205), then the fillnull.
-        ("src", r#"if(isnull(sourceIPAddress) OR sourceIPAddress="", "unknown", sourceIPAddress)"#),
-        // `object`: EVAL-object branch 12, `like(eventName, "%SecurityGroup%")` (props l.307-427;
-        // branches 1-11 name other eventNames), then the fillnull.
-        (
-            "object",
-            r#"if(isnull(coalesce('responseElements.groupId', 'requestParameters.groupId')) OR coalesce('responseElements.groupId', 'requestParameters.groupId')="", "unknown", coalesce('responseElements.groupId', 'requestParameters.groupId'))"#,
-        ),
-        // `object_category`: the eventName lookup (props l.753, `default_match = unknown`): the
-        // six calls are `security_group` in its CSV; then the fillnull.
-        ("object_category", concat!("if(", r#"eventName="AuthorizeSecurityGroupEgress" OR eventName="AuthorizeSecurityGroupIngress" OR eventName="CreateSecurityGroup" OR eventName="DeleteSecurityGroup" OR eventName="RevokeSecurityGroupEgress" OR eventName="RevokeSecurityGroupIngress""#, r#", "security_group", "unknown")"#)),
-        // `user`: EVAL-user (props l.234-254) branch 16 (`eventType="AwsConsoleSignIn"`), else the
-        // default, branch 21 (the other branches name other eventNames); then the fillnull.
-        // Not tripline's `user` field, which keeps seed B's documented 5.x meaning.
-        (
-            "user",
-            r#"if(isnull(if(eventType="AwsConsoleSignIn", coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'), 'userIdentity.userName')) OR if(eventType="AwsConsoleSignIn", coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'), 'userIdentity.userName')="", "unknown", if(eventType="AwsConsoleSignIn", coalesce('userIdentity.userName', 'userIdentity.sessionContext.sessionIssuer.userName'), 'userIdentity.userName'))"#,
-        ),
-        // `user_type`, `user_agent`: EVAL-user_type (l.275-281) and EVAL-user_agent (l.282) as
-        // tripline derives them; the model has no calculation for either.
-        ("user_type", "user_type"),
-        ("user_agent", "user_agent"),
-    ],
+    field: change_field,
+    filled: &["action", "command", "object", "object_category", "object_id", "src", "status", "user"],
+    partial: &[("object", SECURITY_GROUP_CALLS)],
 };
+
+/// A field of [`CHANGE`] as an eval expression over the record (before the fill).
+fn change_field(name: &str) -> Option<String> {
+    Some(match name {
+        // The add-on's action/status lookup (props l.750), tripline's `action` and `status`.
+        "action" | "status" => name.to_string(),
+        // FIELDALIAS eventName (tripline's `command`); FIELDALIAS sourceIPAddress (l.205).
+        "command" => "command".into(),
+        "src" => "sourceIPAddress".into(),
+        // EVAL-object (l.307-427) branch 12, `like(eventName, "%SecurityGroup%")`, for the
+        // security-group calls (branches 1-11 name other eventNames); mapped for those only.
+        "object" => "coalesce('responseElements.groupId', 'requestParameters.groupId')".into(),
+        // The eventName lookup (l.753, `default_match = unknown`), its rows for the mapped names.
+        "object_category" => {
+            let mut by_category: Vec<(&str, Vec<&str>)> = Vec::new();
+            for (event, ..) in CHANGE_MAPPED {
+                let category = object_category(event);
+                match by_category.iter_mut().find(|(c, _)| *c == category) {
+                    Some((_, events)) => events.push(event),
+                    None => by_category.push((category, vec![event])),
+                }
+            }
+            let branches: Vec<String> = by_category
+                .iter()
+                .map(|(category, events)| {
+                    let test: Vec<String> = events.iter().map(|e| format!("eventName=\"{e}\"")).collect();
+                    format!("{}, \"{category}\"", test.join(" OR "))
+                })
+                .collect();
+            format!("case({}, 1=1, \"unknown\")", branches.join(", "))
+        }
+        // EVAL-object_id (l.432-536): the branches the mapped eventNames take, in order (3,
+        // 11-16, 24, 25, 28-33, 38-48, 73), a `like()` branch as the names it takes (11
+        // `%Instances`: StartInstances; 12 `%SecurityGroup%`; 13 `%Volume`: CreateVolume, whose
+        // `if` takes `responseElements.volumeId`; 14 `%NetworkAcl%`; 15 `%Bucket%`); the rest
+        // (CreateGroup, CreateRole, TagUser...) take none and are null.
+        "object_id" => concat!(
+            "case(",
+            r#"eventName="RunInstances", 'responseElements.instancesSet.items{}.instanceId', "#,
+            r#"eventName="StartInstances", coalesce('requestParameters.instancesSet.items{}.instanceId','eventSource'), "#,
+            r#"eventName="AuthorizeSecurityGroupEgress" OR eventName="AuthorizeSecurityGroupIngress" OR eventName="CreateSecurityGroup" OR eventName="DeleteSecurityGroup" OR eventName="RevokeSecurityGroupEgress" OR eventName="RevokeSecurityGroupIngress", coalesce('responseElements.groupId', 'requestParameters.groupId'), "#,
+            r#"eventName="CreateVolume", 'responseElements.volumeId', "#,
+            r#"eventName="CreateNetworkAcl", coalesce('requestParameters.networkAclId', 'responseElements.networkAcl.networkAclId'), "#,
+            r#"eventName="CreateBucket", 'requestParameters.bucketName', "#,
+            r#"eventName="CreateUser", 'responseElements.user.userId', "#,
+            r#"eventName="CreateDeliveryStream", 'requestParameters.deliveryStreamName', "#,
+            r#"eventName="CreateKeyspace", 'requestParameters.keyspaceName', "#,
+            r#"eventName="CreateQueue", 'requestParameters.queueName', "#,
+            r#"eventName="CreateTable", 'requestParameters.tableName', "#,
+            r#"eventName="CreateFunction20150331", 'requestParameters.functionName', "#,
+            r#"eventName="CreateLogGroup", 'requestParameters.logGroupName', "#,
+            r#"eventName="CreateLogStream", 'requestParameters.logStreamName', "#,
+            r#"eventName="CreateNetworkInterface", 'responseElements.networkInterface.networkInterfaceId', "#,
+            r#"eventName="CreateAuthorizer", 'requestParameters.createAuthorizerInput.name', "#,
+            r#"eventName="CreateClientVpnEndpoint", 'requestParameters.CreateClientVpnEndpointRequest.TagSpecification.Tag.Value', "#,
+            r#"eventName="CreateConnection", 'requestParameters.name', "#,
+            r#"eventName="CreateDBClusterSnapshot", coalesce('responseElements.dBClusterSnapshotArn','requestParameters.dBClusterSnapshotIdentifier'), "#,
+            r#"eventName="CreateLoadBalancer", coalesce('responseElements.loadBalancers{}.loadBalancerArn','requestParameters.name'), "#,
+            r#"eventName="CreateNamespace", coalesce('responseElements.namespace.namespaceId','requestParameters.namespaceName'), "#,
+            r#"eventName="CreatePolicy", coalesce('responseElements.policy.policyId','requestParameters.policyName'), "#,
+            r#"eventName="CreateServiceLinkedRole", 'responseElements.role.roleId', "#,
+            r#"eventName="CreateSnapshot", 'responseElements.snapshotId', "#,
+            r#"eventName="CreateVpc", 'responseElements.vpc.vpcId', "#,
+            r#"eventName="CreateWorkgroup", 'responseElements.workgroup.workgroupId', "#,
+            r#"eventName="AdminCreateUser", coalesce('responseElements.user.username','requestParameters.username'))"#,
+        )
+        .into(),
+        // EVAL-user (l.234-254): branches 3, 4, 6, 12, 16, 18 (its `like()`s as the names they
+        // take), 20 and the default 21, as the mapped eventNames take them (the others name other
+        // eventNames). Not tripline's `user`
+        // field, which keeps seed B's documented 5.x meaning.
+        "user" => concat!(
+            "case(",
+            r#"eventName="AdminCreateUser", coalesce('responseElements.user.username','requestParameters.username'), "#,
+            r#"eventName="CreateLogGroup" OR eventName="CreateLogStream" OR eventName="CreateSnapshot" OR eventName="CreateVpc", coalesce('userIdentity.sessionContext.sessionIssuer.userName','userIdentity.userName'), "#,
+            r#"eventName="CreateUser", 'responseElements.user.userName', "#,
+            r#"eventName="CreateNetworkInterface", 'userIdentity.sessionContext.sessionIssuer.userName', "#,
+            r#"eventType="AwsConsoleSignIn", coalesce('userIdentity.userName','userIdentity.sessionContext.sessionIssuer.userName'), "#,
+            r#"eventName="RunInstances" OR eventName="StartInstances" OR eventName="CreateVolume" OR eventName="CreateBucket", coalesce('userIdentity.userName','userIdentity.sessionContext.sessionIssuer.userName'), "#,
+            r#"eventName="CreateAuthorizer" OR eventName="CreateClientVpnEndpoint" OR eventName="CreateConnection" OR eventName="CreateNamespace" OR eventName="CreatePolicy" OR eventName="CreateServiceLinkedRole" OR eventName="CreateWorkgroup", coalesce(mvindex(split('userIdentity.principalId', ":"), 1),'userIdentity.sessionContext.sessionIssuer.userName','userIdentity.userName'), "#,
+            r#"1=1, 'userIdentity.userName')"#,
+        )
+        .into(),
+        // EVAL-user_type (l.275-281) and EVAL-user_agent (l.282) as tripline derives them; the
+        // model has no calculation for either.
+        "user_type" | "user_agent" => name.to_string(),
+        _ => return None,
+    })
+}
 
 /// The add-on 7.10.0's `lookups/aws_cloudtrail_eventname_lookup_7100.csv` (`eventName`,
 /// `object_category`), complete.
@@ -168,7 +302,7 @@ pub fn change_events(filter: &SearchNode) -> Result<Vec<String>, String> {
             .into());
     }
     let mut names: Vec<String> = Vec::new();
-    let candidates = CHANGE_MAPPED.iter().map(|(n, _)| *n).chain(EVENTNAME_LOOKUP.lines().skip(1).filter_map(|l| l.split(',').next()));
+    let candidates = CHANGE_MAPPED.iter().map(|(n, ..)| *n).chain(EVENTNAME_LOOKUP.lines().skip(1).filter_map(|l| l.split(',').next()));
     for name in candidates {
         if names.iter().any(|n| n == name) {
             continue;
@@ -179,7 +313,7 @@ pub fn change_events(filter: &SearchNode) -> Result<Vec<String>, String> {
             names.push(name.to_string());
         }
     }
-    if let Some(name) = names.iter().find(|n| !CHANGE_MAPPED.iter().any(|(m, _)| m == n)) {
+    if let Some(name) = names.iter().find(|n| !CHANGE_MAPPED.iter().any(|(m, ..)| m == n)) {
         return Err(format!("its filter admits `{name}`, for which the Change model's fields are not mapped"));
     }
     if names.is_empty() {
@@ -241,24 +375,42 @@ pub fn lower_model(model: &DataModel, filter: &SearchNode, used: &[String]) -> R
     crate::lower::cond_fields(&search_cond(filter), &mut reads);
     used.iter().for_each(|f| note(f));
     reads.iter().for_each(|f| note(f));
-    let mut assigns = Vec::new();
-    for name in names.iter().filter(|n| *n != "_time") {
-        let field = name
-            .strip_prefix(&prefix)
-            .ok_or_else(|| format!("`{name}` is not a field of the `{}` data model (fields are `{prefix}<name>`)", model.name))?;
-        let (_, derivation) = model
-            .fields
-            .iter()
-            .find(|(f, _)| *f == field)
-            .ok_or_else(|| format!("the `{}` data model field `{field}` is not mapped to raw CloudTrail", model.name))?;
-        assigns.push(Assign { field: name.clone(), expr: expr(&parse_eval(derivation)?)? });
-    }
     let event_names = match &events {
         SearchNode::Compare { field, value, .. } if field == "eventName" => vec![value.clone()],
         SearchNode::In { field, values } if field == "eventName" => values.clone(),
         _ => Vec::new(),
     };
+    let mut assigns = Vec::new();
+    for name in names.iter().filter(|n| *n != "_time") {
+        let field = name
+            .strip_prefix(&prefix)
+            .ok_or_else(|| format!("`{name}` is not a field of the `{}` data model (fields are `{prefix}<name>`)", model.name))?;
+        let derivation = (model.field)(field)
+            .ok_or_else(|| format!("the `{}` data model field `{field}` is not mapped to raw CloudTrail", model.name))?;
+        if let Some((_, covered)) = model.partial.iter().find(|(f, _)| *f == field) {
+            if let Some(other) = event_names.iter().find(|n| !covered.contains(&n.as_str())) {
+                return Err(format!("the `{}` data model field `{field}` is not mapped for `{other}`", model.name));
+            }
+        }
+        assigns.push(Assign { field: name.clone(), expr: expr(&parse_eval(&derivation)?)? });
+        if model.filled.contains(&field) {
+            assigns.push(Assign { field: name.clone(), expr: unknown_if_empty(name) });
+        }
+    }
     let mut steps = vec![Step::Eval(assigns)];
+    // The eventtypes that tag a mapped eventName `change` on more than its name.
+    if model.events.is_none() {
+        let conditioned: Vec<String> = CHANGE_MAPPED
+            .iter()
+            .filter(|(n, _, admission)| !admission.is_empty() && event_names.iter().any(|e| e == n))
+            .map(|(n, ..)| n.to_string())
+            .collect();
+        if !conditioned.is_empty() {
+            let not_these = Cond::Not(Box::new(Cond::In { field: "eventName".into(), values: conditioned }));
+            let admitted = search_cond(&parse_search(IAM_OR_COGNITO)?);
+            steps.push(Step::Search(Cond::Any(vec![not_these, admitted])));
+        }
+    }
     if !matches!(constraint, SearchNode::MatchAll) {
         steps.push(Step::Search(search_cond(&constraint)));
     }
@@ -266,6 +418,17 @@ pub fn lower_model(model: &DataModel, filter: &SearchNode, used: &[String]) -> R
         steps.push(Step::Search(search_cond(filter)));
     }
     Ok((search_cond(&events), event_names, steps))
+}
+
+/// The CIM model's fill of `field`: `if(isnull(f) OR f="","unknown",f)`.
+fn unknown_if_empty(field: &str) -> Expr {
+    let value = || Box::new(Expr::Field(field.to_string()));
+    let empty = Expr::Binary { op: BinaryOp::Eq, left: value(), right: Box::new(Expr::Str(String::new())) };
+    let null = Expr::Call { func: Func::Isnull, args: vec![Expr::Field(field.to_string())] };
+    Expr::Call {
+        func: Func::If,
+        args: vec![Expr::Binary { op: BinaryOp::Or, left: Box::new(null), right: Box::new(empty) }, Expr::Str("unknown".into()), *value()],
+    }
 }
 
 /// `node` with every field name prefixed.
@@ -297,18 +460,25 @@ mod tests {
         // `unknown` is what every event the lookups do not name has.
         let wide = parse_search("All_Changes.action!=created").unwrap();
         assert!(change_events(&wide).unwrap_err().contains("do not name"));
-        // Provisioning calls are named by the lookups, but not mapped.
-        let provisioning = parse_search("All_Changes.action=started All_Changes.status=success").unwrap();
-        assert!(change_events(&provisioning).is_err());
+        // A call the lookups name but the mapping does not cover.
+        let deleted = parse_search("All_Changes.action=deleted All_Changes.status=success").unwrap();
+        assert!(change_events(&deleted).unwrap_err().contains("not mapped"));
+        let started = parse_search("All_Changes.action=started All_Changes.status=success").unwrap();
+        assert_eq!(change_events(&started).unwrap(), ["StartInstances"]);
         assert_eq!(object_category("RunInstances"), "instance");
         assert_eq!(object_category("NoSuchCall"), "unknown");
     }
 
     #[test]
-    fn every_mapped_event_is_in_the_lookups() {
-        for (name, _) in CHANGE_MAPPED {
+    fn every_mapped_event_is_in_the_lookups_and_its_fields_parse() {
+        for (name, ..) in CHANGE_MAPPED {
             assert!(tripline::cloudtrail::action_status_rows(name).is_some(), "{name} has no action/status rows");
-            assert_eq!(object_category(name), "security_group", "{name}");
         }
+        assert_eq!(object_category("CreateSecurityGroup"), "security_group");
+        for field in ["action", "status", "command", "src", "object", "object_category", "object_id", "user", "user_type", "user_agent"] {
+            let text = change_field(field).unwrap();
+            expr(&parse_eval(&text).unwrap()).unwrap_or_else(|e| panic!("{field}: {e}"));
+        }
+        assert!(change_field("object_category").unwrap().contains(r#"eventName="RunInstances" OR eventName="StartInstances", "instance""#));
     }
 }

@@ -468,12 +468,54 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
             "mvexpand" => parse_mvexpand(rest)?,
             "table" => CommandKind::Table(parse_field_list(rest, "table")?),
             "fields" => parse_fields(rest)?,
+            "lookup" => parse_lookup(rest)?,
             "convert" => parse_convert(rest)?,
             "" => return Err("empty command".into()),
             _ => return Err(unsupported_command(&lower)),
         }
     };
     Ok(Command { pipe, text: text.to_string(), kind })
+}
+
+/// `lookup <table> <field> [as <field>] ... (OUTPUT|OUTPUTNEW) <field> [as <name>] ...`, without
+/// options; without OUTPUT (every table field) it is refused, as the table's fields are unknown.
+fn parse_lookup(rest: &str) -> Result<CommandKind, String> {
+    let words: Vec<&str> = rest.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect();
+    let (table, words) = words.split_first().ok_or("command `lookup`: no table")?;
+    if table.contains('=') {
+        return Err("command `lookup`: options are not supported".into());
+    }
+    let output_at = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("output") || w.eq_ignore_ascii_case("outputnew"))
+        .ok_or("command `lookup` without OUTPUT (every field of the table) is not supported")?;
+    let pairs = |words: &[&str]| -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let name = words[i].trim_matches('"').to_string();
+            if words.get(i + 1).is_some_and(|w| w.eq_ignore_ascii_case("as")) {
+                let alias = words.get(i + 2).ok_or_else(|| format!("command `lookup`: `{name} as` without a name"))?;
+                out.push((name, alias.trim_matches('"').to_string()));
+                i += 3;
+            } else {
+                out.push((name.clone(), name));
+                i += 1;
+            }
+        }
+        Ok(out)
+    };
+    let inputs = pairs(&words[..output_at])?;
+    let outputs = pairs(&words[output_at + 1..])?;
+    if inputs.is_empty() || outputs.is_empty() {
+        return Err("command `lookup`: needs a field to match and one to output".into());
+    }
+    Ok(CommandKind::Lookup {
+        table: table.to_string(),
+        inputs,
+        outputs,
+        new_only: words[output_at].eq_ignore_ascii_case("outputnew"),
+    })
 }
 
 /// `tstats <functions> from datamodel=<M> [where <search>] [by <fields>]`, without options.
