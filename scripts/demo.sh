@@ -20,7 +20,7 @@ cat > "$work/tripline.json" <<'JSON'
 JSON
 
 echo "== fit: baseline from the first three weeks (until 2026-10-26)"
-tripline fit --until 2026-10-26T00:00:00Z --out "$work/baseline.json" "$data"
+tripline fit --detection abnormally_high_cloud_security_group_api_calls --until 2026-10-26T00:00:00Z --out "$work/baseline.json" "$data"
 echo
 echo "== check: the configuration directory, as the module would load it"
 tripline check "$work"

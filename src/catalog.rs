@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
-use crate::detection::{no_settings, Constructor, Detection};
+use crate::detection::{Constructor, Detection};
 use crate::detections;
 use crate::rule::{parse_rule_file, Rule, RuleDetection};
 
@@ -38,12 +38,7 @@ impl Entry {
     pub fn construct(&self, settings: &Map<String, Value>) -> Result<Box<dyn Detection>, ConfigError> {
         match &self.build {
             Build::Code(construct) => construct(settings),
-            Build::Rule(rule) => {
-                no_settings(&self.key, settings)?;
-                let detection = RuleDetection::new((**rule).clone())
-                    .map_err(|e| ConfigError::new(format!("detections.{}", self.key), e))?;
-                Ok(Box::new(detection))
-            }
+            Build::Rule(rule) => Ok(Box::new(RuleDetection::configured((**rule).clone(), settings)?)),
         }
     }
 }

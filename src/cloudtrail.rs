@@ -45,7 +45,7 @@ impl UserSource {
 pub const NOT_DERIVED: [&str; 4] = ["dest", "object", "object_id", "object_category"];
 
 /// Rows of the action/status lookup: `(errorCode, action, status)`, in file order.
-type LookupRows = &'static [(&'static str, &'static str, &'static str)];
+pub type LookupRows = &'static [(&'static str, &'static str, &'static str)];
 
 /// The rows of the add-on's `lookups/aws_cloudtrail_action_status_7100.csv` (Splunk Add-on for
 /// AWS 7.10.0; `[aws-cloudtrail-action-status-lookup]`, props.conf l.750), for only these
@@ -55,11 +55,30 @@ type LookupRows = &'static [(&'static str, &'static str, &'static str)];
 /// explicit `eventName=` and `eventName IN (...)` values; `Assumerolewithsaml` matches
 /// `AssumeRoleWithSAML` as Splunk's search does), plus the IAM policy-document calls that can
 /// fail with `MalformedPolicyDocumentException`, which `aws_iam_assume_role_policy_brute_force`
-/// selects by `status=failure` without naming them. Every other eventName gets no `action` and no
+/// selects by `status=failure` without naming them, and the eventNames the CIM Change model's
+/// compiled detections select by `action` and `status` (`compiler/src/datamodel.rs`,
+/// `CHANGE_MAPPED`: the security-group calls and the provisioning calls, every eventName whose
+/// rows give `created` or `started` with `success`). Every other
+/// eventName gets no `action` and no
 /// `status` here, where the full CSV may give it one (`docs/addon-fields.md`, "In tripline").
 const ACTION_STATUS: &[(&[&str], LookupRows)] = &[
     (&["AssumeRoleWithSAML", "ConsoleLogin"], &[("success", "success", "success"), ("*", "failure", "failure")]),
-    (&["CreateAccessKey", "ReplaceNetworkAclEntry"], &[("success", "modified", "success"), ("*", "modified", "failure")]),
+    (
+        &["AuthorizeSecurityGroupEgress", "CreateAccessKey", "ReplaceNetworkAclEntry"],
+        &[("success", "modified", "success"), ("*", "modified", "failure")],
+    ),
+    (
+        &["AuthorizeSecurityGroupIngress"],
+        &[("Client.UnauthorizedOperation", "modified", "failure"), ("success", "modified", "success"), ("*", "modified", "failure")],
+    ),
+    (
+        &["CreateSecurityGroup"],
+        &[("Client.UnauthorizedOperation", "created", "failure"), ("success", "created", "success"), ("*", "created", "failure")],
+    ),
+    (
+        &["RevokeSecurityGroupIngress"],
+        &[("Client.UnauthorizedOperation", "deleted", "failure"), ("success", "deleted", "success"), ("*", "deleted", "failure")],
+    ),
     (
         &[
             "CreateLoginProfile",
@@ -75,9 +94,62 @@ const ACTION_STATUS: &[(&[&str], LookupRows)] = &[
         ],
         &[("success", "modified", "success"), ("*", "unknown", "failure")],
     ),
-    (&["CreatePolicy", "CreateSnapshot"], &[("success", "created", "success"), ("*", "created", "failure")]),
-    (&["CreatePolicyVersion", "CreateRole"], &[("success", "created", "success"), ("*", "unknown", "failure")]),
-    (&["DeleteBucket"], &[("success", "deleted", "success"), ("*", "deleted", "failure")]),
+    (
+        &[
+            "AdminCreateUser",
+            "CreateAuthorizer",
+            "CreateClientVpnEndpoint",
+            "CreateConnection",
+            "CreateDBClusterSnapshot",
+            "CreateDeliveryStream",
+            "CreateFunction20150331",
+            "CreateKeyspace",
+            "CreateLoadBalancer",
+            "CreateLogGroup",
+            "CreateLogStream",
+            "CreateNamespace",
+            "CreatePolicy",
+            "CreateServiceLinkedRole",
+            "CreateSnapshot",
+            "CreateTable",
+            "CreateVpc",
+            "CreateWorkgroup",
+            "RunInstances",
+        ],
+        &[("success", "created", "success"), ("*", "created", "failure")],
+    ),
+    (
+        &[
+            "AddClientIDToOpenIDConnectProvider",
+            "AddRoleToInstanceProfile",
+            "AddUserToGroup",
+            "CreateAccountAlias",
+            "CreateGroup",
+            "CreateInstanceProfile",
+            "CreateOpenIDConnectProvider",
+            "CreatePlatformEndpoint",
+            "CreatePolicyVersion",
+            "CreateRole",
+            "CreateSAMLProvider",
+            "CreateStack",
+            "CreateTags",
+            "TagUser",
+        ],
+        &[("success", "created", "success"), ("*", "unknown", "failure")],
+    ),
+    (
+        &["CreateBucket", "CreateNetworkAcl", "CreateVolume"],
+        &[("success", "created", "success"), ("AccessDenied", "created", "failure"), ("*", "created", "failure")],
+    ),
+    (&["CreateUser"], &[("AccessDenied", "created", "failure"), ("success", "created", "success"), ("*", "created", "failure")]),
+    // The CSV gives a failing CreateNetworkInterface no row, and a failing CreateQueue `success`.
+    (&["CreateNetworkInterface"], &[("success", "created", "success")]),
+    (&["CreateQueue"], &[("success", "created", "success"), ("*", "created", "success")]),
+    (&["StartInstances"], &[("success", "started", "success"), ("*", "started", "failure")]),
+    (
+        &["DeleteBucket", "DeleteSecurityGroup", "RevokeSecurityGroupEgress"],
+        &[("success", "deleted", "success"), ("*", "deleted", "failure")],
+    ),
     (
         &["DeleteAccountPasswordPolicy", "DeleteGroup", "DeletePolicy", "DeleteVirtualMFADevice"],
         &[("success", "deleted", "success"), ("*", "unknown", "failure")],
@@ -448,11 +520,18 @@ impl<'a> Event<'a> {
     }
 }
 
+/// The lookup rows `(errorCode, action, status)` of `event_name`, in file order, if
+/// [`ACTION_STATUS`] has the eventName: what the compiler reads to know which eventNames a data
+/// model search on `action`/`status` can select.
+pub fn action_status_rows(event_name: &str) -> Option<LookupRows> {
+    ACTION_STATUS.iter().find(|(names, _)| names.contains(&event_name)).map(|&(_, rows)| rows)
+}
+
 /// The `(action, status)` of the first row for `event_name` that matches the calculated
 /// `error_code`, if [`ACTION_STATUS`] has the eventName.
 fn action_status(event_name: &str, error_code: &str) -> Option<(&'static str, &'static str)> {
-    let (_, rows) = ACTION_STATUS.iter().find(|(names, _)| names.contains(&event_name))?;
-    rows.iter().find(|(code, _, _)| *code == "*" || *code == error_code).map(|&(_, action, status)| (action, status))
+    action_status_rows(event_name)?
+        .iter().find(|(code, _, _)| *code == "*" || *code == error_code).map(|&(_, action, status)| (action, status))
 }
 
 /// Calls `f` with the text of each element of the JSON array `array` until it returns false.
@@ -859,8 +938,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count);
-        assert_eq!(count, 28);
-        assert!(ACTION_STATUS.iter().all(|(_, rows)| rows.iter().filter(|row| row.0 == "success").count() == 1 && rows.last().unwrap().0 == "*"));
+        assert_eq!(count, 70);
+        assert!(ACTION_STATUS.iter().all(|(_, rows)| rows.iter().filter(|row| row.0 == "success").count() == 1));
+        let without_wildcard: Vec<&str> =
+            ACTION_STATUS.iter().filter(|(_, rows)| rows.last().unwrap().0 != "*").flat_map(|(names, _)| names.iter().copied()).collect();
+        assert_eq!(without_wildcard, ["CreateNetworkInterface"]);
     }
 
     #[test]

@@ -147,17 +147,6 @@ pub fn values_field(values: &BTreeSet<String>) -> Value {
     }
 }
 
-/// Rejects any setting for a detection that takes none.
-pub fn no_settings(key: &str, settings: &Map<String, Value>) -> Result<(), ConfigError> {
-    match settings.keys().next() {
-        None => Ok(()),
-        Some(name) => Err(ConfigError::new(
-            format!("detections.{key}.{name}"),
-            "unknown setting; this detection takes only `enabled` and `suppress`",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod config;
 pub mod detection;
 pub mod detections;
 pub mod engine;
+pub mod first_seen;
 pub mod input;
 pub mod journal;
 pub mod json;

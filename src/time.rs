@@ -104,9 +104,59 @@ pub fn window_start(secs: i64, length: i64) -> i64 {
     secs.div_euclid(length) * length
 }
 
+/// Splunk's `relative_time(t, spec)` for the specs ESCU writes: an optional offset
+/// (`-70m`, `+1h`, `-7d`: units `s`, `m`, `h`, `d`, `w`, UTC) and an optional snap to the start of
+/// a unit (`@m`, `@h`, `@d`, UTC). `None` for anything else (months, weekdays, `now`), which
+/// eval gives as null.
+pub fn relative_time(t: i64, spec: &str) -> Option<i64> {
+    let unit = |u: &str| -> Option<i64> {
+        Some(match u {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "week" | "weeks" => 7 * 86_400,
+            _ => return None,
+        })
+    };
+    let (offset, snap) = match spec.trim().split_once('@') {
+        Some((offset, snap)) => (offset, Some(snap)),
+        None => (spec.trim(), None),
+    };
+    let mut t = t;
+    if !offset.is_empty() {
+        let (sign, rest) = match offset.as_bytes()[0] {
+            b'-' => (-1, &offset[1..]),
+            b'+' => (1, &offset[1..]),
+            _ => return None,
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let count: i64 = if digits == 0 { 1 } else { rest[..digits].parse().ok()? };
+        t = t.checked_add(sign * count.checked_mul(unit(&rest[digits..])?)?)?;
+    }
+    match snap {
+        // A week snaps to Sunday in Splunk, which the epoch's unit does not give: not taken.
+        Some(u) if u.starts_with('w') => None,
+        Some(u) => Some(window_start(t, unit(u)?)),
+        None => Some(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_times_as_splunk_snaps_them() {
+        let t = parse_event_time("2024-03-12T11:10:42Z").unwrap();
+        let at = |spec| relative_time(t, spec).map(format_rfc3339);
+        assert_eq!(at("-70m@m").as_deref(), Some("2024-03-12T10:00:00Z"));
+        assert_eq!(at("-7d@d").as_deref(), Some("2024-03-05T00:00:00Z"));
+        assert_eq!(at("@h").as_deref(), Some("2024-03-12T11:00:00Z"));
+        assert_eq!(at("+1h").as_deref(), Some("2024-03-12T12:10:42Z"));
+        assert_eq!(at("-1mon@mon"), None);
+        assert_eq!(at("-1w@w"), None);
+    }
 
     #[test]
     fn splunk_date_fields() {

@@ -23,8 +23,9 @@ use crate::{input_files, OK};
 /// the detection is forced to learn and every other detection is off.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
-  tripline fit --out baseline.json cloudtrail.ndjson
-  tripline fit --until 2026-11-01T00:00:00Z --config /etc/tripline --out baseline.json archive/*.json.gz
+  tripline fit --detection abnormally_high_cloud_security_group_api_calls --out baseline.json cloudtrail.ndjson
+  tripline fit --detection cloud_provisioning_activity_from_previously_unseen_ip_address --until 2026-11-01T00:00:00Z \\
+    --config /etc/tripline --out first-seen.json archive/*.json.gz
   tripline fit --list")]
 pub struct Args {
     /// NDJSON, CloudTrail S3 exports or .gz of either; - for stdin.

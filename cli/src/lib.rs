@@ -29,7 +29,7 @@ pub const TROUBLE: u8 = 2;
 
 const EXAMPLES: &str = "\
 Examples:
-  tripline fit --until 2026-10-26T00:00:00Z --out baseline.json cloudtrail.ndjson
+  tripline fit --detection abnormally_high_cloud_security_group_api_calls --until 2026-10-26T00:00:00Z --out baseline.json cloudtrail.ndjson
   tripline replay --config /etc/tripline cloudtrail/*.json.gz
   tripline check /etc/tripline
   tripline explain aws_exfiltration_via_batch_service record.json

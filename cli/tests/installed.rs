@@ -78,7 +78,7 @@ fn the_installed_command_on_the_example_data() {
     // fit on the first three weeks, then replay all four with that baseline: the planted anomalies.
     let etc = w.join("etc");
     std::fs::create_dir_all(&etc).unwrap();
-    let fit = run(&bin, w, &["fit", "--until", "2026-10-26T00:00:00Z", "--out", path(&etc.join("baseline.json")), path(&data)]);
+    let fit = run(&bin, w, &["fit", "--detection", "abnormally_high_cloud_security_group_api_calls", "--until", "2026-10-26T00:00:00Z", "--out", path(&etc.join("baseline.json")), path(&data)]);
     assert_eq!(fit.code, 0);
     let not_learning = run(&bin, w, &["fit", "--detection", "aws_exfiltration_via_batch_service", "--out", "x.json", path(&data)]);
     assert!(not_learning.code == 2 && not_learning.stderr.contains("learns nothing"));
@@ -130,7 +130,7 @@ fn the_installed_command_on_the_example_data() {
     assert!(missing.stderr.contains("nope.ndjson: no such file"));
 
     // An output that cannot be written: one line, naming it, and nothing half-written.
-    let unwritable = run(&bin, w, &["fit", "--out", "no/such/dir/baseline.json", path(&data)]);
+    let unwritable = run(&bin, w, &["fit", "--detection", "abnormally_high_cloud_security_group_api_calls", "--out", "no/such/dir/baseline.json", path(&data)]);
     assert_eq!(unwritable.code, 2);
     assert_eq!(unwritable.stderr.lines().count(), 1);
     assert!(unwritable.stderr.contains("no/such/dir/baseline.json: cannot write"));

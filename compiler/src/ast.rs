@@ -70,11 +70,15 @@ pub enum CommandKind {
     Mvexpand(String),
     Table(Vec<String>),
     /// `| tstats F(x) as y ... from datamodel=M where <search> by a b`: a data-model search.
-    Tstats { aggs: Vec<AggSpec>, datamodel: String, filter: SearchNode, by: Vec<String> },
+    /// `tstats ... by ... _time span=S`: `span_seconds` is `S`.
+    Tstats { aggs: Vec<AggSpec>, datamodel: String, filter: SearchNode, by: Vec<String>, span_seconds: Option<i64> },
     /// `append [search ...]`: the subsearch's commands, its base search first (pipe 0 of its
     /// own pipeline).
     Append(Vec<Command>),
     Ctime { fields: Vec<String>, format: String },
+    /// `lookup <table> <field> [as <event field>] ... OUTPUT|OUTPUTNEW <field> [as <name>], ...`:
+    /// the matched fields as (table field, event field), the outputs as (table field, name).
+    Lookup { table: String, inputs: Vec<(String, String)>, outputs: Vec<(String, String)>, new_only: bool },
 }
 
 impl EvalNode {

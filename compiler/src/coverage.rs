@@ -58,8 +58,24 @@ min, max, count. Groups closed early by the caps (partial results) are each thei
 model's calculations make them (`compiler/src/datamodel.rs` cites each): `action`, `app`, \
 `signature`, `src`, `dest`, `user` (the add-on 7.10.0 `EVAL-user`, not tripline's 5.x `user`), \
 `user_id`. The constraint `NOT (action=success user=*$)` and the `where` are applied to them. \
-`drop_dm_object_name(M)` (ESCU's app macro, not among the YAML macros) is `rename M.* as *`. The \
-Change data model is not mapped.
+`drop_dm_object_name(M)` (ESCU's app macro, not among the YAML macros) is `rename M.* as *` \
+(`\"M\".*`, as a quoted argument expands, reads as `M.*`: SPL joins a quoted part to what follows it).
+- `| tstats ... from datamodel=Change` (dataset `All_Changes`) compiles where its `where` admits \
+only eventNames the mapping covers: the eventNames whose add-on 7.10.0 lookup rows (`action`, \
+`status`; `object_category` from `aws_cloudtrail_eventname_lookup_7100.csv`) can pass the filter \
+become the selection (and the engine's index), and for those each field is the branch of the \
+add-on's `case()` they take, under the CIM model's `unknown` fill (`compiler/src/datamodel.rs`). \
+Mapped today: the security-group calls and the provisioning calls (lookup rows `created` or \
+`started` with `success`). A filter that events the lookups do not name could pass (all three \
+`unknown`) is refused. `by _time span=S` groups each scheduled window's rows by \
+`S`-bins of `_time` (the bin is the row's `_time`), so an `eventstats` after it sees the whole \
+window's rows, as the scheduled search's does.
+- `lookup previously_seen_<x> <key> OUTPUT firstTimeSeen, lastTimeSeen, enough_data`, of a table \
+a baseline search keeps (`compiler/src/baselines.rs` cites it), compiles where the search reads \
+the baseline's data model with its filter and the lookup's key is a `tstats` group field: the \
+rule's first-seen set, learned from its own groups as each window closes and judged before it \
+learns (`docs/semantics.md`, \"First-seen sets\"). `now()` after `stats` is the end of the \
+window being closed.
 - ESCU 2024 `tags:` metadata: risk and threat objects as contentctl 4.4.1 derives them from the \
 observables; `risk_score` checked against impact x confidence / 100.";
 

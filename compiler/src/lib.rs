@@ -17,6 +17,7 @@
 //! contentctl's PyYAML reads them.
 
 pub mod ast;
+pub mod baselines;
 pub mod coverage;
 pub mod datamodel;
 pub mod datasources;
@@ -168,6 +169,7 @@ pub fn compile_detection(key: &str, file: &str, text: &str, ctx: &Context) -> Ou
             steps: lowered.steps,
             stats: lowered.stats,
             after: lowered.after,
+            first_seen: lowered.first_seen,
             tag_each_event: lowered.tag_each_event,
             warnings,
         })

@@ -31,10 +31,13 @@
 
 use std::collections::BTreeSet;
 
-use tripline::rule::{AggFunc, Aggregation, Assign, CompareOp, Cond, Expr, Func, Rename, Stats, Step};
+use tripline::rule::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, FirstSeen, Func, Rename, Stats, Step};
 
 use crate::ast::{AggSpec, Command, CommandKind, EvalNode, SearchNode};
 use crate::pcre;
+
+/// The group field that holds an event's `tstats ... by _time span=S` bin (epoch seconds).
+const TSTATS_BIN: &str = "_time_span";
 
 /// The search part of a rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +47,7 @@ pub struct Lowered {
     pub steps: Vec<Step>,
     pub stats: Option<Stats>,
     pub after: Vec<Step>,
+    pub first_seen: Option<FirstSeen>,
     pub tag_each_event: bool,
     /// The base search without the dropped `sourcetype` term, for the linter.
     pub base: SearchNode,
@@ -70,24 +74,44 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     let mut pending: Vec<(bool, usize, Option<String>)> = Vec::new();
     // The pipe of a `spath` without a path after `stats`: the row's fields are unknown from there.
     let mut unknown_after: Option<usize> = None;
+    let mut first_seen: Option<FirstSeen> = None;
+    // The data model and filter of a `tstats` start, for a first-seen lookup to check against.
+    let mut model_search: Option<(&str, &SearchNode)> = None;
     let mut rest = rest;
-    if let Some((Command { pipe, kind: CommandKind::Tstats { aggs, datamodel, filter, by }, .. }, after_tstats)) = rest.split_first() {
+    if let Some((Command { pipe, kind: CommandKind::Tstats { aggs, datamodel, filter, by, span_seconds }, .. }, after_tstats)) =
+        rest.split_first()
+    {
         let here = format!("(pipe {pipe})");
         if !matches!(base_node, SearchNode::MatchAll) {
             return Err(format!("`tstats` {here} after a search is not supported"));
         }
         let model = crate::datamodel::model(datamodel).map_err(|m| format!("`tstats` {here}: {m}"))?;
         let functions = aggs.iter().map(aggregation).collect::<Result<Vec<_>, _>>().map_err(|m| format!("{m} {here}"))?;
-        if by.iter().any(|f| f == "_time") {
-            return Err(format!("`tstats ... by _time` {here} is not supported"));
-        }
         let used: Vec<String> = by.iter().chain(functions.iter().filter_map(|a| a.field.as_ref())).cloned().collect();
         let (cond, names, model_steps) =
             crate::datamodel::lower_model(model, filter, &used).map_err(|m| format!("`tstats` {here}: {m}"))?;
         selection = cond;
         event_names = names;
         steps = model_steps;
-        stats = Some(Stats { span_seconds: None, by: by.clone(), functions });
+        let mut by = by.clone();
+        if let Some(span) = span_seconds {
+            // `by _time span=S` inside the scheduled window: each event's bin is a group field
+            // of the window, renamed `_time` in its row (the window's rows are the search's,
+            // so an `eventstats` after it sees what Splunk's does).
+            let bin = Expr::Binary {
+                op: BinaryOp::Mul,
+                left: Box::new(Expr::Call {
+                    func: Func::Floor,
+                    args: vec![Expr::Binary { op: BinaryOp::Div, left: Box::new(Expr::Field("_time".into())), right: Box::new(Expr::Num(*span as f64)) }],
+                }),
+                right: Box::new(Expr::Num(*span as f64)),
+            };
+            steps.push(Step::Eval(vec![Assign { field: TSTATS_BIN.into(), expr: bin }]));
+            by.iter_mut().filter(|f| *f == "_time").for_each(|f| *f = TSTATS_BIN.into());
+            after.push(Step::Rename(vec![Rename { from: TSTATS_BIN.into(), to: "_time".into() }]));
+        }
+        stats = Some(Stats { span_seconds: None, by, functions });
+        model_search = Some((datamodel.as_str(), filter));
         rest = after_tstats;
     }
     for cmd in rest {
@@ -103,11 +127,17 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
         let target = if stats.is_some() { &mut after } else { &mut steps };
         match &cmd.kind {
             CommandKind::Search(node) => target.push(Step::Search(search_cond(node))),
-            CommandKind::Where(e) => target.push(Step::Where(expr(e).map_err(|m| format!("{m} {here}"))?)),
+            CommandKind::Where(e) => {
+                let e = expr(e).map_err(|m| format!("{m} {here}"))?;
+                no_now_per_event(&e, stats.is_some(), &here)?;
+                target.push(Step::Where(e))
+            }
             CommandKind::Eval(assigns) => {
                 let mut out = Vec::new();
                 for (field, e) in assigns {
-                    out.push(Assign { field: field.clone(), expr: expr(e).map_err(|m| format!("{m} {here}"))? });
+                    let e = expr(e).map_err(|m| format!("{m} {here}"))?;
+                    no_now_per_event(&e, stats.is_some(), &here)?;
+                    out.push(Assign { field: field.clone(), expr: e });
                 }
                 target.push(Step::Eval(out));
             }
@@ -192,6 +222,17 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                     }
                     all
                 };
+            }
+            CommandKind::Lookup { table, inputs, outputs, new_only } => {
+                let wildcards: Vec<(usize, &str)> =
+                    pending.iter().filter(|(after_stats, ..)| *after_stats).filter_map(|(_, i, p)| Some((*i, p.as_deref()?))).collect();
+                let step = first_seen_lookup(table, inputs, outputs, *new_only, model_search, &after, &wildcards)
+                    .map_err(|m| format!("`lookup` {here}: {m}"))?;
+                if stats.is_none() || first_seen.is_some() {
+                    return Err(format!("`lookup` {here}: a first-seen lookup is supported once, after `tstats`"));
+                }
+                first_seen = Some(step.0);
+                after.push(step.1);
             }
             CommandKind::Ctime { fields, format } => {
                 for field in fields {
@@ -292,9 +333,95 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     }
     steps.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()) && !matches!(s, Step::Eval(a) if a.is_empty()));
     after.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()));
-    let tag_each_event =
-        stats.is_none() || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_) | Step::Eventstats { .. }));
-    Ok(Lowered { event_names, selection, steps, stats, after, tag_each_event, base: base_node })
+    let tag_each_event = stats.is_none()
+        || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_) | Step::Eventstats { .. } | Step::FirstSeen { .. }));
+    Ok(Lowered { event_names, selection, steps, stats, after, first_seen, tag_each_event, base: base_node })
+}
+
+/// A `lookup` of a baseline-kept `previously_seen_*` table as the rule's first-seen set: where
+/// the search reads the baseline's data model with the baseline's filter, and the lookup's field
+/// is the baseline's key, a `stats` group field renamed at most (`crate::baselines`).
+fn first_seen_lookup(
+    table: &str,
+    inputs: &[(String, String)],
+    outputs: &[(String, String)],
+    new_only: bool,
+    model_search: Option<(&str, &SearchNode)>,
+    after: &[Step],
+    wildcards: &[(usize, &str)],
+) -> Result<(FirstSeen, Step), String> {
+    let baseline = crate::baselines::baseline(table)
+        .ok_or_else(|| format!("lookup tables are not supported (`{table}` is no baseline-kept table tripline learns in-stream)"))?;
+    let (datamodel, filter) = model_search.ok_or("a first-seen lookup needs the search to start with `tstats` over its baseline's data model")?;
+    let same_filter = crate::parse::parse_search(baseline.filter).map(|f| strip_paren(&f) == strip_paren(filter)).unwrap_or(false);
+    if datamodel != baseline.datamodel || !same_filter {
+        return Err(format!(
+            "`{table}` is kept by a baseline over `datamodel={}` where `{}`; this search reads other events, which the set would learn",
+            baseline.datamodel, baseline.filter
+        ));
+    }
+    if new_only {
+        return Err("OUTPUTNEW is not supported (OUTPUT is)".into());
+    }
+    let [(key, field)] = inputs else { return Err(format!("`{table}` is matched on `{}` alone", baseline.key)) };
+    if key != baseline.key {
+        return Err(format!("`{table}` is matched on `{}`, not `{key}`", baseline.key));
+    }
+    // The row field, back through the renames since `stats`, must be the baseline's group field.
+    let mut source = field.clone();
+    for (index, step) in after.iter().enumerate().rev() {
+        match step {
+            // `rename P* as *`, resolved once the row's fields are known: `<f>` was `P<f>`.
+            Step::Rename(renames) if renames.is_empty() => {
+                if let Some((_, prefix)) = wildcards.iter().find(|(i, _)| *i == index) {
+                    source = format!("{prefix}{source}");
+                }
+            }
+            Step::Rename(renames) => {
+                if let Some(r) = renames.iter().rev().find(|r| r.to == source) {
+                    source = r.from.clone();
+                }
+            }
+            _ => return Err("a first-seen lookup must come right after `tstats` and its renames".into()),
+        }
+    }
+    if source != baseline.group_field {
+        return Err(format!("`{field}` is not the baseline's key `{}`", baseline.group_field));
+    }
+    let (mut first_time, mut last_time, mut enough_data) = (None, None, None);
+    for (output, name) in outputs {
+        match output.as_str() {
+            "firstTimeSeen" => first_time = Some(name.clone()),
+            "lastTimeSeen" => last_time = Some(name.clone()),
+            "enough_data" => enough_data = Some(name.clone()),
+            other => return Err(format!("the first-seen set has no `{other}` (it has firstTimeSeen, lastTimeSeen, enough_data)")),
+        }
+    }
+    let set = FirstSeen {
+        group_field: baseline.group_field.to_string(),
+        horizon_days: baseline.horizon_days,
+        warm_up_days: baseline.warm_up_days,
+        baseline: baseline.source.to_string(),
+    };
+    Ok((set, Step::FirstSeen { key: field.clone(), first_time, last_time, enough_data }))
+}
+
+/// `now()` is the search's run time; per event in a stream there is none to give (after `stats`,
+/// the engine gives the end of the window being closed).
+fn no_now_per_event(e: &Expr, after_stats: bool, here: &str) -> Result<(), String> {
+    fn has_now(e: &Expr) -> bool {
+        match e {
+            Expr::Call { func: Func::Now, .. } => true,
+            Expr::Call { args, .. } => args.iter().any(has_now),
+            Expr::Not(e) | Expr::Neg(e) => has_now(e),
+            Expr::Binary { left, right, .. } => has_now(left) || has_now(right),
+            Expr::Str(_) | Expr::Num(_) | Expr::Field(_) => false,
+        }
+    }
+    if !after_stats && has_now(e) {
+        return Err(format!("`now()` before `stats` {here} is not supported: a stream has no search run time per event"));
+    }
+    Ok(())
 }
 
 /// A bare `fillnull` or a `rename P* as *` after `stats` needs the row's fields, which a `spath`
@@ -533,6 +660,9 @@ fn func(name: &str) -> Option<(Func, usize, usize)> {
         "split" => (Func::Split, 2, 2),
         "strftime" => (Func::Strftime, 2, 2),
         "null" => (Func::Null, 0, 0),
+        "min" => (Func::Min, 1, usize::MAX),
+        "now" => (Func::Now, 0, 0),
+        "relative_time" => (Func::RelativeTime, 2, 2),
         _ => return None,
     })
 }
@@ -695,6 +825,12 @@ fn read_back(steps: &[Step], live: &mut BTreeSet<String>, order: &mut Vec<String
                     add(f, live, order);
                 }
             }
+            Step::FirstSeen { key, first_time, last_time, enough_data } => {
+                for output in [first_time, last_time, enough_data].into_iter().flatten() {
+                    live.remove(output);
+                }
+                add(key, live, order);
+            }
             Step::Union(branches) => {
                 let mut all = BTreeSet::new();
                 for branch in branches {
@@ -729,6 +865,9 @@ pub fn row_fields(stats: &Stats, steps: &[Step]) -> Vec<String> {
             Step::Rex { regex, .. } => pcre::group_names(regex).iter().for_each(|f| add(&mut fields, f)),
             Step::Table(keep) => fields = keep.clone(),
             Step::Eventstats { functions, .. } => functions.iter().for_each(|a| add(&mut fields, &a.name)),
+            Step::FirstSeen { first_time, last_time, enough_data, .. } => {
+                [first_time, last_time, enough_data].into_iter().flatten().for_each(|f| add(&mut fields, f))
+            }
             _ => {}
         }
     }
@@ -823,8 +962,38 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_kept_lookup_is_the_rules_first_seen_set_or_says_why_not() {
+        let search = |filter: &str, lookup: &str| {
+            lower_text(&format!(
+                "| tstats min(_time) as firstTime from datamodel=Change where {filter} by All_Changes.src, All_Changes.user \
+                 | rename All_Changes.* as * | {lookup} | where isnull(firstTimeSeen)"
+            ))
+        };
+        let provisioning = "(All_Changes.action=started OR All_Changes.action=created) All_Changes.status=success";
+        let table = "lookup previously_seen_cloud_provisioning_activity_sources src as src OUTPUT firstTimeSeen, enough_data";
+        let l = search(provisioning, table).unwrap();
+        let set = l.first_seen.expect("a first-seen set");
+        assert_eq!((set.group_field.as_str(), set.horizon_days, set.warm_up_days), ("All_Changes.src", 90, 7));
+        assert_eq!(
+            l.after[1],
+            Step::FirstSeen { key: "src".into(), first_time: Some("firstTimeSeen".into()), last_time: None, enough_data: Some("enough_data".into()) }
+        );
+        assert!(!l.tag_each_event);
+        assert!(search("All_Changes.action=created All_Changes.status=success", table).unwrap_err().contains("reads other events"));
+        assert!(search(provisioning, "lookup previously_seen_cloud_provisioning_activity_sources src as user OUTPUT firstTimeSeen")
+            .unwrap_err()
+            .contains("is not the baseline's key"));
+        assert!(search(provisioning, "lookup previously_seen_cloud_provisioning_activity_sources src OUTPUT City")
+            .unwrap_err()
+            .contains("no `City`"));
+        assert!(search(provisioning, "lookup some_table src OUTPUT firstTimeSeen").unwrap_err().contains("lookup tables are not supported"));
+    }
+
+    #[test]
     fn unsupported_functions_and_patterns_say_where() {
-        assert!(lower_text("x=1 | eval t=relative_time(now(), \"-1d\")").unwrap_err().contains("`relative_time()` is not supported (pipe 1)"));
+        assert!(lower_text("x=1 | eval t=cidrmatch(\"10.0.0.0/8\", a)").unwrap_err().contains("`cidrmatch()` is not supported (pipe 1)"));
+        assert!(lower_text("x=1 | eval t=relative_time(now(), \"-1d\")").unwrap_err().contains("`now()` before `stats` (pipe 1)"));
+        assert!(lower_text("x=1 | stats count by u | where relative_time(now(), \"-1d\") > 0").is_ok());
         assert!(lower_text("x=1 | stats avg(n) by u").unwrap_err().contains("`avg(n)`"));
         assert!(lower_text("x=1 | eval m=match(a, \"(\")").unwrap_err().contains("an unclosed `(`"));
         assert!(lower_text("x=1 | eval m=match(a, \"(?=b)\")").unwrap_err().contains("`match()`: PCRE pattern \"(?=b)\": lookahead"));

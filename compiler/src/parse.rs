@@ -468,12 +468,54 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
             "mvexpand" => parse_mvexpand(rest)?,
             "table" => CommandKind::Table(parse_field_list(rest, "table")?),
             "fields" => parse_fields(rest)?,
+            "lookup" => parse_lookup(rest)?,
             "convert" => parse_convert(rest)?,
             "" => return Err("empty command".into()),
             _ => return Err(unsupported_command(&lower)),
         }
     };
     Ok(Command { pipe, text: text.to_string(), kind })
+}
+
+/// `lookup <table> <field> [as <field>] ... (OUTPUT|OUTPUTNEW) <field> [as <name>] ...`, without
+/// options; without OUTPUT (every table field) it is refused, as the table's fields are unknown.
+fn parse_lookup(rest: &str) -> Result<CommandKind, String> {
+    let words: Vec<&str> = rest.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect();
+    let (table, words) = words.split_first().ok_or("command `lookup`: no table")?;
+    if table.contains('=') {
+        return Err("command `lookup`: options are not supported".into());
+    }
+    let output_at = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("output") || w.eq_ignore_ascii_case("outputnew"))
+        .ok_or("command `lookup` without OUTPUT (every field of the table) is not supported")?;
+    let pairs = |words: &[&str]| -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let name = words[i].trim_matches('"').to_string();
+            if words.get(i + 1).is_some_and(|w| w.eq_ignore_ascii_case("as")) {
+                let alias = words.get(i + 2).ok_or_else(|| format!("command `lookup`: `{name} as` without a name"))?;
+                out.push((name, alias.trim_matches('"').to_string()));
+                i += 3;
+            } else {
+                out.push((name.clone(), name));
+                i += 1;
+            }
+        }
+        Ok(out)
+    };
+    let inputs = pairs(&words[..output_at])?;
+    let outputs = pairs(&words[output_at + 1..])?;
+    if inputs.is_empty() || outputs.is_empty() {
+        return Err("command `lookup`: needs a field to match and one to output".into());
+    }
+    Ok(CommandKind::Lookup {
+        table: table.to_string(),
+        inputs,
+        outputs,
+        new_only: words[output_at].eq_ignore_ascii_case("outputnew"),
+    })
 }
 
 /// `tstats <functions> from datamodel=<M> [where <search>] [by <fields>]`, without options.
@@ -506,11 +548,23 @@ fn parse_tstats(rest: &str) -> Result<CommandKind, String> {
             .ok_or_else(|| format!("command `tstats`: unexpected `{filter_text}` after the data model"))?;
         parse_search(body)?
     };
-    let CommandKind::Stats { aggs, by } = parse_stats(&format!("{functions} by {by_text}"))? else { unreachable!("stats") };
-    if by.iter().any(|f| f.contains('=')) {
-        return Err("command `tstats`: `by _time span=` is not supported".into());
+    // `span=S` among the `by` fields bins `_time` (tstats' own option).
+    let mut span_seconds = None;
+    let mut by_fields = Vec::new();
+    for word in by_text.split_whitespace() {
+        match word.to_ascii_lowercase().strip_prefix("span=") {
+            Some(span) => span_seconds = Some(parse_span(span).map_err(|m| format!("command `tstats`: {m}"))?),
+            None => by_fields.push(word),
+        }
     }
-    Ok(CommandKind::Tstats { aggs, datamodel, filter, by })
+    let CommandKind::Stats { aggs, by } = parse_stats(&format!("{functions} by {}", by_fields.join(" ")))? else { unreachable!("stats") };
+    if by.iter().any(|f| f.contains('=')) {
+        return Err("command `tstats`: only `span=` is supported among the `by` fields".into());
+    }
+    if span_seconds.is_some() != by.iter().any(|f| f == "_time") {
+        return Err("command `tstats`: `by _time` needs a `span=` (and `span=` a `_time`)".into());
+    }
+    Ok(CommandKind::Tstats { aggs, datamodel, filter, by, span_seconds })
 }
 
 /// `append [search ...]`: a subsearch over the same records, its own pipeline parsed as a search
@@ -675,7 +729,24 @@ fn parse_bin(text: &str) -> Result<CommandKind, String> {
 }
 
 fn parse_rename(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut c = Cursor::new(tokenize(text, Mode::Search)?);
+    // SPL reads a quoted part and the characters right after it as one argument: ESCU's
+    // `drop_dm_object_name("All_Changes")` expands to `rename "All_Changes".* as *`.
+    let mut joined = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        let Some(close) = rest[open + 1..].find('"').map(|c| open + 1 + c) else { break };
+        let quoted = &rest[open + 1..close];
+        let glued = rest[close + 1..].starts_with(['.', '*']) && !quoted.contains(char::is_whitespace);
+        joined.push_str(&rest[..open]);
+        if glued {
+            joined.push_str(quoted);
+        } else {
+            joined.push_str(&rest[open..=close]);
+        }
+        rest = &rest[close + 1..];
+    }
+    joined.push_str(rest);
+    let mut c = Cursor::new(tokenize(&joined, Mode::Search)?);
     let mut out = Vec::new();
     while !c.at_end() {
         if c.is_op(",") {
@@ -981,6 +1052,15 @@ mod tests {
     #[test]
     fn commands_with_options() {
         assert_eq!(parse_bin("span=5m _time").unwrap(), CommandKind::Bin { field: "_time".into(), span_seconds: 300 });
+        assert_eq!(parse_rename(r#""All_Changes".* as *"#).unwrap(), vec![("All_Changes.*".to_string(), "*".to_string())]);
+        assert_eq!(parse_rename(r#""a b" as c"#).unwrap(), vec![("a b".to_string(), "c".to_string())]);
+        let CommandKind::Tstats { by, span_seconds, .. } =
+            parse_tstats("count from datamodel=Change by All_Changes.user _time span=30m").unwrap()
+        else {
+            panic!("tstats")
+        };
+        assert_eq!((by, span_seconds), (vec!["All_Changes.user".to_string(), "_time".to_string()], Some(1800)));
+        assert!(parse_tstats("count from datamodel=Change by _time").unwrap_err().contains("needs a `span=`"));
         assert_eq!(parse_bin("_time span=1h").unwrap(), CommandKind::Bin { field: "_time".into(), span_seconds: 3600 });
         assert_eq!(
             parse_spath("input=a output=b path=Statement{}").unwrap(),
@@ -1012,6 +1092,6 @@ mod tests {
         assert_eq!(parse_rename("requestParameters.* as *").unwrap(), vec![("requestParameters.*".into(), "*".into())]);
         assert!(parse_rename("* as x_*").unwrap_err().contains("wildcard"));
         assert!(parse_fields("- x").unwrap_err().contains("removing"));
-        assert!(parse_command(1, "tstats count from datamodel=Change").unwrap_err().contains("command `tstats`"));
+        assert!(parse_command(1, "tstats count from datamodel=Network_Traffic").unwrap_err().contains("command `tstats`"));
     }
 }

@@ -116,7 +116,7 @@ fn fit(dir: &std::path::Path, args: &[&str], records: &[Value]) -> Value {
     let data = dir.join("history.ndjson");
     std::fs::write(&data, records.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
     let model_path = dir.join("baseline.json");
-    let argv = ["tripline", "fit", "--quiet"].iter().chain(args).map(std::ffi::OsString::from);
+    let argv = ["tripline", "fit", "--quiet", "--detection", SG].iter().chain(args).map(std::ffi::OsString::from);
     let status = tripline_cli::run(argv.chain([std::ffi::OsString::from("--out"), model_path.clone().into(), data.clone().into()]));
     assert_eq!(status, 0, "tripline fit {args:?}");
     serde_json::from_slice(&std::fs::read(&model_path).unwrap()).unwrap()

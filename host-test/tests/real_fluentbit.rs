@@ -28,7 +28,7 @@ struct Expected {
 
 /// `tripline fit` (the CLI crate, in process) with `args`; panics unless it succeeds.
 fn tripline_fit(args: &[&std::ffi::OsStr]) {
-    let argv = [std::ffi::OsStr::new("tripline"), "fit".as_ref(), "--quiet".as_ref()].into_iter().chain(args.iter().copied());
+    let argv = [std::ffi::OsStr::new("tripline"), "fit".as_ref(), "--quiet".as_ref(), "--detection".as_ref(), common::SG.as_ref()].into_iter().chain(args.iter().copied());
     assert_eq!(tripline_cli::run(argv), 0, "tripline fit {args:?} failed");
 }
 

@@ -14,8 +14,9 @@ use tripline_host_test::real_fluentbit::{printed_alerts, Example, Layout, Runnin
 
 struct Case {
     key: String,
-    /// The case's own day (`YYYY-MM-DD`), that of its first record.
-    day: String,
+    /// The case's own days (`YYYY-MM-DD`), those of its records: most cases have one; a
+    /// first-seen rule's has the history it learns from, too.
+    days: BTreeSet<String>,
     records: Vec<Value>,
     /// (window start, row), in the order the search returns them.
     expected: Vec<(String, Value)>,
@@ -44,8 +45,8 @@ fn cases() -> Vec<Case> {
                 .iter()
                 .map(|row| (row["window_start"].as_str().unwrap().to_string(), without_nulls(&row["result"])))
                 .collect();
-            let day = records.first().and_then(|r| r["eventTime"].as_str()).unwrap_or_default()[..10].to_string();
-            Case { key, day, records, expected }
+            let days = records.iter().filter_map(|r| r["eventTime"].as_str()?.get(..10).map(str::to_string)).collect();
+            Case { key, days, records, expected }
         })
         .collect()
 }
@@ -186,10 +187,80 @@ fn every_rule_gives_splunks_rows_in_real_fluent_bit() {
     assert!(finished.status.success(), "fluent-bit did not exit cleanly:\n{}", finished.stderr);
     let alerts = printed_alerts(&finished.stdout);
     // Other cases' records may fire a rule too (a failed console login is several rules'
-    // business): each rule is judged on its own case's day.
+    // business): each rule is judged on its own case's days.
     let on_its_day = |c: &Case| -> Vec<(String, Value)> {
-        rows_of(&alerts, &rule_id(&c.key)).into_iter().filter(|(start, _)| start.starts_with(&c.day)).collect()
+        rows_of(&alerts, &rule_id(&c.key)).into_iter().filter(|(start, _)| start.get(..10).is_some_and(|d| c.days.contains(d))).collect()
     };
     let failures: Vec<String> = cases.iter().filter_map(|c| mismatch(c, &on_its_day(c))).collect();
     assert!(failures.is_empty(), "{} of {} rules differ in Fluent Bit:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// A first-seen rule's set is state like its windows: a stop after any record of its case (the
+/// journal), or a snapshot there and a restart, changes none of its rows.
+#[test]
+fn a_first_seen_rule_gives_the_same_rows_across_a_stop_anywhere() {
+    let learning: BTreeSet<String> = compiled().into_iter().filter(|r| r.first_seen.is_some()).map(|r| r.metadata.key).collect();
+    let cases: Vec<Case> = runnable().into_iter().filter(|c| learning.contains(&c.key)).collect();
+    assert!(!cases.is_empty(), "no first-seen rule has a case");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut records = case.records.clone();
+        records.push(closer());
+        let id = rule_id(&case.key);
+        for stop in 1..records.len() {
+            for snapshot_at_stop in [false, true] {
+                let mut config = config_for(&BTreeSet::from([case.key.as_str()]));
+                if snapshot_at_stop {
+                    config["snapshot"] = json!({"every_records": stop});
+                }
+                let dir = common::scratch_dir(&format!("first-seen-stop-{stop}"));
+                let mut first = common::start_filter(&dir, &config);
+                let mut alerts = common::run(&mut first, &records[..stop]);
+                drop(first); // no final save
+                let mut second = common::start_filter(&dir, &config);
+                alerts.extend(common::run(&mut second, &records[stop..]));
+                if let Some(m) = mismatch(case, &rows_of(&alerts, &id)) {
+                    failures.push(format!("stopped after record {stop} (snapshot there: {snapshot_at_stop}): {m}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `tripline fit` fills a first-seen set offline from an archive: fitted on a case's history (the
+/// days before the hour its rows come from), loaded as a model by a module that sees only that
+/// hour's day, the rule gives the case's rows, as when it learned the history in-stream.
+#[test]
+fn a_fitted_first_seen_set_gives_the_rows_of_the_learned_one() {
+    let learning: BTreeSet<String> = compiled().into_iter().filter(|r| r.first_seen.is_some()).map(|r| r.metadata.key).collect();
+    let cases: Vec<Case> = runnable().into_iter().filter(|c| learning.contains(&c.key)).collect();
+    assert!(!cases.is_empty(), "no first-seen rule has a case");
+    for case in &cases {
+        let last_day = case.days.iter().next_back().unwrap().clone();
+        let (history, judged): (Vec<Value>, Vec<Value>) =
+            case.records.iter().cloned().partition(|r| r["eventTime"].as_str().is_some_and(|t| !t.starts_with(&last_day)));
+        assert!(!history.is_empty(), "{}: the case has no history before {last_day}", case.key);
+        let dir = common::scratch_dir(&format!("fit-{}", case.key));
+        let archive = dir.join("archive.ndjson");
+        std::fs::write(&archive, history.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
+        let model = dir.join("first-seen.json");
+        let until = format!("{last_day}T00:00:00Z");
+        let argv = ["tripline", "fit", "--quiet", "--detection", &case.key, "--until", &until, "--out"]
+            .into_iter()
+            .map(std::ffi::OsString::from)
+            .chain([model.clone().into_os_string(), archive.into_os_string()]);
+        assert_eq!(tripline_cli::run(argv), 0, "tripline fit {}", case.key);
+        let fitted: Value = serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+        assert_eq!(fitted["format"], "tripline-first-seen");
+        assert!(fitted["first_seen"]["keys"].as_object().is_some_and(|k| !k.is_empty()), "{fitted}");
+
+        let mut config = config_for(&BTreeSet::from([case.key.as_str()]));
+        config["models"] = json!(["first-seen.json"]);
+        let mut filter = common::start_filter(&dir, &config);
+        let mut records = judged;
+        records.push(closer());
+        let alerts = common::run(&mut filter, &records);
+        assert_eq!(mismatch(case, &rows_of(&alerts, &rule_id(&case.key))), None);
+    }
 }

@@ -191,7 +191,7 @@ fn a_million_distinct_groups_stay_inside_the_caps_and_true_alerts_still_fire() {
     let history_path = dir.join("history.ndjson");
     std::fs::write(&history_path, history.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
     let baseline = dir.join("baseline.json");
-    let status = tripline_cli::run(["tripline".as_ref(), "fit".as_ref(), "--quiet".as_ref(), "--out".as_ref(), baseline.as_os_str(), history_path.as_os_str()]);
+    let status = tripline_cli::run(["tripline".as_ref(), "fit".as_ref(), "--quiet".as_ref(), "--detection".as_ref(), SG.as_ref(), "--out".as_ref(), baseline.as_os_str(), history_path.as_os_str()]);
     assert_eq!(status, 0);
 
     let config = json!({

@@ -63,15 +63,22 @@ pub struct Row<'e, 'a> {
     user: UserSource,
     /// Fields set by steps, in the order they appeared; `None` hides the event's field (rename).
     fields: Vec<(String, Option<Val>)>,
+    /// What `now()` gives: after `stats`, the end of the window being closed.
+    now: Option<i64>,
 }
 
 impl<'e, 'a> Row<'e, 'a> {
     pub fn of_event(event: &'e Event<'a>, user: UserSource) -> Self {
-        Row { event: Some(event), user, fields: Vec::new() }
+        Row { event: Some(event), user, fields: Vec::new(), now: None }
     }
 
     pub fn of_fields(fields: Vec<(String, Val)>) -> Self {
-        Row { event: None, user: UserSource::default(), fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect() }
+        Row { event: None, user: UserSource::default(), fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect(), now: None }
+    }
+
+    /// The row with `now()` at `now`.
+    pub fn at(self, now: i64) -> Self {
+        Row { now: Some(now), ..self }
     }
 
     pub fn get(&self, name: &str) -> Result<Val, FieldError> {
@@ -118,7 +125,7 @@ impl<'e, 'a> Row<'e, 'a> {
     }
 
     fn fork(&self) -> Row<'e, 'a> {
-        Row { event: self.event, user: self.user, fields: self.fields.clone() }
+        Row { event: self.event, user: self.user, fields: self.fields.clone(), now: self.now }
     }
 
     /// The fields this row carries, in order, nulls included, hidden ones left out.
@@ -297,6 +304,31 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
         Func::Tostring => arg(0)?.text().map_or(Val::Null, Val::Str),
         Func::Tonumber => arg(0)?.text().and_then(|s| parse_number(&s)).map_or(Val::Null, Val::Num),
         Func::Floor => number(0)?.map_or(Val::Null, |n| Val::Num(n.floor())),
+        Func::Min => {
+            // eval's min(): numbers compare as numbers and come before texts; nulls are skipped.
+            let mut least: Option<Val> = None;
+            for e in args {
+                for text in eval(e, row, regexes)?.texts() {
+                    let candidate = parse_number(&text).map_or(Val::Str(text.clone()), Val::Num);
+                    let smaller = match (&least, &candidate) {
+                        (None, _) => true,
+                        (Some(Val::Num(a)), Val::Num(b)) => b < a,
+                        (Some(Val::Num(_)), _) => false,
+                        (Some(_), Val::Num(_)) => true,
+                        (Some(a), b) => b.text() < a.text(),
+                    };
+                    if smaller {
+                        least = Some(candidate);
+                    }
+                }
+            }
+            least.unwrap_or(Val::Null)
+        }
+        Func::Now => row.now.map_or(Val::Null, |t| Val::Num(t as f64)),
+        Func::RelativeTime => match (number(0)?, arg(1)?.text()) {
+            (Some(t), Some(spec)) => crate::time::relative_time(t.floor() as i64, &spec).map_or(Val::Null, |t| Val::Num(t as f64)),
+            _ => Val::Null,
+        },
         Func::Abs => number(0)?.map_or(Val::Null, |n| Val::Num(n.abs())),
         Func::Round => {
             let digits = number(1)?.unwrap_or(0.0).clamp(0.0, 15.0);
@@ -552,6 +584,9 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                         next.extend(run_steps(branch, vec![row.fork()], regexes)?);
                     }
                 }
+                // The rule's detection holds the set and applies the lookup (run.rs); here,
+                // where no set is at hand, it would be a lookup that matches nothing.
+                Step::FirstSeen { .. } => next.push(row),
                 Step::Table(fields) => {
                     let mut kept = Vec::with_capacity(fields.len());
                     for field in fields {

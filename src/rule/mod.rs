@@ -36,6 +36,9 @@ pub struct Rule {
     /// Per result row (after `stats`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Step>,
+    /// The rule's first-seen set, for a `lookup previously_seen_*` step (`Step::FirstSeen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<FirstSeen>,
     /// Tag each selected event at once (the real-time path), ahead of the windowed result.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tag_each_event: bool,
@@ -213,6 +216,13 @@ pub enum Func {
     Strftime,
     /// `null()`.
     Null,
+    /// `min(x, ...)`: the least of its arguments' values, numbers below texts, as eval's does.
+    Min,
+    /// `now()`: after `stats`, the end of the window being closed (the search's run time, in
+    /// event time); null before it.
+    Now,
+    /// `relative_time(t, "-70m@m")`: `t` moved by the offset, then snapped to the unit's start.
+    RelativeTime,
 }
 
 /// One step of the pipeline over a row.
@@ -253,6 +263,41 @@ pub enum Step {
     /// (its own selection a `search` step first); the rows of every branch go on, in branch
     /// order. An event both branches keep gives a row in each, as `append` would.
     Union(Vec<Vec<Step>>),
+    /// `lookup previously_seen_<x> <key> OUTPUT firstTimeSeen, lastTimeSeen, enough_data` over
+    /// the rule's own first-seen set ([`FirstSeen`]) as it stood before the window being closed:
+    /// a row whose `key` the set has gets its first and last time (epoch seconds) and whether
+    /// the set has enough data (1 or 0); other rows get nulls, as a lookup without a match.
+    /// Each output is `None` where the search does not ask for it.
+    FirstSeen {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_time: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_time: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enough_data: Option<String>,
+    },
+}
+
+/// A first-seen set learned in-stream, standing for a `previously_seen_*` lookup and the
+/// baseline searches that fill it (see `first_seen.rs`). After each window closes and its rows
+/// are judged, every group of it is learned: its value of `group_field` as the key, seen from
+/// its first to its last event. Host settings (`detections.<key>.first_seen`) may change the
+/// horizon, the warm-up and the cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstSeen {
+    /// The `stats` group field whose values are the keys.
+    pub group_field: String,
+    /// Keys last seen before this many days before the window's day are forgotten (the
+    /// baseline's `-<n>d@d` forget window).
+    pub horizon_days: i64,
+    /// The set has enough data once its oldest key was first seen this many days before the
+    /// window's day (the baseline's `globalFirstTime <= relative_time(now(), "-<n>d@d")`).
+    pub warm_up_days: i64,
+    /// The baseline searches this set stands for, for provenance.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub baseline: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

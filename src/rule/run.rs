@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::eval::{run_steps, test, Regexes, Row};
@@ -10,7 +11,9 @@ use super::value::Val;
 use super::{AggFunc, CompareOp, Cond, Expr, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
+use crate::config::ConfigError;
 use crate::detection::{values_field, Detection, Selected, INDEX_FIELDS};
+use crate::first_seen::FirstSeenSet;
 use crate::snapshot::fnv1a64;
 use crate::time::format_rfc3339;
 
@@ -25,7 +28,35 @@ pub struct RuleDetection {
     /// A digest of what decides the content of the rule's windows (selection, steps, stats),
     /// saved with them: windows saved under another form of the rule are not restored.
     shape: String,
+    /// The first-seen set, for a rule with one.
+    first_seen: Option<Learned>,
 }
+
+/// Identifies a first-seen set's documents (the state it saves, the model `tripline fit` writes).
+pub const FIRST_SEEN_FORMAT: &str = "tripline-first-seen";
+
+/// A rule's first-seen set and how it learns.
+#[derive(Debug)]
+struct Learned {
+    set: FirstSeenSet,
+    /// The index of the set's key among the group key's fields.
+    key_index: usize,
+    settings: FirstSeenSettings,
+}
+
+/// `detections.<key>.first_seen` in the host's configuration; the rule's values by default.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirstSeenSettings {
+    horizon_days: i64,
+    warm_up_days: i64,
+    /// At most this many keys; beyond, the tenth least recently seen are forgotten and counted.
+    max_keys: usize,
+}
+
+/// Keys of 1 KiB at most (`limits.max_value_bytes`): 100,000 of them stay within about 100 MiB
+/// in the worst case and a few MiB for addresses.
+const DEFAULT_MAX_KEYS: usize = 100_000;
 
 impl RuleDetection {
     /// Prepares a rule to run; rejects what the engine cannot run as written.
@@ -90,13 +121,106 @@ impl RuleDetection {
                 }
             }
         }
+        let lookups = rule.after.iter().filter(|s| matches!(s, Step::FirstSeen { .. })).count();
+        let first_seen = match (&rule.first_seen, lookups) {
+            (None, 0) => None,
+            (Some(spec), 1) => {
+                let key_index = group_fields
+                    .iter()
+                    .position(|f| *f == spec.group_field)
+                    .ok_or_else(|| format!("the first-seen set's key `{}` is not a `stats` group field", spec.group_field))?;
+                if rule.tag_each_event {
+                    return Err("a first-seen lookup needs the window's rows: its events cannot be tagged one by one".into());
+                }
+                let settings =
+                    FirstSeenSettings { horizon_days: spec.horizon_days, warm_up_days: spec.warm_up_days, max_keys: DEFAULT_MAX_KEYS };
+                Some(Learned { set: FirstSeenSet::new(), key_index, settings })
+            }
+            _ => return Err("a rule has a first-seen set exactly when it has one `first_seen` step after `stats`".into()),
+        };
+        if rule.steps.iter().any(|s| matches!(s, Step::FirstSeen { .. })) {
+            return Err("the first-seen lookup is supported after `stats` only".into());
+        }
         let form = serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats)).map_err(|e| e.to_string())?;
         let shape = format!("{:016x}", fnv1a64(&form));
-        Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape })
+        Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape, first_seen })
     }
 
     pub fn rule(&self) -> &Rule {
         &self.rule
+    }
+
+    /// The rule configured by its own settings in the host's configuration (`detections.<key>`
+    /// without `enabled`/`suppress`): `first_seen` for a rule with a first-seen set, else none.
+    pub fn configured(rule: Rule, settings: &Map<String, Value>) -> Result<RuleDetection, ConfigError> {
+        let key = rule.metadata.key.clone();
+        let mut own = settings.clone();
+        let first_seen = own.remove("first_seen");
+        if let Some(name) = own.keys().next() {
+            // Named in the message: `tripline fit` tells a detection that takes no `mode` by it.
+            return Err(ConfigError::new(
+                format!("detections.{key}.{name}"),
+                format!("unknown setting `{name}`; a rule takes only `enabled`, `suppress` and, with a first-seen set, `first_seen`"),
+            ));
+        }
+        let mut detection = RuleDetection::new(rule).map_err(|e| ConfigError::new(format!("detections.{key}"), e))?;
+        match (first_seen, &mut detection.first_seen) {
+            (None, _) => {}
+            (Some(_), None) => return Err(ConfigError::new(format!("detections.{key}.first_seen"), "this rule has no first-seen set")),
+            (Some(value), Some(learned)) => {
+                let mut merged = serde_json::to_value(learned.settings).map_err(|e| ConfigError::new(format!("detections.{key}"), e.to_string()))?;
+                if let (Some(into), Some(from)) = (merged.as_object_mut(), value.as_object()) {
+                    into.extend(from.clone());
+                }
+                let path = format!("detections.{key}.first_seen");
+                learned.settings = serde_json::from_value(merged).map_err(|e| ConfigError::new(&path, e.to_string()))?;
+                let s = learned.settings;
+                if s.horizon_days < 1 || s.warm_up_days < 0 || s.max_keys == 0 {
+                    return Err(ConfigError::new(path, "horizon_days must be at least 1, warm_up_days at least 0, max_keys at least 1"));
+                }
+            }
+        }
+        Ok(detection)
+    }
+
+    /// Whether the `after` steps need the window's rows together: an `eventstats`, or the
+    /// first-seen lookup, which reads the set as it stood before the window.
+    fn window_steps(&self) -> bool {
+        self.rule.after.iter().any(|s| matches!(s, Step::Eventstats { .. } | Step::FirstSeen { .. }))
+    }
+
+    /// The `lookup` of the first-seen set for every row, as the set stands (before this
+    /// window is learned), with `now` the window's end.
+    fn look_up(&self, step: &Step, rows: &mut [Row<'static, 'static>], now: i64) {
+        let (Step::FirstSeen { key, first_time, last_time, enough_data }, Some(learned)) = (step, &self.first_seen) else { return };
+        let enough = learned.set.enough_data(now, learned.settings.warm_up_days);
+        for row in rows {
+            let seen = row.get(key).ok().and_then(|v| v.text()).and_then(|k| learned.set.get(&k));
+            let outputs = [
+                (first_time, seen.map(|(first, _)| first as f64)),
+                (last_time, seen.map(|(_, last)| last as f64)),
+                (enough_data, seen.map(|_| if enough { 1.0 } else { 0.0 })),
+            ];
+            for (name, value) in outputs {
+                if let Some(name) = name {
+                    row.set(name, Some(value.map_or(Val::Null, Val::Num)));
+                }
+            }
+        }
+    }
+
+    /// Learns every group of a closed window into the first-seen set, then forgets what is
+    /// past the horizon.
+    fn learn(&mut self, groups: &[ClosedGroup]) {
+        let Some(learned) = &mut self.first_seen else { return };
+        for group in groups {
+            if let Some(key) = group.key.get(learned.key_index) {
+                learned.set.learn(key, group.stats.first, group.stats.last, learned.settings.max_keys);
+            }
+        }
+        if let Some(now) = groups.iter().map(|g| g.window_end).max() {
+            learned.set.expire(now, learned.settings.horizon_days);
+        }
     }
 }
 
@@ -248,15 +372,21 @@ impl Detection for RuleDetection {
     }
 
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>> {
+        if self.window_steps() {
+            return self.on_close_window(std::slice::from_ref(group)).pop().flatten();
+        }
         self.result_of(group)
     }
 
-    /// With an `eventstats` after `stats`, the window's rows go through the `after` steps
-    /// together: each `eventstats` sees every row of the window that reached it.
+    /// With an `eventstats` or a first-seen lookup after `stats`, the window's rows go through
+    /// the `after` steps together: each `eventstats` sees every row of the window that reached
+    /// it, and the lookup reads the set as it stood before the window, which then learns every
+    /// group of the window.
     fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
-        if !self.rule.after.iter().any(|s| matches!(s, Step::Eventstats { .. })) {
+        if !self.window_steps() {
             return groups.iter().map(|g| self.result_of(g)).collect();
         }
+        let now = groups.iter().map(|g| g.window_end).max().unwrap_or_default();
         let mut owners = Vec::with_capacity(groups.len());
         let mut rows = Vec::with_capacity(groups.len());
         for (i, group) in groups.iter().enumerate() {
@@ -270,8 +400,15 @@ impl Detection for RuleDetection {
             if matches!(step[0], Step::Eventstats { .. }) {
                 match run_steps(step, rows, &self.regexes) {
                     Ok(r) => rows = r,
-                    Err(_) => return vec![None; groups.len()],
+                    Err(_) => {
+                        self.learn(groups);
+                        return vec![None; groups.len()];
+                    }
                 }
+                continue;
+            }
+            if matches!(step[0], Step::FirstSeen { .. }) {
+                self.look_up(&step[0], &mut rows, now);
                 continue;
             }
             let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
@@ -287,20 +424,61 @@ impl Detection for RuleDetection {
         for (owner, row) in owners.into_iter().zip(rows) {
             out[owner] = Some(result_row(row));
         }
+        self.learn(groups);
         out
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        match &self.first_seen {
+            Some(l) => vec![("first_seen_keys", l.set.len() as u64), ("evicted_first_seen", l.set.evicted()), ("expired_first_seen", l.set.expired())],
+            None => Vec::new(),
+        }
+    }
+
+    /// The shape of the rule; with a first-seen set, the set too, as a model document that
+    /// `tripline fit` writes and a host's `models` load.
     fn save_state(&self) -> Value {
-        json!({ "shape": self.shape })
+        match &self.first_seen {
+            Some(l) => json!({
+                "format": FIRST_SEEN_FORMAT,
+                "version": 1,
+                "detection": self.rule.metadata.key,
+                "shape": self.shape,
+                "first_seen": l.set,
+            }),
+            None => json!({ "shape": self.shape }),
+        }
     }
 
     /// Refuses windows saved under another form of the rule: their groups and columns would be
     /// read as this form's. State saved before shapes were (`null`) is taken as it is.
     fn restore_state(&mut self, state: &Value) -> Result<(), String> {
         match state.get("shape").and_then(Value::as_str) {
-            Some(shape) if shape != self.shape => Err("the rule changed since its state was saved".into()),
+            Some(shape) if shape != self.shape => return Err("the rule changed since its state was saved".into()),
+            _ => {}
+        }
+        match (&mut self.first_seen, state.get("first_seen")) {
+            (Some(learned), Some(set)) => {
+                learned.set = FirstSeenSet::deserialize(set).map_err(|e| format!("first-seen set: {e}"))?;
+                Ok(())
+            }
             _ => Ok(()),
         }
+    }
+
+    /// A first-seen set fitted offline (`tripline fit`) replaces the one learned so far.
+    fn load_model(&mut self, model: &Value) -> Result<(), String> {
+        let key = &self.rule.metadata.key;
+        if self.first_seen.is_none() {
+            return Err(format!("detection {key} takes no model"));
+        }
+        if model.get("format").and_then(Value::as_str) != Some(FIRST_SEEN_FORMAT) {
+            return Err(format!("detection {key} takes a `{FIRST_SEEN_FORMAT}` model"));
+        }
+        if model.get("shape").and_then(Value::as_str).is_some_and(|s| s != self.shape) {
+            return Err(format!("the model was fitted for another form of rule {key}"));
+        }
+        self.restore_state(model)
     }
 }
 
@@ -363,7 +541,7 @@ impl RuleDetection {
             };
             fields.push((agg.name.clone(), value));
         }
-        Some(Row::of_fields(fields))
+        Some(Row::of_fields(fields).at(group.window_end))
     }
 }
 
@@ -464,6 +642,7 @@ mod tests {
             after: ["firstTime", "lastTime"]
                 .map(|f| Step::Ctime { field: f.into(), format: "%Y-%m-%dT%H:%M:%S".into() })
                 .to_vec(),
+            first_seen: None,
             tag_each_event: true,
             warnings: Vec::new(),
         }
