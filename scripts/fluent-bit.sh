@@ -26,7 +26,10 @@ common=(
 case "$product" in
   fluent-bit)
     # Every plugin off, then back on what tests, examples and the bench use (the alert routes of
-    # examples/fluent-bit/ need es, splunk, s3 and kinesis_firehose). Optimized like a
+    # examples/fluent-bit/ need es, splunk, s3 and kinesis_firehose; the scale-out examples the
+    # kafka input and output, whose librdkafka is in the source's lib/, and nest): one build for
+    # all, so that CI pays for one. `common` turns FLB_KAFKA off and the later -D wins, which
+    # keeps wamrc's options, and its cache, as they were. Optimized like a
     # release build (an unoptimized WAMR interpreter would skew every benchmark); simdutf's AVX2
     # code does not compile at -O3 without -mavx2 and only serves the UTF-16 encoder.
     options=(
@@ -35,9 +38,10 @@ case "$product" in
       -DFLB_FILTER_WASM=On -DFLB_FILTER_LUA=On -DFLB_FILTER_REWRITE_TAG=On
       -DFLB_OUT_STDOUT=On -DFLB_OUT_FILE=On -DFLB_OUT_NULL=On -DFLB_OUT_COUNTER=On -DFLB_OUT_LIB=On
       -DFLB_OUT_ES=On -DFLB_OUT_SPLUNK=On -DFLB_OUT_S3=On -DFLB_OUT_KINESIS_FIREHOSE=On
+      -DFLB_IN_KAFKA=On -DFLB_OUT_KAFKA=On -DFLB_FILTER_NEST=On
       -DFLB_WASM=On -DFLB_LUAJIT=On -DFLB_HTTP_SERVER=On -DFLB_CONFIG_YAML=On -DFLB_PARSER=On
       -DFLB_RECORD_ACCESSOR=On -DFLB_REGEX=On
-      "${common[@]}"
+      "${common[@]}" -DFLB_KAFKA=On
     )
     target=fluent-bit-bin built=bin/fluent-bit ;;
   wamrc)
