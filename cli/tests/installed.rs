@@ -166,6 +166,15 @@ fn the_installed_command_on_the_example_data() {
     // compile and coverage through the compiler's library.
     let coverage = run(&bin, w, &["coverage"]);
     assert!(coverage.code == 0 && coverage.stdout.contains("# ESCU coverage"));
+    // Partition safety of the built-in rules under a key given on the command line: the caller's
+    // ARN determines the caller's account, not the account an event was delivered to.
+    let row = |out: &Run, key: &str| out.stdout.lines().find(|l| l.starts_with(&format!("| `{key}` |"))).map(str::to_string);
+    let by_caller = run(&bin, w, &["coverage", "--partition-key", "userIdentity.accountId"]);
+    assert_eq!(by_caller.code, 0);
+    assert!(row(&by_caller, "aws_iam_accessdenied_discovery_events").is_some_and(|r| r.contains("| yes |")), "{}", by_caller.stdout);
+    let by_recipient = run(&bin, w, &["coverage", "--partition-key", "recipientAccountId"]);
+    assert!(row(&by_recipient, "aws_iam_accessdenied_discovery_events").is_some_and(|r| r.contains("| no |")));
+    assert!(row(&by_recipient, "aws_iam_delete_policy").is_some_and(|r| r.contains("| yes |") && r.contains("`eventID`")));
     let escu = repo().join("../shared/escu");
     if escu.is_dir() {
         let yml = escu.join("detections/cloud/aws_exfiltration_via_batch_service.yml");
