@@ -187,6 +187,22 @@ pub fn analyse(rule: &Rule, key: &str) -> Verdict {
     exact(format!("groups by `{field}`, which determines `{key}`"))
 }
 
+/// For a rule that is exact under `key`: the column of its group keys (its `by` fields without
+/// `_time`) that holds the key's value itself, so that its open groups can move with their
+/// partition (`tripline::rebalance`). `None` where no column holds it (a rule grouped by
+/// `eventID`, a rule that is not exact, a rule without groups).
+pub fn key_column(rule: &Rule, key: &str) -> Option<usize> {
+    if !analyse(rule, key).exact {
+        return None;
+    }
+    let stats = rule.stats.as_ref()?;
+    stats
+        .by
+        .iter()
+        .filter(|f| f.as_str() != "_time")
+        .position(|f| origins(f, &rule.steps).is_ok_and(|from| from.iter().all(|f| canonical(f) == canonical(key))))
+}
+
 /// The partition-safety section of the coverage report: every compiled rule under `key`.
 pub fn render(rules: &[&Rule], key: &str) -> String {
     let exact = rules.iter().filter(|r| analyse(r, key).exact).count();
@@ -267,6 +283,14 @@ mod tests {
         assert!(!v.exact && v.reason.contains("eventstats"), "{}", v.reason);
         let by_account = json!([{"eventstats": {"functions": functions, "by": ["_time", "recipientAccountId"]}}]);
         assert!(analyse(&rule(json!([]), &["_time", "recipientAccountId"], by_account), DEFAULT_KEY).exact);
+    }
+
+    #[test]
+    fn the_key_column_is_the_group_column_holding_the_key_itself() {
+        let r = rule(json!([]), &["_time", "src_ip", "recipientAccountId"], json!([]));
+        assert_eq!(key_column(&r, DEFAULT_KEY), Some(1));
+        assert_eq!(key_column(&rule(json!([]), &["eventID", "src_ip"], json!([])), DEFAULT_KEY), None);
+        assert_eq!(key_column(&rule(json!([]), &["src_ip"], json!([])), DEFAULT_KEY), None);
     }
 
     #[test]
