@@ -3,6 +3,9 @@
 # and prints the binary's path. The cache key is the source tarball's checksum plus the CMake options,
 # so a second run costs nothing and a change of either builds afresh.
 #   scripts/fluent-bit.sh            build (or reuse) and print the path of the fluent-bit binary
+#   scripts/fluent-bit.sh kafka      the same build with the kafka input and output (librdkafka is in
+#                                    its lib/) and the nest filter, for the scale-out examples; a
+#                                    product of its own, so the default build stays cached
 #   scripts/fluent-bit.sh wamrc      the same for Fluent Bit's own ahead-of-time compiler (FLB_WAMRC):
 #                                    an .aot file only loads in the WAMR release it was compiled for,
 #                                    so the compiler must come from this same source tree
@@ -17,14 +20,18 @@ cache="${FLUENT_BIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tripline}/$product"
 
 packages=(cmake flex bison libyaml-dev libssl-dev libsqlite3-dev pkg-config)
 # Off to save time; TLS, AWS and SQLDB do not compile off in 5.1.1 (../shared/fluent-bit/README.md).
+# The kafka product turns FLB_KAFKA on in the same place, so the other products' options (and
+# cache keys) stay as they were.
+kafka=Off
+[ "$product" = kafka ] && kafka=On
 common=(
   -DFLB_SQLDB=On -DFLB_PREFER_SYSTEM_LIB_SQLITE=On
-  -DFLB_EXAMPLES=Off -DFLB_SHARED_LIB=Off -DFLB_KAFKA=Off -DFLB_ZIG=Off -DFLB_PROXY_GO=Off
+  -DFLB_EXAMPLES=Off -DFLB_SHARED_LIB=Off -DFLB_KAFKA=$kafka -DFLB_ZIG=Off -DFLB_PROXY_GO=Off
   -DFLB_CUSTOM_CALYPTIA=Off -DFLB_STREAM_PROCESSOR=Off -DFLB_RIPSER=Off -DFLB_AVRO_ENCODER=Off
   -DFLB_ARROW=Off -DFLB_BACKTRACE=Off -DFLB_CHUNK_TRACE=Off
 )
 case "$product" in
-  fluent-bit)
+  fluent-bit|kafka)
     # Every plugin off, then back on what tests, examples and the bench use. Optimized like a
     # release build (an unoptimized WAMR interpreter would skew every benchmark); simdutf's AVX2
     # code does not compile at -O3 without -mavx2 and only serves the UTF-16 encoder.
@@ -37,7 +44,8 @@ case "$product" in
       -DFLB_RECORD_ACCESSOR=On -DFLB_REGEX=On
       "${common[@]}"
     )
-    target=fluent-bit-bin built=bin/fluent-bit ;;
+    [ "$product" = kafka ] && options+=(-DFLB_IN_KAFKA=On -DFLB_OUT_KAFKA=On -DFLB_FILTER_NEST=On)
+    target=fluent-bit-bin built=bin/fluent-bit binary_name=fluent-bit ;;
   wamrc)
     # Only the compiler is built, every plugin off. It links every static LLVM library Debian's
     # LLVMConfig.cmake lists, hence MLIR, Polly, libedit, libpfm and curl besides llvm-14-dev.
@@ -48,11 +56,11 @@ case "$product" in
     )
     packages+=(llvm-14-dev libcurl4-openssl-dev libmlir-14-dev libpolly-14-dev libedit-dev libpfm4-dev)
     target=flb-wamrc-bin built=bin/flb-wamrc ;;
-  *) echo "usage: fluent-bit.sh [fluent-bit|wamrc]" >&2; exit 2 ;;
+  *) echo "usage: fluent-bit.sh [fluent-bit|kafka|wamrc]" >&2; exit 2 ;;
 esac
 key="$( { sha256sum "$tarball" | cut -d' ' -f1; printf '%s\n' "${options[@]}"; } | sha256sum | cut -c1-16)"
 dir="$cache/$key"
-binary="$dir/$product"
+binary="$dir/${binary_name:-$product}"
 
 if [ ! -x "$binary" ]; then
   missing=()
@@ -77,7 +85,7 @@ if [ ! -x "$binary" ]; then
     || { tail -60 "$work/build.log" >&2; exit 1; }
   mkdir -p "$dir"
   # Publish atomically: a concurrent or interrupted build never leaves a half-written binary.
-  cp "$work/build/$built" "$dir/$product.tmp"
-  mv "$dir/$product.tmp" "$binary"
+  cp "$work/build/$built" "$binary.tmp"
+  mv "$binary.tmp" "$binary"
 fi
 echo "$binary"

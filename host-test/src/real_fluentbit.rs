@@ -21,12 +21,24 @@ use crate::artifacts::project_root;
 /// cached outside the checkout) and prints. Looked up once per process.
 pub fn binary() -> Result<PathBuf> {
     static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    let found = BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("FLUENT_BIT") {
+    built(&BINARY, "FLUENT_BIT", "fluent-bit")
+}
+
+/// The same build with the `kafka` input and output and the `nest` filter (for the scale-out
+/// examples): `$FLUENT_BIT_KAFKA`, else `scripts/fluent-bit.sh kafka`.
+pub fn kafka_binary() -> Result<PathBuf> {
+    static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    built(&BINARY, "FLUENT_BIT_KAFKA", "kafka")
+}
+
+fn built(cell: &OnceLock<std::result::Result<PathBuf, String>>, variable: &str, product: &str) -> Result<PathBuf> {
+    let found = cell.get_or_init(|| {
+        if let Some(path) = std::env::var_os(variable) {
             return Ok(PathBuf::from(path));
         }
         let script = project_root().join("scripts/fluent-bit.sh");
         let output = Command::new(&script)
+            .arg(product)
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| format!("running {}: {e}", script.display()))?;
