@@ -8,12 +8,13 @@
 //! splits, they must differ as predicted: the same groups, cut into one part per partition.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 use tripline::config::Config;
 use tripline::rule::{parse_rule_file, Rule};
 use tripline::Engine;
-use tripline_compiler::partition::{analyse, DEFAULT_KEY};
+use tripline_compiler::partition::{analyse, key_column, DEFAULT_KEY};
 use tripline_generate::{generate, Options};
 
 /// Rules of this test's own, beside the built-in pack: one grouped by the key, two grouped by
@@ -39,12 +40,25 @@ const OWN_RULES: &str = r#"[
    "stats": {"by": ["src_ip"], "functions": [{"func": "count", "name": "count"}]}}
 ]"#;
 
-/// A month of twenty accounts.
-fn month() -> Vec<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let opts = Options { organizations: 10, cross_account: true, ..Options::default() };
-    generate(&opts, &mut bytes).unwrap();
-    bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+/// A month of twenty accounts, with the rules and the single instance's alerts over it: made
+/// once for both tests.
+struct Month {
+    records: Vec<Vec<u8>>,
+    rules: Vec<Rule>,
+    single: Alerts,
+}
+
+fn month() -> &'static Month {
+    static MONTH: OnceLock<Month> = OnceLock::new();
+    MONTH.get_or_init(|| {
+        let mut bytes = Vec::new();
+        let opts = Options { organizations: 10, cross_account: true, ..Options::default() };
+        generate(&opts, &mut bytes).unwrap();
+        let records: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+        let rules = rules();
+        let single = run_split(&rules, &records, 1);
+        Month { records, rules, single }
+    })
 }
 
 fn rules() -> Vec<Rule> {
@@ -60,12 +74,16 @@ fn engine(rules: &[Rule]) -> Engine {
     Engine::with_rules(config, rules.to_vec()).unwrap()
 }
 
-/// The partition a record goes to: the key's value hashed, as a keyed producer does (any
-/// deterministic partitioner gives the same property: one key, one partition).
+/// The partition of a key: its value hashed, as a keyed producer does (any deterministic
+/// partitioner gives the same property: one key, one partition).
+fn partition_of(key: &str, partitions: u64) -> usize {
+    (tripline::snapshot::fnv1a64(key.as_bytes()) % partitions) as usize
+}
+
+/// The partition a record goes to.
 fn partition(record: &[u8], partitions: u64) -> usize {
     let value: Value = serde_json::from_slice(record).unwrap();
-    let key = value.get(DEFAULT_KEY).and_then(Value::as_str).unwrap_or_default();
-    (tripline::snapshot::fnv1a64(key.as_bytes()) % partitions) as usize
+    partition_of(value.get(DEFAULT_KEY).and_then(Value::as_str).unwrap_or_default(), partitions)
 }
 
 /// Alerts per detection name, each as its JSON text, in a multiset (sorted).
@@ -113,11 +131,9 @@ fn counts(alerts: &[String], field: &str) -> Vec<(String, String, u64)> {
 
 #[test]
 fn split_by_account_gives_the_single_instance_alerts_for_every_exact_rule() {
-    let records = month();
+    let Month { records, rules, single } = month();
     let accounts: BTreeSet<String> = records.iter().map(|r| serde_json::from_slice::<Value>(r).unwrap()[DEFAULT_KEY].to_string()).collect();
     assert_eq!(accounts.len(), 20);
-    let rules = rules();
-    let single = run_split(&rules, &records, 1);
     let verdict: BTreeMap<&str, _> = rules.iter().map(|r| (r.metadata.name.as_str(), analyse(r, DEFAULT_KEY))).collect();
     for name in ["Calls per recipient account", "Decrypts per caller account", "Calls per source address"] {
         assert!(single.get(name).is_some_and(|a| !a.is_empty()), "{name} fires on the month");
@@ -128,7 +144,7 @@ fn split_by_account_gives_the_single_instance_alerts_for_every_exact_rule() {
 
     // N = 1 is the single instance itself.
     for instances in [3, 8] {
-        let split = run_split(&rules, &records, instances);
+        let split = run_split(rules, records, instances);
         let mut differ = Vec::new();
         for (name, v) in &verdict {
             let (one, many) = (single.get(*name).cloned().unwrap_or_default(), split.get(*name).cloned().unwrap_or_default());
@@ -155,4 +171,65 @@ fn split_by_account_gives_the_single_instance_alerts_for_every_exact_rule() {
             assert_eq!(summed, whole, "{name}: the parts add up to the single instance's groups");
         }
     }
+}
+
+/// Six partitions over three instances (instance `i` reads partitions `i` and `i + 3`); in the
+/// middle of the month partition 5 moves from instance 2 to instance 0, its open groups with it
+/// when `move_state` (exported from instance 2's snapshot, imported into instance 0's, both
+/// restarted from them), or not at all.
+fn run_with_move(rules: &[Rule], records: &[Vec<u8>], move_state: bool) -> (Alerts, tripline::rebalance::Split) {
+    const PARTITIONS: u64 = 6;
+    let mut engines: Vec<Engine> = (0..3).map(|_| engine(rules)).collect();
+    let owner = |p: usize, moved: bool| if p == 5 && moved { 0 } else { p % 3 };
+    let mut alerts = Alerts::new();
+    let middle = records.len() / 2;
+    let mut split = None;
+    for (at, record) in records.iter().enumerate() {
+        if at == middle {
+            let columns: BTreeMap<&str, usize> =
+                rules.iter().filter_map(|r| Some((r.metadata.key.as_str(), key_column(r, DEFAULT_KEY)?))).collect();
+            let moved = tripline::rebalance::split(
+                &engines[2].snapshot().unwrap(),
+                |detection| columns.get(detection).copied(),
+                |key| partition_of(key, PARTITIONS) == 5,
+            )
+            .unwrap();
+            if move_state {
+                let target = tripline::rebalance::merge(Some(&engines[0].snapshot().unwrap()), &moved.moved).unwrap();
+                for (instance, state) in [(0, &target), (2, &moved.remaining)] {
+                    engines[instance] = engine(rules);
+                    engines[instance].restore(state).unwrap();
+                }
+            }
+            split = Some(moved);
+        }
+        let engine = &mut engines[owner(partition(record, PARTITIONS), at >= middle)];
+        engine.process(record, None);
+        drain(engine, &mut alerts);
+    }
+    for engine in &mut engines {
+        engine.finish_all();
+        drain(engine, &mut alerts);
+    }
+    alerts.values_mut().for_each(|v| v.sort());
+    (alerts, split.unwrap())
+}
+
+#[test]
+fn a_partition_moving_mid_month_takes_its_state_with_it() {
+    let Month { records, rules, single } = month();
+    let (moved, split) = run_with_move(rules, records, true);
+    println!("moved: {:?}; left where they were: {:?}", split.moved_groups, split.left_groups);
+    assert!(split.moved_groups.iter().any(|(key, n)| key == "calls_per_recipient_account" && *n > 0), "open groups of the moving keys moved");
+    for rule in rules {
+        if analyse(rule, DEFAULT_KEY).exact {
+            let name = &rule.metadata.name;
+            assert_eq!(single.get(name), moved.get(name), "{name} is exact across the move");
+        }
+    }
+    // The move is what keeps it exact: without the state, the hour the partition moved in is
+    // counted in two halves, one on each instance.
+    let (unmoved, _) = run_with_move(rules, records, false);
+    let name = "Calls per recipient account";
+    assert_ne!(single.get(name), unmoved.get(name), "{name} without the state moving");
 }
