@@ -310,6 +310,36 @@ impl Windows {
         self.groups
     }
 
+    /// Takes out the open groups whose key `moves` picks, for another instance to take over
+    /// (a partition moving, docs/scale-out.md); the rest stay.
+    pub fn split_off(&mut self, mut moves: impl FnMut(&[String]) -> bool) -> Windows {
+        let (mut kept, mut moved) = (Vec::new(), Vec::new());
+        for (start, groups) in std::mem::take(&mut self.open) {
+            let (go, stay): (Vec<_>, Vec<_>) = groups.into_iter().partition(|(key, _)| moves(key));
+            kept.push(SavedWindow { start, groups: stay });
+            moved.push(SavedWindow { start, groups: go });
+        }
+        *self = Windows::from(kept.into_iter().filter(|w| !w.groups.is_empty()).collect::<Vec<_>>());
+        Windows::from(moved.into_iter().filter(|w| !w.groups.is_empty()).collect::<Vec<_>>())
+    }
+
+    /// Takes over the groups of `other` (what [`Windows::split_off`] gave another instance). A
+    /// group open on both sides is refused whole: two instances never share a group of a rule
+    /// whose key carries the partitioning key, so it means the wrong state was given.
+    pub fn absorb(&mut self, other: Windows) -> Result<(), String> {
+        if let Some((start, key)) = other.open.iter().flat_map(|(s, g)| g.keys().map(move |k| (s, k))).find(|(s, k)| self.open.get(s).is_some_and(|g| g.contains_key(*k))) {
+            return Err(format!("the group {key:?} of the window at {start} is open on both sides"));
+        }
+        for (start, groups) in other.open {
+            for (key, stats) in groups {
+                self.groups += 1;
+                self.bytes += group_bytes(&key, &stats);
+                self.open.entry(start).or_default().insert(key, stats);
+            }
+        }
+        Ok(())
+    }
+
     /// Closes every window that starts before `bound`, groups in key order.
     pub fn close_before(&mut self, bound: i64, length: i64) -> Vec<ClosedGroup> {
         let mut closed = Vec::new();

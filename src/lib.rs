@@ -21,6 +21,7 @@ pub mod journal;
 pub mod json;
 pub mod memory;
 pub mod output;
+pub mod rebalance;
 pub mod rule;
 pub mod snapshot;
 pub mod suppress;

@@ -9,7 +9,7 @@ use tripline_compiler::datasources::DataSources;
 use tripline_compiler::enrich::Enrichment;
 use tripline_compiler::escu::{self, DETECTIONS};
 use tripline_compiler::macros::Macros;
-use tripline_compiler::{compile_detection, coverage, Context, Outcome};
+use tripline_compiler::{compile_detection, coverage, partition, Context, Outcome};
 
 use crate::{FINDINGS, OK};
 
@@ -46,10 +46,15 @@ pub struct CompileArgs {
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   tripline coverage
-  tripline coverage ../security_content > coverage.md")]
+  tripline coverage ../security_content > coverage.md
+  tripline coverage --partition-key userIdentity.accountId")]
 pub struct CoverageArgs {
     #[arg(value_name = "ESCU_ROOT")]
     root: Option<PathBuf>,
+    /// Only the partition-safety table: each rule built in (or of ESCU_ROOT) exact or not, with
+    /// the reason, when the records are split over instances by FIELD (docs/scale-out.md).
+    #[arg(long, value_name = "FIELD")]
+    partition_key: Option<String>,
 }
 
 fn enrichment() -> Result<Enrichment> {
@@ -154,15 +159,28 @@ fn context(root: Option<&Path>) -> Result<Context> {
     Ok(Context { macros, sources, enrichment: Some(enrichment()?), commit })
 }
 
+/// `root`, checked to be an ESCU tree.
+fn escu_root(root: &Path) -> Result<PathBuf> {
+    if !is_escu_root(root) {
+        bail!("{}: no {DETECTIONS} folder here; give the root of an ESCU (splunk/security_content) tree", root.display());
+    }
+    Ok(root.to_path_buf())
+}
+
 pub fn run_coverage(a: CoverageArgs) -> Result<u8> {
+    if let Some(key) = &a.partition_key {
+        let rules = match &a.root {
+            Some(root) => compile_tree(&escu_root(root)?)?.pack.rules,
+            None => tripline::catalog::builtin_rules(),
+        };
+        print!("{}", partition::render(&rules.iter().collect::<Vec<_>>(), key));
+        return Ok(OK);
+    }
     let Some(root) = a.root else {
         print!("{SHIPPED_COVERAGE}");
         return Ok(OK);
     };
-    if !is_escu_root(&root) {
-        bail!("{}: no {DETECTIONS} folder here; give the root of an ESCU (splunk/security_content) tree", root.display());
-    }
-    let compiled = compile_tree(&root)?;
+    let compiled = compile_tree(&escu_root(&root)?)?;
     print!("{}", coverage::render(&compiled.outcomes, &compiled.origin));
     Ok(OK)
 }

@@ -13,6 +13,7 @@ mod host;
 mod input;
 mod progress;
 mod replay;
+mod state;
 mod table;
 
 use std::ffi::OsString;
@@ -34,7 +35,8 @@ Examples:
   tripline check /etc/tripline
   tripline explain aws_exfiltration_via_batch_service record.json
   tripline compile security_content/detections/cloud/aws_exfiltration_via_batch_service.yml
-  tripline coverage
+  tripline coverage --partition-key recipientAccountId
+  tripline state export --partition 5 --partitions 12 --out p5.snap /etc/tripline
   tripline completions bash > /etc/bash_completion.d/tripline
 
 Input files are NDJSON, CloudTrail S3 exports ({\"Records\":[...]}) or .gz of either; `-` is stdin.
@@ -61,6 +63,7 @@ enum Command {
     Coverage(compile::CoverageArgs),
     Check(check::Args),
     Explain(explain::Args),
+    State(state::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         shell: clap_complete::Shell,
@@ -87,6 +90,7 @@ where
         Command::Coverage(a) => compile::run_coverage(a),
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::State(a) => state::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tripline", &mut std::io::stdout());
             Ok(OK)

@@ -163,9 +163,61 @@ fn the_installed_command_on_the_example_data() {
     assert!(check.stdout.contains(&format!("rules/{module_says}")), "the module's message: {module_says}");
     assert_eq!(run(&bin, w, &["check", "--rules", "rules/mine.json"]).code, 1);
 
+    // A partition moving: the open groups of its key leave one instance's state (its journal
+    // folded in) and join another's, which starts from nothing.
+    let per_account = br#"{"metadata": {"id": "p", "key": "per_account", "name": "Per account", "version": 1,
+        "analytic_type": "TTP", "status": "production", "impact": 1, "confidence": 1, "message": "m"},
+        "source": {"kind": "local"}, "selection": {"all": []},
+        "stats": {"by": ["recipientAccountId"], "functions": [{"func": "count", "name": "count"}]}}"#;
+    let document = br#"{"rules": ["per-account.json"]}"#;
+    let instance = |dir: &str| {
+        let engine = tripline::Engine::from_json_with_rules(document, |_| Ok(per_account.to_vec()));
+        let state = std::fs::read(w.join(dir).join("tripline-state.snap")).ok();
+        (engine, state)
+    };
+    for dir in ["one", "two"] {
+        std::fs::create_dir_all(w.join(dir)).unwrap();
+        std::fs::write(w.join(dir).join("tripline.json"), document).unwrap();
+        std::fs::write(w.join(dir).join("per-account.json"), per_account).unwrap();
+    }
+    let (mut one, _) = instance("one");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let records: Vec<&str> = text.lines().take(300).collect();
+    records.iter().for_each(|r| drop(one.process(r.as_bytes(), None)));
+    one.take_alerts(usize::MAX);
+    std::fs::write(w.join("one/tripline-state.snap"), one.snapshot().unwrap()).unwrap();
+    let closing = |dir: &str| -> Vec<Value> {
+        let (mut engine, state) = instance(dir);
+        if let Some(state) = state {
+            engine.restore(&state).unwrap();
+        }
+        engine.finish_all();
+        engine.take_alerts(usize::MAX).iter().map(|a| serde_json::from_str::<Value>(a.get()).unwrap()["result"].clone()).collect()
+    };
+    let before = closing("one");
+    let moving: Value = serde_json::from_str::<Value>(records.last().unwrap()).unwrap()["recipientAccountId"].clone();
+    let export = run(&bin, w, &["state", "export", "--key", moving.as_str().unwrap(), "--out", "moved.snap", "one"]);
+    assert!(export.code == 0 && export.stdout.contains("per_account: 1"));
+    assert_eq!(run(&bin, w, &["state", "import", "two", "moved.snap"]).code, 0);
+    let (stayed, moved) = (closing("one"), closing("two"));
+    assert!(stayed.iter().all(|r| r["recipientAccountId"] != moving) && moved.iter().all(|r| r["recipientAccountId"] == moving));
+    assert_eq!(moved.len(), 1);
+    assert_eq!([stayed, moved].concat().len(), before.len(), "every open group is in one place");
+    assert!(before.iter().any(|r| r["recipientAccountId"] == moving));
+    assert_eq!(run(&bin, w, &["state", "import", "two", "moved.snap"]).code, 2, "a group open on both sides is refused");
+
     // compile and coverage through the compiler's library.
     let coverage = run(&bin, w, &["coverage"]);
     assert!(coverage.code == 0 && coverage.stdout.contains("# ESCU coverage"));
+    // Partition safety of the built-in rules under a key given on the command line: the caller's
+    // ARN determines the caller's account, not the account an event was delivered to.
+    let row = |out: &Run, key: &str| out.stdout.lines().find(|l| l.starts_with(&format!("| `{key}` |"))).map(str::to_string);
+    let by_caller = run(&bin, w, &["coverage", "--partition-key", "userIdentity.accountId"]);
+    assert_eq!(by_caller.code, 0);
+    assert!(row(&by_caller, "aws_iam_accessdenied_discovery_events").is_some_and(|r| r.contains("| yes |")), "{}", by_caller.stdout);
+    let by_recipient = run(&bin, w, &["coverage", "--partition-key", "recipientAccountId"]);
+    assert!(row(&by_recipient, "aws_iam_accessdenied_discovery_events").is_some_and(|r| r.contains("| no |")));
+    assert!(row(&by_recipient, "aws_iam_delete_policy").is_some_and(|r| r.contains("| yes |") && r.contains("`eventID`")));
     let escu = repo().join("../shared/escu");
     if escu.is_dir() {
         let yml = escu.join("detections/cloud/aws_exfiltration_via_batch_service.yml");

@@ -171,6 +171,9 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
             cell(&indexed)
         );
     }
+    let rules: Vec<&tripline::rule::Rule> = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).collect();
+    let _ = writeln!(s);
+    s.push_str(&crate::partition::render(&rules, crate::partition::DEFAULT_KEY));
     s
 }
 

@@ -29,6 +29,7 @@ pub mod lower;
 pub mod macros;
 pub mod metadata;
 pub mod parse;
+pub mod partition;
 pub mod pcre;
 
 use tripline::rule::{Rule, Source};

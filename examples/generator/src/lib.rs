@@ -32,7 +32,7 @@ pub const SECURITY_GROUP_EVENTS: [&str; 6] = [
     "RevokeSecurityGroupEgress",
 ];
 
-/// The two fake accounts every record belongs to.
+/// The two fake accounts of the first organisation (the only one by default).
 pub const ACCOUNTS: [&str; 2] = ["123456789012", "210987654321"];
 
 /// Longest delivery delay applied to a record, in seconds.
@@ -42,6 +42,14 @@ pub struct Options {
     pub start: DateTime<Utc>,
     pub weeks: u32,
     pub seed: u64,
+    /// Organisations, each two accounts with the same people, roles and habits (identities
+    /// derived from the account, so distinct per organisation; source addresses shared, as
+    /// organisations behind one egress share them). The first is [`ACCOUNTS`]; 1 by default.
+    pub organizations: u32,
+    /// The automation role decrypts with a KMS key of its organisation's other account, and
+    /// CloudTrail delivers such a cross-account call to the key's owner as well: a second record
+    /// with the owner's `recipientAccountId`, its own `eventID` and the `sharedEventID` both carry.
+    pub cross_account: bool,
 }
 
 impl Default for Options {
@@ -51,6 +59,8 @@ impl Default for Options {
             start: Utc.with_ymd_and_hms(2026, 10, 5, 0, 0, 0).unwrap(),
             weeks: 4,
             seed: 7,
+            organizations: 1,
+            cross_account: false,
         }
     }
 }
@@ -82,13 +92,17 @@ pub fn generate(opts: &Options, out: &mut dyn Write) -> io::Result<Summary> {
     let t0 = opts.start.timestamp().div_euclid(3600) * 3600;
     let hours = i64::from(opts.weeks) * 168;
     let plan = Plan::new(t0, opts.weeks);
-    let mut world = World::new();
+    let mut worlds: Vec<World> = (0..opts.organizations.max(1)).map(|o| World::new(organization(o), opts.cross_account)).collect();
     let mut sink = Sink::new(opts.seed);
 
     for h in 0..hours {
         let hs = t0 + h * 3600;
-        let mut rng = Rng::new(mix(opts.seed, h as u64));
-        gen_hour(&mut world, &plan, hs, &mut rng, &mut sink);
+        for (o, world) in worlds.iter_mut().enumerate() {
+            // The first organisation's stream is the same whatever the number of organisations.
+            let seed = if o == 0 { opts.seed } else { mix(opts.seed, o as u64 ^ 0x4f52_4741_4e49_5a45) };
+            let mut rng = Rng::new(mix(seed, h as u64));
+            gen_hour(world, &plan, hs, &mut rng, &mut sink);
+        }
     }
 
     let mut recs = sink.recs;
@@ -98,7 +112,17 @@ pub fn generate(opts: &Options, out: &mut dyn Write) -> io::Result<Summary> {
         out.write_all(b"\n")?;
     }
     out.flush()?;
-    Ok(Summary { records: recs.len() as u64, planted: plan.planted() })
+    Ok(Summary { records: recs.len() as u64, planted: worlds.iter().flat_map(|w| plan.planted(w)).collect() })
+}
+
+/// The two account ids of organisation `o`: [`ACCOUNTS`] for the first, twelve digits derived
+/// from `o` for the others.
+pub fn organization(o: u32) -> [String; 2] {
+    if o == 0 {
+        return ACCOUNTS.map(str::to_string);
+    }
+    let id = |n: u64| format!("{:012}", 100_000_000_000 + mix(u64::from(o), n) % 900_000_000_000);
+    [id(1), id(2)]
 }
 
 // ---------------------------------------------------------------------------
@@ -181,6 +205,7 @@ fn name_rng(name: &str) -> Rng {
 // ---------------------------------------------------------------------------
 // Ordered JSON
 
+#[derive(Clone)]
 enum J {
     Null,
     Bool(bool),
@@ -340,7 +365,7 @@ struct Actor {
     /// userName for users, session name for roles.
     name: &'static str,
     role: &'static str,
-    account: &'static str,
+    account: String,
     principal_id: String,
     arn: String,
     access_key: String,
@@ -351,13 +376,13 @@ struct Actor {
 }
 
 impl Actor {
-    fn user(name: &'static str, account: &'static str, ip: &'static str, ua: Ua) -> Actor {
+    fn user(name: &'static str, account: &str, ip: &'static str, ua: Ua) -> Actor {
         let mut r = name_rng(&format!("{account}/user/{name}"));
         Actor {
             kind: Kind::User,
             name,
             role: "",
-            account,
+            account: account.to_string(),
             principal_id: format!("AIDA{}", r.chars(UPPER_ALNUM, 17)),
             arn: format!("arn:aws:iam::{account}:user/{name}"),
             access_key: format!("AKIA{}", r.chars(UPPER_ALNUM, 16)),
@@ -368,14 +393,14 @@ impl Actor {
         }
     }
 
-    fn role(role: &'static str, session: &'static str, account: &'static str, ip: &'static str, ua: Ua) -> Actor {
+    fn role(role: &'static str, session: &'static str, account: &str, ip: &'static str, ua: Ua) -> Actor {
         let mut r = name_rng(&format!("{account}/role/{role}/{session}"));
         let role_id = format!("AROA{}", r.chars(UPPER_ALNUM, 17));
         Actor {
             kind: Kind::Role,
             name: session,
             role,
-            account,
+            account: account.to_string(),
             principal_id: format!("{role_id}:{session}"),
             arn: format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"),
             access_key: format!("ASIA{}", r.chars(UPPER_ALNUM, 16)),
@@ -386,12 +411,12 @@ impl Actor {
         }
     }
 
-    fn root(account: &'static str, ip: &'static str) -> Actor {
+    fn root(account: &str, ip: &'static str) -> Actor {
         Actor {
             kind: Kind::Root,
             name: "root",
             role: "",
-            account,
+            account: account.to_string(),
             principal_id: account.to_string(),
             arn: format!("arn:aws:iam::{account}:root"),
             access_key: String::new(),
@@ -408,7 +433,7 @@ impl Actor {
                 "type": "IAMUser",
                 "principalId": &self.principal_id,
                 "arn": &self.arn,
-                "accountId": self.account,
+                "accountId": &self.account,
                 "accessKeyId": &self.access_key,
                 "userName": self.name,
             },
@@ -424,14 +449,14 @@ impl Actor {
                     "type": "AssumedRole",
                     "principalId": &self.principal_id,
                     "arn": &self.arn,
-                    "accountId": self.account,
+                    "accountId": &self.account,
                     "accessKeyId": &self.access_key,
                     "sessionContext": obj! {
                         "sessionIssuer": obj! {
                             "type": "Role",
                             "principalId": &self.role_id,
                             "arn": &self.role_arn,
-                            "accountId": self.account,
+                            "accountId": &self.account,
                             "userName": self.role,
                         },
                         "webIdFederationData": obj! {},
@@ -446,7 +471,7 @@ impl Actor {
                 "type": "Root",
                 "principalId": &self.principal_id,
                 "arn": &self.arn,
-                "accountId": self.account,
+                "accountId": &self.account,
                 "accessKeyId": "",
             },
         }
@@ -518,11 +543,13 @@ struct AccountNet {
 struct World {
     actors: Vec<Actor>,
     nets: [AccountNet; 2],
+    accounts: [String; 2],
+    cross_account: bool,
 }
 
 impl World {
-    fn new() -> World {
-        let [a1, a2] = ACCOUNTS;
+    fn new(accounts: [String; 2], cross_account: bool) -> World {
+        let [a1, a2] = [accounts[0].as_str(), accounts[1].as_str()];
         let actors = vec![
             Actor::user("alice", a1, "198.51.100.24", Ua::CliLinux),
             Actor::user("bob", a1, "198.51.100.61", Ua::CliLinux),
@@ -549,11 +576,18 @@ impl World {
                 net(a1, ["acme-prod-artifacts", "acme-prod-customer-exports", "acme-tfstate-123456789012"]),
                 net(a2, ["acme-analytics-raw", "acme-analytics-reports", "acme-logs-210987654321"]),
             ],
+            accounts,
+            cross_account,
         }
     }
 
     fn net(&mut self, account: &str) -> &mut AccountNet {
-        &mut self.nets[usize::from(account != ACCOUNTS[0])]
+        &mut self.nets[usize::from(account != self.accounts[0])]
+    }
+
+    /// The organisation's account other than `account`.
+    fn other(&self, account: &str) -> &str {
+        &self.accounts[usize::from(account == self.accounts[0])]
     }
 }
 
@@ -582,8 +616,7 @@ impl Plan {
         Plan { alice_spike: at(1, 10), batch_a: at(2, 2), ci_spike: at(3, 21), batch_b: at(4, 15) }
     }
 
-    fn planted(&self) -> Vec<Planted> {
-        let w = World::new();
+    fn planted(&self, w: &World) -> Vec<Planted> {
         let mut v = Vec::new();
         let mut add = |kind, t: Option<i64>, actor: String, count| {
             if let Some(t) = t {
@@ -591,9 +624,9 @@ impl Plan {
             }
         };
         add("security_group_spike", self.alice_spike, w.actors[ALICE].principal_id.clone(), ALICE_SPIKE);
-        add("batch_job_created", self.batch_a, ACCOUNTS[0].to_string(), 3);
+        add("batch_job_created", self.batch_a, w.accounts[0].clone(), 3);
         add("security_group_spike", self.ci_spike, w.actors[CI].principal_id.clone(), CI_SPIKE);
-        add("batch_job_created", self.batch_b, ACCOUNTS[1].to_string(), 1);
+        add("batch_job_created", self.batch_b, w.accounts[1].clone(), 1);
         v
     }
 }
@@ -692,7 +725,7 @@ fn api_record(w: &World, rng: &mut Rng, a: Api) -> J {
     }
     f.push(("eventType", "AwsApiCall".into()));
     f.push(("managementEvent", true.into()));
-    f.push(("recipientAccountId", actor.account.into()));
+    f.push(("recipientAccountId", (&actor.account).into()));
     f.push(("eventCategory", "Management".into()));
     f.push((
         "tlsDetails",
@@ -715,7 +748,7 @@ fn console_login(w: &World, rng: &mut Rng, who: usize, t: i64) -> J {
         ("type", J::from(if a.kind == Kind::Root { "Root" } else { "IAMUser" })),
         ("principalId", (&a.principal_id).into()),
         ("arn", (&a.arn).into()),
-        ("accountId", a.account.into()),
+        ("accountId", (&a.account).into()),
     ];
     if a.kind == Kind::Root {
         ident.push(("accessKeyId", "".into()));
@@ -742,7 +775,7 @@ fn console_login(w: &World, rng: &mut Rng, who: usize, t: i64) -> J {
         "readOnly": false,
         "eventType": "AwsConsoleSignIn",
         "managementEvent": true,
-        "recipientAccountId": a.account,
+        "recipientAccountId": &a.account,
         "eventCategory": "Management",
     }
 }
@@ -784,7 +817,8 @@ fn region(rng: &mut Rng) -> &'static str {
 
 fn background(w: &mut World, rng: &mut Rng, who: usize, t: i64) -> J {
     let kind = w.actors[who].kind;
-    let account = w.actors[who].account;
+    let account = w.actors[who].account.clone();
+    let account = account.as_str();
     let weights: Vec<u32> = BG_EVENTS
         .iter()
         .map(|&(_, name, _, wt)| if name == "AssumeRole" && kind != Kind::User { 0 } else { wt })
@@ -898,13 +932,14 @@ fn background(w: &mut World, rng: &mut Rng, who: usize, t: i64) -> J {
             a.req = obj! { "roleName": *rng.pick(&ROLES) };
         }
         "Decrypt" => {
-            let key = format!("arn:aws:kms:{reg}:{account}:key/{}", name_rng(account).uuid());
+            let owner = if w.cross_account && who == CI { w.other(account) } else { account };
+            let key = format!("arn:aws:kms:{reg}:{owner}:key/{}", name_rng(owner).uuid());
             a.req = obj! {
                 "encryptionContext": obj! { "aws:ssm:parameter-name": "/app/prod/db-password" },
                 "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
             };
             a.resources = Some(J::Arr(vec![obj! {
-                "accountId": account,
+                "accountId": owner,
                 "type": "AWS::KMS::Key",
                 "ARN": key,
             }]));
@@ -978,7 +1013,8 @@ fn ip_permissions(rule: (&str, i64, i64, &str, &str)) -> J {
 }
 
 fn sg_call(w: &mut World, rng: &mut Rng, who: usize, t: i64, mut name: &'static str, fail: bool) -> J {
-    let account = w.actors[who].account;
+    let account = w.actors[who].account.clone();
+    let account = account.as_str();
     let reg = region(rng);
     let net = w.net(account);
     // Only groups created during the run are deleted, so deletes look like cleanup.
@@ -1068,7 +1104,8 @@ fn sg_error(
     (sg, gname): &(String, String),
     (proto, from, to, cidr, _): (&str, i64, i64, &str, &str),
 ) -> (&'static str, String) {
-    let account = w.actors[who].account;
+    let account = w.actors[who].account.clone();
+    let account = account.as_str();
     if rng.chance(0.4) {
         return (
             "Client.UnauthorizedOperation",
@@ -1084,7 +1121,7 @@ fn sg_error(
     match name {
         "CreateSecurityGroup" => (
             "Client.InvalidGroup.Duplicate",
-            format!("The security group '{gname}' already exists for VPC '{}'", w.nets[usize::from(account != ACCOUNTS[0])].vpc),
+            format!("The security group '{gname}' already exists for VPC '{}'", w.nets[usize::from(account != w.accounts[0])].vpc),
         ),
         "DeleteSecurityGroup" => ("Client.DependencyViolation", format!("resource {sg} has a dependent object")),
         n if n.starts_with("Revoke") => (
@@ -1127,8 +1164,9 @@ fn times_in(rng: &mut Rng, hs: i64, n: u64, lo: i64, hi: i64) -> Vec<i64> {
 // S3 Batch Operations
 
 fn create_job(w: &World, rng: &mut Rng, who: usize, t: i64, job_id: &str, ip: Option<&'static str>) -> J {
-    let account = w.actors[who].account;
-    let src = w.nets[usize::from(account != ACCOUNTS[0])].buckets[1];
+    let account = w.actors[who].account.clone();
+    let account = account.as_str();
+    let src = w.nets[usize::from(account != w.accounts[0])].buckets[1];
     let mut a = Api::new(who, t, "us-west-2", "s3.amazonaws.com", "CreateJob");
     a.read_only = false;
     a.ip = ip;
@@ -1202,7 +1240,8 @@ fn job_event(rng: &mut Rng, account: &str, t: i64, name: &str, job_id: &str, sta
 
 /// CreateJob API call, then JobCreated seconds later, then Active and Complete updates.
 fn batch_job(w: &World, rng: &mut Rng, sink: &mut Sink, who: usize, t: i64, ip: Option<&'static str>) {
-    let account = w.actors[who].account;
+    let account = w.actors[who].account.clone();
+    let account = account.as_str();
     let job_id = rng.uuid();
     let rec = create_job(w, rng, who, t, &job_id, ip);
     sink.push(t, rec);
@@ -1219,6 +1258,37 @@ fn batch_job(w: &World, rng: &mut Rng, sink: &mut Sink, who: usize, t: i64, ip: 
 
 // ---------------------------------------------------------------------------
 // One clock hour
+
+/// For a call on a resource another account owns (its `resources[].accountId`), the record
+/// CloudTrail delivers to that owner too: the same call with the owner's `recipientAccountId` and
+/// an `eventID` of its own; both copies carry one `sharedEventID` ("CloudTrail record contents",
+/// AWS CloudTrail User Guide). `None` for a call within one account.
+fn delivered_to_owner(rec: &mut J, rng: &mut Rng) -> Option<J> {
+    let J::Obj(fields) = rec else { return None };
+    let text = |fields: &[(&str, J)], name: &str| match fields.iter().find(|(k, _)| *k == name) {
+        Some((_, J::Str(s))) => Some(s.clone()),
+        _ => None,
+    };
+    let recipient = text(fields, "recipientAccountId")?;
+    let owner = match fields.iter().find(|(k, _)| *k == "resources") {
+        Some((_, J::Arr(resources))) => resources.iter().find_map(|r| match r {
+            J::Obj(r) => text(r, "accountId").filter(|a| *a != recipient),
+            _ => None,
+        })?,
+        _ => return None,
+    };
+    let at = fields.iter().position(|(k, _)| *k == "recipientAccountId")? + 1;
+    fields.insert(at, ("sharedEventID", rng.uuid().into()));
+    let mut copy = fields.clone();
+    for (k, v) in copy.iter_mut() {
+        match *k {
+            "recipientAccountId" => *v = owner.clone().into(),
+            "eventID" => *v = rng.uuid().into(),
+            _ => {}
+        }
+    }
+    Some(J::Obj(copy))
+}
 
 fn gen_hour(w: &mut World, plan: &Plan, hs: i64, rng: &mut Rng, sink: &mut Sink) {
     let office = is_office(hs);
@@ -1256,8 +1326,12 @@ fn gen_hour(w: &mut World, plan: &Plan, hs: i64, rng: &mut Rng, sink: &mut Sink)
         let who = rng.weighted(&weights);
         // CI runs in the first half of the hour; people whenever.
         let t = if who == CI { hs + rng.below(1800) as i64 } else { hs + rng.below(3600) as i64 };
-        let rec = background(w, rng, who, t);
+        let mut rec = background(w, rng, who, t);
+        let owner_copy = delivered_to_owner(&mut rec, rng);
         sink.push(t, rec);
+        if let Some(copy) = owner_copy {
+            sink.push(t, copy);
+        }
     }
 
     // Security-group changes by the automation role: every hour, 2-4.

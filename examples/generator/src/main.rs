@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use tripline_generate::{generate, Options, Planted};
 
-const USAGE: &str = "usage: tripline-generate [--weeks N] [--seed S] [--start RFC3339] [--out FILE] [--planted FILE]
+const USAGE: &str = "usage: tripline-generate [--weeks N] [--seed S] [--start RFC3339] [--organizations N] [--cross-account] [--out FILE] [--planted FILE]
 
 Writes synthetic AWS CloudTrail records as NDJSON (default: stdout) and lists the
 planted anomalies on stderr.
@@ -14,6 +14,9 @@ planted anomalies on stderr.
   --weeks N        weeks of traffic; anomalies are planted in the last one (default 4)
   --seed S         PRNG seed, u64 (default 7)
   --start RFC3339  first hour, e.g. 2026-10-05T00:00:00Z (default; a Monday)
+  --organizations N  organisations of two accounts each (default 1)
+  --cross-account  the automation role decrypts with the other account's KMS key, which
+                   CloudTrail delivers to both accounts (a second record)
   --out FILE       write records to FILE instead of stdout
   --planted FILE   also write the planted anomalies to FILE as JSON";
 
@@ -45,6 +48,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     .map_err(|e| format!("--start: not RFC 3339 ({e}): {v:?}"))?
                     .with_timezone(&chrono::Utc);
             }
+            "--organizations" => {
+                let v = value()?;
+                args.opts.organizations = v.parse().map_err(|_| format!("--organizations: not a count: {v:?}"))?;
+            }
+            "--cross-account" => args.opts.cross_account = true,
             "--out" => args.out = Some(value()?),
             "--planted" => args.planted = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),

@@ -155,3 +155,46 @@ fn zero_weeks_is_empty() {
     assert!(buf.is_empty());
     assert_eq!(summary, Summary { records: 0, planted: vec![] });
 }
+
+#[test]
+fn organizations_have_their_own_accounts_and_cross_account_calls_reach_both() {
+    let opts = Options { weeks: 1, organizations: 3, cross_account: true, ..Options::default() };
+    let (buf, summary) = run(&opts);
+    let recs = parse(&buf);
+    let accounts: BTreeSet<&str> = recs.iter().map(|r| r["recipientAccountId"].as_str().unwrap()).collect();
+    assert_eq!(accounts.len(), 6);
+    // Identities are derived from the account: no principal is shared between organisations.
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for r in &recs {
+        if let (Some(p), Some(a)) = (r["userIdentity"]["principalId"].as_str(), r["userIdentity"]["accountId"].as_str()) {
+            assert_eq!(*owner.entry(p).or_insert(a), a, "{p} acts for one account");
+        }
+    }
+    assert_eq!(summary.planted.len(), 12, "each organisation has the plants");
+    // A cross-account call is delivered twice: one sharedEventID, two eventIDs, both accounts.
+    let mut shared: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for r in &recs {
+        if let Some(id) = r["sharedEventID"].as_str() {
+            shared.entry(id).or_default().push(r);
+        }
+    }
+    assert!(!shared.is_empty());
+    for copies in shared.values() {
+        let [caller, owner] = copies[..] else { panic!("two deliveries: {copies:?}") };
+        assert_eq!(caller["eventName"], "Decrypt");
+        assert_ne!(caller["eventID"], owner["eventID"]);
+        assert_eq!(caller["recipientAccountId"], caller["userIdentity"]["accountId"]);
+        assert_eq!(owner["recipientAccountId"], owner["resources"][0]["accountId"]);
+        assert_ne!(caller["recipientAccountId"], owner["recipientAccountId"]);
+    }
+    // Without cross-account calls, the first organisation's traffic is the default data set's.
+    let (default, _) = run(&Options { weeks: 1, ..Options::default() });
+    let first: BTreeSet<String> = parse(&default).iter().map(|r| r["eventID"].to_string()).collect();
+    let (three, _) = run(&Options { weeks: 1, organizations: 3, ..Options::default() });
+    let ours: BTreeSet<String> = parse(&three)
+        .iter()
+        .filter(|r| tripline_generate::ACCOUNTS.contains(&r["recipientAccountId"].as_str().unwrap()))
+        .map(|r| r["eventID"].to_string())
+        .collect();
+    assert_eq!(ours, first);
+}

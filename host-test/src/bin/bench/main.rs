@@ -6,11 +6,12 @@
 //! same module with every detection disabled (the host's own per-call cost). Timings are best of
 //! several rounds; allocation counts are exact. Then, given a `fluent-bit` binary, the real
 //! Fluent Bit section (`fluentbit.rs`) prices each filter in the process users actually run.
-//! `BENCH_ONLY=fluent-bit` runs that section alone.
+//! `BENCH_ONLY=fluent-bit` runs that section alone, `BENCH_ONLY=scale-out` the scale-out one.
 
 mod fluentbit;
 mod process;
 mod records;
+mod scale_out;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,8 +82,10 @@ fn measure<F: FnMut(&[u8])>(records: &[&[u8]], rounds: usize, mut setup: impl Fn
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::var("BENCH_ONLY").ok().as_deref() == Some("fluent-bit") {
-        return real_fluent_bit();
+    match std::env::var("BENCH_ONLY").ok().as_deref() {
+        Some("fluent-bit") => return real_fluent_bit(),
+        Some("scale-out") => return scale_out::scale_out(|records| measure(records, 5, scale_out::shipped).0),
+        _ => {}
     }
     let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/generated/cloudtrail.ndjson".into());
     let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{path}: {e} (run `make example-data`)"))?;
@@ -123,6 +126,8 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
     pack_against_seeds(&all)?;
+    println!();
+    scale_out::scale_out(|records| measure(records, rounds, scale_out::shipped).0)?;
     println!();
     fluentbit_module(&all)?;
     println!();

@@ -49,7 +49,7 @@ fn write_records(path: &Path, count: u64) -> anyhow::Result<()> {
         }
         // The last run keeps the defaults' seed: the million-record file is what it always was.
         let seed = defaults.seed + u64::from(runs - 1 - run);
-        let opts = Options { weeks: WEEKS, start: start + Duration::weeks((WEEKS * run).into()), seed };
+        let opts = Options { weeks: WEEKS, start: start + Duration::weeks((WEEKS * run).into()), seed, ..Options::default() };
         generate(&opts, &mut out)?;
     }
     anyhow::ensure!(out.left == 0, "the generator wrote only {} of {count} records", count - out.left);
