@@ -29,6 +29,7 @@ pub mod macros;
 pub mod metadata;
 pub mod parse;
 pub mod pcre;
+pub mod sigma;
 
 use tripline::rule::{Rule, Source};
 
