@@ -447,6 +447,17 @@ fn lint(cond: &Cond, out: &mut Vec<String>) {
     }
 }
 
+/// Whether a YAML text is a Sigma rule (a `detection` and no SPL `search`) rather than an ESCU
+/// detection.
+pub fn is_sigma_rule(text: &str) -> bool {
+    serde_norway::from_str::<Yaml>(text).is_ok_and(|y| y.get("detection").is_some() && y.get("search").is_none())
+}
+
+/// Whether `dir` is a SigmaHQ/sigma checkout (it has [`RULES`]).
+pub fn is_sigma_root(dir: &Path) -> bool {
+    dir.join(RULES).is_dir()
+}
+
 /// Everything one run produces.
 pub struct Compiled {
     pub origin: String,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tripline_host_test::artifacts::{dist, project_root};
-use tripline_host_test::real_fluentbit::{Example, Layout, Running};
+use tripline_host_test::real_fluentbit::{printed_alerts, Example, Layout, Running};
 
 const ESCU_DELETE_TRAIL: &str = "aws_defense_evasion_delete_cloudtrail";
 const SIGMA_TRAIL_CHANGE: &str = "sigma_aws_cloudtrail_disable_logging";
@@ -101,6 +101,12 @@ fn every_sigma_rule_tags_its_positive_and_not_its_negative_in_real_fluent_bit() 
     let tagged = layout.tagged_lines();
     assert_eq!(tagged.len(), records.len(), "every record comes out once");
     let by_event = matches_by_event(&tagged);
+    // Each match is also an alert at once, with the rule's metadata and an empty result row.
+    let alerted: BTreeSet<String> = printed_alerts(&finished.stdout)
+        .iter()
+        .filter(|a| a["detection"]["source"] == "sigma" && a["result"] == json!({}))
+        .filter_map(|a| a["detection"]["id"].as_str().map(str::to_string))
+        .collect();
 
     let mut failures = Vec::new();
     for case in &cases {
@@ -119,6 +125,9 @@ fn every_sigma_rule_tags_its_positive_and_not_its_negative_in_real_fluent_bit() 
                     failures.push(format!("{}: match metadata {} instead of {expected}", case.rule, m["detection"]));
                 }
             }
+        }
+        if !alerted.contains(id) {
+            failures.push(format!("{}: no alert", case.rule));
         }
         if ids(&negative).contains(id) {
             failures.push(format!("{}: the negative record matches it", case.rule));
