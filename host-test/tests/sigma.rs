@@ -162,4 +162,14 @@ fn sigma_rules_run_by_default_when_stable_or_test_and_medium_or_higher() {
         assert_eq!(matched, expected, "{} ({}, {level}) by default", meta.key, meta.status);
     }
     assert_eq!(on_by_default, 29);
+
+    // A match on a record without a usable time is tagged, but raises no alert: its one-event
+    // window would be the host's clock.
+    let mut untimed = delete_trail();
+    untimed["eventTime"] = json!("redacted");
+    let mut fresh = common::start_filter(&common::scratch_dir("sigma-untimed"), &json!({}));
+    let reply = fresh.filter(0, &untimed).unwrap();
+    let id = sigma.iter().find(|r| r.metadata.key == SIGMA_TRAIL_CHANGE).unwrap().metadata.id.clone();
+    assert!(ids(&reply.matches()).contains(&id), "tagged: {:?}", reply.tripline());
+    assert!(!ids(&reply.alerts()).contains(&id), "no alert: {:?}", reply.tripline());
 }
