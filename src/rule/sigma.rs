@@ -114,7 +114,7 @@ pub fn any_value(event: &Event<'_>, path: &str, visit: &mut dyn FnMut(&str) -> b
         };
     }
     // A path through an array (`a.list.b`): the longest prefix present decides.
-    for (at, _) in path.match_indices('.').collect::<Vec<_>>().into_iter().rev() {
+    for (at, _) in path.rmatch_indices('.') {
         let Some(value) = record.get_path(&path[..at])? else { continue };
         if value.kind() != Kind::Array {
             return Ok(None);
