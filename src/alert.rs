@@ -27,6 +27,17 @@ pub fn annotations(meta: &Metadata) -> Value {
 }
 
 fn detection_block(meta: &Metadata) -> Value {
+    // A Sigma rule is shown as Sigma names it: title, level, status and tags.
+    if let Some(sigma) = &meta.sigma {
+        return json!({
+            "id": meta.id,
+            "name": meta.name,
+            "source": "sigma",
+            "level": sigma.level,
+            "status": meta.status,
+            "tags": sigma.tags,
+        });
+    }
     json!({
         "id": meta.id,
         "name": meta.name,

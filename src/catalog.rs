@@ -23,10 +23,17 @@ enum Build {
 }
 
 impl Entry {
-    /// A rule runs by default where ESCU ships it to run: production TTP and Anomaly searches.
+    /// A rule runs by default where ESCU ships it to run: production TTP and Anomaly searches;
+    /// a Sigma rule where SigmaHQ's maturity and criticality ask for review: status stable or
+    /// test, level medium or higher.
     pub fn of_rule(rule: Rule) -> Entry {
         let m = &rule.metadata;
-        let enabled_by_default = m.status == "production" && matches!(m.analytic_type.as_str(), "TTP" | "Anomaly");
+        let enabled_by_default = match &m.sigma {
+            Some(sigma) => {
+                matches!(m.status.as_str(), "stable" | "test") && matches!(sigma.level.as_str(), "medium" | "high" | "critical")
+            }
+            None => m.status == "production" && matches!(m.analytic_type.as_str(), "TTP" | "Anomaly"),
+        };
         Entry { key: m.key.clone(), enabled_by_default, build: Build::Rule(Box::new(rule)) }
     }
 
@@ -60,4 +67,4 @@ pub fn builtin_rules() -> Vec<Rule> {
     RULES.get_or_init(|| PACKS.iter().flat_map(|text| parse_rule_file("built-in pack", text.as_bytes()).unwrap_or_default()).collect()).clone()
 }
 
-const PACKS: [&str; 1] = [include_str!("../rules/escu/pack.json")];
+const PACKS: [&str; 2] = [include_str!("../rules/escu/pack.json"), include_str!("../rules/sigma/pack.json")];

@@ -544,6 +544,9 @@ impl Engine {
             let start = window_start(event.time, slot.length);
             for selected in selected {
                 let (key, values) = match selected {
+                    // A row is a one-event window: an event without a usable time, or from the
+                    // future, joins none; its tag above says it matched.
+                    Selected::Row(_) if timing != Timing::Timed => continue,
                     Selected::Row(mut row) => {
                         self.counters.truncated_values += clip_row(&mut row, limits.max_value_bytes);
                         results.push((index, event_group(event.time), Some(row)));

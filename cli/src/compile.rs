@@ -1,5 +1,6 @@
 //! `tripline compile` and `tripline coverage`: the rule compiler (`tripline-compiler`) through
-//! its library.
+//! its library, for ESCU detections and Sigma rules alike (each YAML file is read as what it is:
+//! a Sigma rule has a `detection`, an ESCU detection a `search`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use tripline_compiler::datasources::DataSources;
 use tripline_compiler::enrich::Enrichment;
 use tripline_compiler::escu::{self, DETECTIONS};
 use tripline_compiler::macros::Macros;
+use tripline_compiler::sigma;
 use tripline_compiler::{compile_detection, coverage, partition, Context, Outcome};
 
 use crate::{FINDINGS, OK};
@@ -18,16 +20,20 @@ const ENRICHMENT: &str = include_str!("../../compiler/data/attack-enrichment.jso
 /// The coverage report of the shipped pack, as the compiler generated it.
 const SHIPPED_COVERAGE: &str = include_str!("../../docs/coverage.md");
 
-/// Compile ESCU detection YAML to tripline rules; say why each that does not compile does not.
+/// Compile ESCU detection YAML or Sigma rules to tripline rules; say why each that does not
+/// compile does not.
 ///
-/// PATH is a detection .yml, a folder of them, or an ESCU tree (a folder with detections/cloud).
-/// Macros and data sources come from the ESCU tree the files are in (found upwards from them)
-/// or --escu-root. Exit status 1 when some detection does not compile (the pack holds the others).
+/// PATH is a detection or Sigma rule .yml, a folder of them (searched recursively), an ESCU tree
+/// (a folder with detections/cloud) or a SigmaHQ/sigma checkout (its rules/cloud/aws/cloudtrail).
+/// ESCU macros and data sources come from the ESCU tree the files are in (found upwards from
+/// them) or --escu-root. Exit status 1 when some rule does not compile (the pack holds the others).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   tripline compile security_content/detections/cloud/aws_exfiltration_via_batch_service.yml
   tripline compile --out pack.json security_content
-  tripline compile --escu-root security_content --out mine.json my-detections/")]
+  tripline compile --escu-root security_content --out mine.json my-detections/
+  tripline compile --out sigma.json sigma             # a SigmaHQ/sigma checkout
+  tripline compile --out mine.json my-sigma-rules/")]
 pub struct CompileArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -41,15 +47,18 @@ pub struct CompileArgs {
 
 /// Print the coverage table: which detections compile, which do not and exactly why.
 ///
-/// Without ESCU_ROOT, the report of the rules built into this tripline; with it, the report of
-/// that ESCU tree (its detections/cloud), compiled now.
+/// Without ROOT, the report of the rules built into this tripline (ESCU and Sigma); with it, the
+/// report of that ESCU tree (its detections/cloud), SigmaHQ/sigma checkout (its CloudTrail
+/// rules) or folder or file of Sigma rules, compiled now.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   tripline coverage
   tripline coverage ../security_content > coverage.md
+  tripline coverage ../sigma
+  tripline coverage my-sigma-rules/
   tripline coverage --partition-key userIdentity.accountId")]
 pub struct CoverageArgs {
-    #[arg(value_name = "ESCU_ROOT")]
+    #[arg(value_name = "ROOT")]
     root: Option<PathBuf>,
     /// Only the partition-safety table: each rule built in (or of ESCU_ROOT) exact or not, with
     /// the reason, when the records are split over instances by FIELD (docs/scale-out.md).
@@ -90,20 +99,31 @@ pub fn run_compile(a: CompileArgs) -> Result<u8> {
             outcomes.extend(compiled.outcomes);
             continue;
         }
-        let files: Vec<PathBuf> = if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("{}: cannot list", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                bail!("{}: no .yml files here; give a detection .yml, a folder of them or an ESCU tree", path.display());
-            }
-            files
-        } else {
-            vec![path.clone()]
-        };
+        if path.is_dir() && sigma::is_sigma_root(path) {
+            let compiled = compile_sigma_tree(path)?;
+            origin.get_or_insert(compiled.origin);
+            outcomes.extend(compiled.outcomes);
+            continue;
+        }
+        let files = sigma::rule_files(path).with_context(|| format!("{}: cannot list", path.display()))?;
+        if files.is_empty() {
+            bail!("{}: no .yml files here; give a detection or Sigma rule .yml, a folder of them, an ESCU tree or a SigmaHQ checkout", path.display());
+        }
+        let mut texts = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+            texts.push((file, text));
+        }
+        let (sigma_files, files): (Vec<_>, Vec<_>) = texts.into_iter().partition(|(_, text)| sigma::is_sigma_rule(text));
+        let base = if path.is_dir() { path.as_path() } else { path.parent().unwrap_or(Path::new("")) };
+        let attack = enrichment()?;
+        for (file, text) in &sigma_files {
+            let relative = file.strip_prefix(base).unwrap_or(file).to_string_lossy().into_owned();
+            outcomes.push(sigma::compile_rule(&relative, text, "", Some(&attack)));
+        }
+        if files.is_empty() {
+            continue;
+        }
         let root = a.escu_root.clone().or_else(|| root_of(path));
         let ctx = context(root.as_deref())?;
         if !ctx.commit.is_empty() {
@@ -112,8 +132,7 @@ pub fn run_compile(a: CompileArgs) -> Result<u8> {
         if root.is_none() {
             eprintln!("tripline: warning: {}: in no ESCU tree, so no macros; give --escu-root DIR", path.display());
         }
-        for file in files {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+        for (file, text) in files {
             let key = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let relative = root
                 .as_deref()
@@ -124,7 +143,14 @@ pub fn run_compile(a: CompileArgs) -> Result<u8> {
     }
     let rules: Vec<_> = outcomes.iter().filter_map(|o| o.result.as_ref().ok().cloned()).collect();
     let compiled = rules.len();
-    let pack = Pack { collection: "escu".into(), origin: origin.unwrap_or_else(|| "local".into()), license: "Apache-2.0".into(), rules };
+    // A pack of one collection carries its license; a mixed one both.
+    let sigma_rules = rules.iter().filter(|r| r.source.kind == "sigma").count();
+    let (collection, license) = match sigma_rules {
+        0 => ("escu", "Apache-2.0"),
+        n if n == rules.len() => ("sigma", "DRL-1.1"),
+        _ => ("local", "Apache-2.0 (ESCU rules), DRL-1.1 (Sigma rules)"),
+    };
+    let pack = Pack { collection: collection.into(), origin: origin.unwrap_or_else(|| "local".into()), license: license.into(), rules };
     let text = escu::pack_json(&pack);
     let mut report = String::new();
     for o in &outcomes {
@@ -149,6 +175,11 @@ pub fn run_compile(a: CompileArgs) -> Result<u8> {
         }
     }
     Ok(if compiled == outcomes.len() { OK } else { FINDINGS })
+}
+
+fn compile_sigma_tree(root: &Path) -> Result<sigma::Compiled> {
+    let origin = escu::readme_commit(root).is_err().then_some("local");
+    sigma::compile_tree(root, origin, Some(&enrichment()?))
 }
 
 fn context(root: Option<&Path>) -> Result<Context> {
@@ -180,7 +211,24 @@ pub fn run_coverage(a: CoverageArgs) -> Result<u8> {
         print!("{SHIPPED_COVERAGE}");
         return Ok(OK);
     };
-    let compiled = compile_tree(&escu_root(&root)?)?;
-    print!("{}", coverage::render(&compiled.outcomes, &compiled.origin));
+    if is_escu_root(&root) {
+        let compiled = compile_tree(&root)?;
+        print!("{}", coverage::render(&compiled.outcomes, &compiled.origin));
+        return Ok(OK);
+    }
+    let (outcomes, origin) = if sigma::is_sigma_root(&root) {
+        let compiled = compile_sigma_tree(&root)?;
+        (compiled.outcomes, compiled.origin)
+    } else if root.exists() {
+        let base = if root.is_dir() { root.as_path() } else { root.parent().unwrap_or(Path::new("")) };
+        let files = sigma::rule_files(&root).with_context(|| format!("{}: cannot list", root.display()))?;
+        (sigma::compile_files(base, &files, "", Some(&enrichment()?))?, "local".to_string())
+    } else {
+        bail!("{}: no such file or directory; give an ESCU tree (with {DETECTIONS}), a SigmaHQ checkout or Sigma rules", root.display());
+    };
+    if outcomes.is_empty() {
+        bail!("{}: no .yml files here; give an ESCU tree (with {DETECTIONS}), a SigmaHQ checkout or Sigma rules", root.display());
+    }
+    print!("{}", sigma::render_coverage(&outcomes, &origin));
     Ok(OK)
 }

@@ -246,6 +246,19 @@ fn condition(cond: &Cond, event: &Event<'_>, depth: usize, out: &mut String) -> 
         Cond::In { field, values } => {
             out.push_str(&format!("{pad}{mark} {field} IN ({})   ({})\n", values.join(", "), value(field)));
         }
+        Cond::Sigma { field, test } => {
+            let mut seen = Vec::new();
+            let read = tripline::rule::sigma::any_value(event, field, &mut |v| {
+                seen.push(format!("{v:?}"));
+                false
+            });
+            let found = match read {
+                Ok(None) => format!("{field} is absent or null"),
+                Ok(Some(_)) => format!("{field} is {}", seen.join(", ")),
+                Err(e) => field_error(&e),
+            };
+            out.push_str(&format!("{pad}{mark} {field} {}   ({found})\n", serde_json::to_string(test).unwrap_or_default()));
+        }
     }
     verdict
 }

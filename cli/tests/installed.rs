@@ -82,7 +82,11 @@ fn the_installed_command_on_the_example_data() {
     assert_eq!(fit.code, 0);
     let not_learning = run(&bin, w, &["fit", "--detection", "aws_exfiltration_via_batch_service", "--out", "x.json", path(&data)]);
     assert!(not_learning.code == 2 && not_learning.stderr.contains("learns nothing"));
-    std::fs::write(etc.join("tripline.json"), r#"{"models": ["baseline.json"]}"#).unwrap();
+    // The example data is seed B's security-group traffic, on every call of which Sigma's
+    // "Ingress/Egress Security Group Modification" (on by default) fires: off here, so that the
+    // table's first rows are the planted alerts.
+    let config = r#"{"models": ["baseline.json"], "detections": {"sigma_aws_cloudtrail_security_group_change_ingress_egress": {"enabled": false}}}"#;
+    std::fs::write(etc.join("tripline.json"), config).unwrap();
     assert_eq!(run(&bin, w, &["check", "etc"]).code, 0, "the configuration checks");
     let replay = run(&bin, w, &["replay", "--config", "etc", "--alerts", "plain.ndjson", path(&data)]);
     assert_eq!(replay.code, 1, "alerts are findings");
@@ -227,4 +231,21 @@ fn the_installed_command_on_the_example_data() {
         assert_eq!(pack["rules"][0]["metadata"]["key"], "aws_exfiltration_via_batch_service");
         assert_eq!(run(&bin, w, &["check", "--rules", "pack.json"]).code, 1, "its key is taken by the built-in rule");
     }
+    assert!(coverage.stdout.contains("# Sigma coverage") && coverage.stdout.contains("**57 of 57**"));
+    // A user's own Sigma rules, one that compiles and one that does not, in nested folders.
+    let mine = w.join("sigma/nested");
+    std::fs::create_dir_all(&mine).unwrap();
+    let rule = |detection: &str| {
+        format!("title: T\nid: 9f0e7d6c-0000-4000-8000-00000000000a\nstatus: test\nlevel: high\nlogsource:\n    product: aws\n    service: cloudtrail\ndetection:\n{detection}\n")
+    };
+    std::fs::write(w.join("sigma/login.yml"), rule("    sel:\n        eventName: ConsoleLogin\n        userAgent|contains: 'curl'\n    condition: sel")).unwrap();
+    std::fs::write(mine.join("words.yml"), rule("    words:\n        - evil\n    condition: words")).unwrap();
+    let compiled = run(&bin, w, &["compile", "--out", "sigma.json", "sigma"]);
+    assert_eq!(compiled.code, 1, "one rule does not compile");
+    assert!(compiled.stdout.contains("not compiled  sigma_words: `words`: a keyword search"), "{}", compiled.stdout);
+    let pack: Value = serde_json::from_slice(&std::fs::read(w.join("sigma.json")).unwrap()).unwrap();
+    assert_eq!((pack["collection"].as_str(), pack["rules"][0]["metadata"]["key"].as_str()), (Some("sigma"), Some("sigma_login")));
+    assert_eq!(run(&bin, w, &["check", "--rules", "sigma.json"]).code, 0, "the module takes the compiled rule");
+    let table = run(&bin, w, &["coverage", "sigma"]);
+    assert!(table.code == 0 && table.stdout.contains("| `sigma_login` |") && table.stdout.contains("**1 of 2**"), "{}", table.stdout);
 }

@@ -79,7 +79,7 @@ window being closed.
 - ESCU 2024 `tags:` metadata: risk and threat objects as contentctl 4.4.1 derives them from the \
 observables; `risk_score` checked against impact x confidence / 100.";
 
-fn cell(text: &str) -> String {
+pub fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
@@ -94,6 +94,22 @@ fn reason_kind(reason: &str) -> String {
     }
     out.push_str(rest);
     out.trim().to_string()
+}
+
+/// A row's `Compiled`, `Indexed eventNames` and notes cells.
+pub fn outcome_cells(o: &Outcome) -> (&'static str, String, String) {
+    match &o.result {
+        Ok(rule) => {
+            let indexed = if rule.event_names.is_empty() { "no".to_string() } else { rule.event_names.join(", ") };
+            let notes: Vec<String> = rule.warnings.iter().map(|w| format!("warning: {}", cell(w))).collect();
+            ("yes", cell(&indexed), notes.join("<br>"))
+        }
+        Err(reason) => {
+            let mut notes = vec![format!("**{}**", cell(reason))];
+            notes.extend(o.warnings.iter().map(|w| format!("warning: {}", cell(w))));
+            ("no", String::new(), notes.join("<br>"))
+        }
+    }
 }
 
 pub fn render(outcomes: &[Outcome], origin: &str) -> String {
@@ -149,18 +165,7 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
     let _ = writeln!(s, "| Detection | Key | Type | Status | Compiled | Indexed eventNames | Warnings, or why it does not compile |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for o in outcomes {
-        let (compiled, indexed, notes) = match &o.result {
-            Ok(rule) => {
-                let indexed = if rule.event_names.is_empty() { "no".to_string() } else { rule.event_names.join(", ") };
-                let notes: Vec<String> = rule.warnings.iter().map(|w| format!("warning: {}", cell(w))).collect();
-                ("yes", indexed, notes.join("<br>"))
-            }
-            Err(reason) => {
-                let mut notes = vec![format!("**{}**", cell(reason))];
-                notes.extend(o.warnings.iter().map(|w| format!("warning: {}", cell(w))));
-                ("no", String::new(), notes.join("<br>"))
-            }
-        };
+        let (compiled, indexed, notes) = outcome_cells(o);
         let _ = writeln!(
             s,
             "| {} | `{}` | {} | {} | {compiled} | {} | {notes} |",
@@ -168,7 +173,7 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
             o.key,
             cell(&o.analytic_type),
             cell(&o.status),
-            cell(&indexed)
+            indexed
         );
     }
     let rules: Vec<&tripline::rule::Rule> = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).collect();

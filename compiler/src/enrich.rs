@@ -130,6 +130,7 @@ mod tests {
             cis20: vec![],
             threat_actors: vec![],
             analytic_stories: vec![],
+            sigma: None,
         }
     }
 

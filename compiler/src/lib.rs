@@ -31,6 +31,7 @@ pub mod metadata;
 pub mod parse;
 pub mod partition;
 pub mod pcre;
+pub mod sigma;
 
 use tripline::rule::{Rule, Source};
 

@@ -186,7 +186,7 @@ fn thresholds_cond(c: &Cond, counting: &[&str], found: &mut Vec<String>) {
                 }
             }
         }
-        Cond::Not(_) | Cond::In { .. } => {}
+        Cond::Not(_) | Cond::In { .. } | Cond::Sigma { .. } => {}
     }
 }
 
@@ -367,6 +367,7 @@ mod tests {
             cis20: vec![],
             threat_actors: vec![],
             analytic_stories: vec![],
+            sigma: None,
         }
     }
 

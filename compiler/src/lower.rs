@@ -753,7 +753,7 @@ pub fn cond_fields(c: &Cond, out: &mut BTreeSet<String>) {
     match c {
         Cond::All(items) | Cond::Any(items) => items.iter().for_each(|i| cond_fields(i, out)),
         Cond::Not(inner) => cond_fields(inner, out),
-        Cond::Compare { field, .. } | Cond::In { field, .. } => {
+        Cond::Compare { field, .. } | Cond::In { field, .. } | Cond::Sigma { field, .. } => {
             out.insert(field.clone());
         }
     }

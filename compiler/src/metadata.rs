@@ -191,6 +191,7 @@ pub fn read(key: &str, d: &DetectionYaml, enrichment: Option<&Enrichment>) -> Re
         cis20: Vec::new(),
         threat_actors: Vec::new(),
         analytic_stories: d.tags.analytic_story.clone(),
+        sigma: None,
     };
     if let Some(e) = enrichment {
         warnings.extend(e.apply(&mut meta, d.tags.security_domain.as_deref()));

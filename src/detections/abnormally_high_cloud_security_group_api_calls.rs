@@ -77,6 +77,7 @@ pub fn metadata() -> Metadata {
         cis20: Vec::new(),
         threat_actors: Vec::new(),
         analytic_stories: vec!["Suspicious Cloud User Activities".into()],
+        sigma: None,
     }
 }
 

@@ -171,6 +171,11 @@ pub fn test(cond: &Cond, row: &Row<'_, '_>) -> Result<bool, FieldError> {
             }
         }
         Cond::In { field, values } => row.any_text(field, &|t| values.iter().any(|v| wildcard_match(v, t)))?.unwrap_or(false),
+        // Sigma tests read the record itself; a row without one (after `stats`) has no such field.
+        Cond::Sigma { field, test } => match row.event {
+            Some(event) => super::sigma::test(event, field, test)?,
+            None => false,
+        },
     })
 }
 

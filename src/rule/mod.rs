@@ -8,6 +8,7 @@
 
 mod eval;
 mod run;
+pub mod sigma;
 pub mod value;
 
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,23 @@ pub struct Metadata {
     pub threat_actors: Vec<String>,
     #[serde(default)]
     pub analytic_stories: Vec<String>,
+    /// What a Sigma rule says of itself beyond the fields above; `None` for ESCU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<SigmaMetadata>,
+}
+
+/// A Sigma rule's own metadata, shown in every match as Sigma users know it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigmaMetadata {
+    /// `informational`, `low`, `medium`, `high`, `critical`.
+    pub level: String,
+    /// The rule's `tags`, as written (`attack.t1562.008`, `attack.defense-evasion`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The rule's author(s), whom the Detection Rule License asks derived works to credit.
+    #[serde(default)]
+    pub author: String,
 }
 
 impl Metadata {
@@ -140,6 +158,8 @@ pub enum Cond {
     Not(Box<Cond>),
     Compare { field: String, op: CompareOp, value: String },
     In { field: String, values: Vec<String> },
+    /// A Sigma test of a raw record field ([`sigma`]): Sigma's semantics, not `search`'s.
+    Sigma { field: String, test: sigma::SigmaTest },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -623,6 +623,7 @@ mod tests {
                 cis20: Vec::new(),
                 threat_actors: Vec::new(),
                 analytic_stories: Vec::new(),
+                sigma: None,
             },
             source: Source { kind: "escu".into(), file: String::new(), commit: String::new(), search: String::new() },
             event_names: vec!["JobCreated".into()],
