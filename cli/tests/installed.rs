@@ -83,9 +83,13 @@ fn the_installed_command_on_the_example_data() {
     let not_learning = run(&bin, w, &["fit", "--detection", "aws_exfiltration_via_batch_service", "--out", "x.json", path(&data)]);
     assert!(not_learning.code == 2 && not_learning.stderr.contains("learns nothing"));
     // The example data is seed B's security-group traffic, on every call of which Sigma's
-    // "Ingress/Egress Security Group Modification" (on by default) fires: off here, so that the
-    // table's first rows are the planted alerts.
-    let config = r#"{"models": ["baseline.json"], "detections": {"sigma_aws_cloudtrail_security_group_change_ingress_egress": {"enabled": false}}}"#;
+    // "Ingress/Egress Security Group Modification" (on by default) fires, and on whose changes and
+    // provisioning sources two ESCU Anomaly rules fire too: off here, so that the table's first
+    // rows are the planted alerts.
+    let config = r#"{"models": ["baseline.json"], "detections": {
+        "sigma_aws_cloudtrail_security_group_change_ingress_egress": {"enabled": false},
+        "cloud_security_groups_modifications_by_user": {"enabled": false},
+        "cloud_provisioning_activity_from_previously_unseen_ip_address": {"enabled": false}}}"#;
     std::fs::write(etc.join("tripline.json"), config).unwrap();
     assert_eq!(run(&bin, w, &["check", "etc"]).code, 0, "the configuration checks");
     let replay = run(&bin, w, &["replay", "--config", "etc", "--alerts", "plain.ndjson", path(&data)]);

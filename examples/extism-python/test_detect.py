@@ -95,6 +95,9 @@ def test_every_planted_anomaly_is_alerted():
     planted = json.loads((GENERATED / "planted.json").read_text())
     tripline = Tripline()
     alerts = tripline.process((GENERATED / "cloudtrail.ndjson").read_bytes())[1] + tripline.flush(2_000_000_000)
+    # The seeds' alerts; the rest of the default pack fires on the generator's ordinary traffic too.
+    seeds = {"AWS Exfiltration via Batch Service", "Abnormally High Number Of Cloud Security Group API Calls"}
+    alerts = [a for a in alerts if a["detection"]["name"] in seeds]
     assert len(alerts) == len(planted)
     for p in planted:
         starts = [a["window"]["start"] for a in alerts if p["actor"] in a["risk_message"]]

@@ -50,9 +50,13 @@ fn generated() -> &'static (Vec<u8>, Summary) {
     })
 }
 
-/// Every planted anomaly is alerted once, and nothing else is.
+/// Every planted anomaly is alerted once, and the seeds alert nothing else. The rest of the
+/// default pack fires on the generator's ordinary traffic too (security-group changes, new
+/// provisioning sources): `tests/rules.rs` pins those rules.
 fn assert_planted_alerts(alerts: &[Value]) {
     let planted = &generated().1.planted;
+    let seeds = ["AWS Exfiltration via Batch Service", "Abnormally High Number Of Cloud Security Group API Calls"];
+    let alerts: Vec<&Value> = alerts.iter().filter(|a| seeds.iter().any(|s| a["detection"]["name"] == *s)).collect();
     assert_eq!(alerts.len(), planted.len(), "alerts: {alerts:#?}");
     for p in planted {
         let hit = alerts.iter().any(|a| {

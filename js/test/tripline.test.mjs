@@ -225,10 +225,11 @@ test("configuration can disable a detection", () => {
 
 // --- the generated four weeks ------------------------------------------------------------------
 
+// The seeds' alerts; the rest of the default pack fires on the generator's ordinary traffic too
+// (security-group changes, new provisioning sources), which the Rust rule tests pin.
 function assertPlanted(alerts, planted) {
   const batch = alerts.filter((a) => a.detection.name === "AWS Exfiltration via Batch Service");
   const spikes = alerts.filter((a) => a.detection.name === "Abnormally High Number Of Cloud Security Group API Calls");
-  assert.equal(batch.length + spikes.length, alerts.length, "no other detection fires");
 
   const wantBatch = planted.filter((p) => p.kind === "batch_job_created");
   const wantSpikes = planted.filter((p) => p.kind === "security_group_spike");
