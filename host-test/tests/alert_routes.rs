@@ -273,6 +273,7 @@ fn risk_events_reach_splunk_hec_one_event_each() {
             alert.clone()
         })
         .collect();
-    assert!(attached.iter().all(|a| a["detection"]["search_name"].is_string()), "the main filter attached risk events");
+    // Risk events: ESCU's name their saved search, Sigma's their rule's title and level.
+    assert!(attached.iter().all(|a| a["risk_score"].is_number() && a["detection"]["name"].is_string()), "the main filter attached risk events");
     assert_same_alerts("HEC events", events, attached);
 }

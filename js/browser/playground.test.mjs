@@ -158,7 +158,8 @@ test("the example data shows the planted alerts and a chart per user", async () 
   assert.ok(tiles.some((t) => /Records\s*13,876/.test(t)), tiles.join(" | "));
 
   mkdirSync(artifacts, { recursive: true });
-  await page.screenshot({ path: path.join(artifacts, "playground.png"), fullPage: true });
+  // The first screen: with the whole default pack the alert table runs to thousands of rows.
+  await page.screenshot({ path: path.join(artifacts, "playground.png") });
   assert.deepEqual(errors, []);
   await page.close();
 });
