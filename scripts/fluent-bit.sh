@@ -43,6 +43,8 @@ case "$product" in
       -DFLB_RECORD_ACCESSOR=On -DFLB_REGEX=On
       "${common[@]}" -DFLB_KAFKA=On
     )
+    # librdkafka links zlib and curl where it finds them: installed, so every machine builds alike.
+    packages+=(zlib1g-dev libcurl4-openssl-dev)
     target=fluent-bit-bin built=bin/fluent-bit ;;
   wamrc)
     # Only the compiler is built, every plugin off. It links every static LLVM library Debian's
