@@ -548,6 +548,16 @@ impl Engine {
                     // future, joins none; its tag above says it matched.
                     Selected::Row(_) if timing != Timing::Timed => continue,
                     Selected::Row(mut row) => {
+                        if row.is_empty() {
+                            // A rule that keeps no fields of its own (Sigma's: no `table`) shows
+                            // the fields its message names, as its tag does.
+                            risk_message(slot.detection.metadata(), |field| {
+                                if let Ok(Some(text)) = event.field(field, UserSource::default()) {
+                                    row.insert(field.to_string(), Value::String(text.into_owned()));
+                                }
+                                None
+                            });
+                        }
                         self.counters.truncated_values += clip_row(&mut row, limits.max_value_bytes);
                         results.push((index, event_group(event.time), Some(row)));
                         continue;
