@@ -609,12 +609,13 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::json::{RawObject, ScannedObject};
     use std::borrow::Cow;
 
-    fn with_event<T>(json: &str, f: impl FnOnce(&Event<'_>) -> T) -> T {
+    /// `f` of `json` as an event named `X` at time 0 (the rule modules' tests share it).
+    pub(crate) fn with_event<T>(json: &str, f: impl FnOnce(&Event<'_>) -> T) -> T {
         let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
         let event = Event { record, event_name: Cow::Borrowed("X"), time: 0 };
         f(&event)

@@ -234,13 +234,7 @@ pub fn escape(literal: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::{RawObject, ScannedObject};
-
-    fn with_event<T>(json: &str, f: impl FnOnce(&Event<'_>) -> T) -> T {
-        let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
-        let event = Event { record, event_name: Cow::Borrowed("X"), time: 0 };
-        f(&event)
-    }
+    use crate::rule::eval::tests::with_event;
 
     fn pattern(p: &str) -> SigmaTest {
         SigmaTest::Pattern { pattern: p.into(), cased: false }
