@@ -8,10 +8,10 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use regex_lite::Regex;
 use serde_json::{Map, Value};
 
 use super::value::{compare, compare_text, parse_number, pattern_match, wildcard_match, Val};
+use super::regex::Pattern;
 use super::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
 use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
 use crate::time::format_ctime_with;
@@ -20,8 +20,8 @@ use crate::time::format_ctime_with;
 /// `match()` computes per event, compiled at first use into a bounded cache.
 #[derive(Debug, Default)]
 pub struct Regexes {
-    literal: HashMap<String, Regex>,
-    computed: RefCell<HashMap<String, Option<Regex>>>,
+    literal: HashMap<String, Pattern>,
+    computed: RefCell<HashMap<String, Option<Pattern>>>,
 }
 
 /// Patterns computed per event are data: at most this many are kept compiled, and a longer one
@@ -33,13 +33,13 @@ const COMPUTED_PATTERN_BYTES: usize = 1024;
 impl Regexes {
     /// Compiles a literal pattern of the rule.
     pub fn add(&mut self, pattern: &str) -> Result<(), String> {
-        let re = Regex::new(pattern).map_err(|e| format!("regex {pattern:?}: {e}"))?;
+        let re = Pattern::new(pattern)?;
         self.literal.insert(pattern.to_string(), re);
         Ok(())
     }
 
     /// Runs `f` with the compiled `pattern`, or returns `None` when it does not compile.
-    fn with<T>(&self, pattern: &str, f: impl FnOnce(&Regex) -> T) -> Option<T> {
+    fn with<T>(&self, pattern: &str, f: impl FnOnce(&Pattern) -> T) -> Option<T> {
         if let Some(re) = self.literal.get(pattern) {
             return Some(f(re));
         }
@@ -51,7 +51,7 @@ impl Regexes {
             if cache.len() >= COMPUTED_PATTERNS {
                 cache.clear();
             }
-            cache.insert(pattern.to_string(), Regex::new(pattern).ok());
+            cache.insert(pattern.to_string(), Pattern::new(pattern).ok());
         }
         cache.get(pattern).and_then(Option::as_ref).map(f)
     }

@@ -7,6 +7,7 @@
 //! Splunk's, resolved through the add-on's field table (`cloudtrail.rs`).
 
 mod eval;
+mod regex;
 mod run;
 pub mod sigma;
 pub mod value;

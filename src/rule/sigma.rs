@@ -11,11 +11,11 @@
 
 use std::borrow::Cow;
 
-use regex_lite::Regex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::cloudtrail::{Event, FieldError};
+use super::regex::Pattern;
 use crate::json::{Kind, ScanError};
 
 /// One Sigma test of a field's values.
@@ -49,11 +49,11 @@ pub enum Relation {
 
 /// A regex, compiled when the rule is read: a bad pattern rejects the rule file.
 #[derive(Debug, Clone)]
-pub struct SigmaRegex(Regex);
+pub struct SigmaRegex(Pattern);
 
 impl SigmaRegex {
     pub fn new(pattern: &str) -> Result<SigmaRegex, String> {
-        Regex::new(pattern).map(SigmaRegex).map_err(|e| format!("regex {pattern:?}: {e}"))
+        Pattern::new(pattern).map(SigmaRegex)
     }
 }
 
