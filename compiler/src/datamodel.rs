@@ -31,6 +31,7 @@ use tripline::rule::{Assign, BinaryOp, Cond, Expr, Func, Step};
 
 use crate::ast::SearchNode;
 use crate::lower::{expr, search_cond};
+use crate::narrow::narrow;
 use crate::parse::{parse_eval, parse_search};
 
 /// One model as tripline reads it from CloudTrail.
@@ -392,7 +393,7 @@ pub fn lower_model(model: &DataModel, filter: &SearchNode, used: &[String]) -> R
                 return Err(format!("the `{}` data model field `{field}` is not mapped for `{other}`", model.name));
             }
         }
-        assigns.push(Assign { field: name.clone(), expr: expr(&parse_eval(&derivation)?)? });
+        assigns.push(Assign { field: name.clone(), expr: narrow(expr(&parse_eval(&derivation)?)?, &event_names) });
         if model.filled.contains(&field) {
             assigns.push(Assign { field: name.clone(), expr: unknown_if_empty(name) });
         }

@@ -28,6 +28,7 @@ pub mod lint;
 pub mod lower;
 pub mod macros;
 pub mod metadata;
+mod narrow;
 pub mod parse;
 pub mod partition;
 pub mod pcre;
