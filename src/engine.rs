@@ -519,17 +519,19 @@ impl Engine {
             max_value_bytes: limits.max_value_bytes,
             max_bytes: limits.max_window_bytes,
         };
-        // The detection that grows pays for it: it may use what the others leave.
-        let mut window_bytes: usize = self.slots.iter().map(|s| s.windows.bytes()).sum();
+        // The detection that grows pays for it: it may use what the others leave. Summed once a
+        // detection selects the record: most records with candidates are selected by none.
+        let mut window_bytes: Option<usize> = None;
         let mut matches = Vec::new();
         let mut results = Vec::new();
         let mut selected_by_any = false;
         for &index in candidates {
-            let slot = &mut self.slots[index];
-            let selected = slot.detection.select(event)?;
+            let selected = self.slots[index].detection.select(event)?;
             if selected.is_empty() {
                 continue;
             }
+            let window_bytes = window_bytes.get_or_insert_with(|| self.slots.iter().map(|s| s.windows.bytes()).sum());
+            let slot = &mut self.slots[index];
             selected_by_any = true;
             self.changed = true;
             let meta = slot.detection.metadata();
@@ -572,10 +574,10 @@ impl Engine {
                 match timing {
                     Timing::Timed if !late => {
                         let own = slot.windows.bytes();
-                        caps.max_bytes = limits.max_window_bytes.saturating_sub(window_bytes - own);
+                        caps.max_bytes = limits.max_window_bytes.saturating_sub(*window_bytes - own);
                         let evictions = slot.windows.add(start, slot.length, event.time, key, values, caps);
                         self.next_close = self.next_close.min(start.saturating_add(slot.length).saturating_add(w.allowed_lateness_seconds));
-                        window_bytes = window_bytes - own + slot.windows.bytes();
+                        *window_bytes = *window_bytes - own + slot.windows.bytes();
                         self.counters.evicted_groups += evictions.groups.len() as u64;
                         self.counters.evicted_values += evictions.values;
                         self.counters.truncated_values += evictions.truncated;
