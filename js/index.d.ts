@@ -1,6 +1,10 @@
 // Types for tripline's JS wrapper (index.js). The raw wasm-bindgen module is tripline.js.
 
-/** A risk event (see the project README for every field). */
+/**
+ * A risk event (see the project README for every field): the default `output.alert_format`.
+ * With `"ocsf"` or `"ecs"` the alerts are OCSF Detection Findings or ECS documents instead
+ * (docs/alerts.md).
+ */
 export interface Alert {
   detection: { id: string; name: string; version: number; analytic_type: string; search_name: string };
   risk_score: number;

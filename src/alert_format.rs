@@ -58,8 +58,11 @@ const EVENT_ID: &[&str] = &["eventID"];
 const USER_AGENT: &[&str] = &["user_agent", "userAgent"];
 
 /// MITRE ATT&CK Enterprise tactics by name (attack.mitre.org/tactics/enterprise/): ESCU
-/// annotates a technique with the tactic's name only.
-const TACTICS: [(&str, &str); 14] = [
+/// annotates a technique with the tactic's name only, Sigma with its tag's form
+/// (`privilege-escalation`). ATT&CK renamed TA0005 Stealth and added TA0112 Defense Impairment,
+/// which Sigma's rules use (SigmaHQ/sigma-specification, sigma-appendix-tags.md); ESCU still
+/// writes Defense Evasion.
+const TACTICS: [(&str, &str); 16] = [
     ("Reconnaissance", "TA0043"),
     ("Resource Development", "TA0042"),
     ("Initial Access", "TA0001"),
@@ -67,6 +70,8 @@ const TACTICS: [(&str, &str); 14] = [
     ("Persistence", "TA0003"),
     ("Privilege Escalation", "TA0004"),
     ("Defense Evasion", "TA0005"),
+    ("Stealth", "TA0005"),
+    ("Defense Impairment", "TA0112"),
     ("Credential Access", "TA0006"),
     ("Discovery", "TA0007"),
     ("Lateral Movement", "TA0008"),
@@ -211,7 +216,11 @@ impl<'a> RiskEvent<'a> {
 }
 
 fn tactic_id(name: &str) -> Option<&'static str> {
-    TACTICS.iter().find(|(tactic, _)| tactic.eq_ignore_ascii_case(name)).map(|(_, id)| *id)
+    // Sigma's tag form: lower case, words joined by `-` (older rules: `_`).
+    let same = |tactic: &str| {
+        tactic.len() == name.len() && tactic.bytes().zip(name.bytes()).all(|(t, n)| t.eq_ignore_ascii_case(&n) || (t == b' ' && matches!(n, b'-' | b'_')))
+    };
+    TACTICS.iter().find(|(tactic, _)| same(tactic)).map(|(_, id)| *id)
 }
 
 fn attack_url(id: &str) -> String {

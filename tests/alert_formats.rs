@@ -214,6 +214,10 @@ fn ocsf_findings_follow_the_detection_finding_schema() {
         assert_eq!(finding["end_time"].as_i64().unwrap() / 1000, seconds(&risk["window"]["end"]));
         assert_eq!(finding["time"].as_i64().unwrap() / 1000, seconds(&event_time(risk)));
         let techniques = risk["annotations"]["mitre_attack"].as_array().unwrap();
+        for attack in info["attacks"].as_array().into_iter().flatten() {
+            let tactics: Vec<&Value> = attack["tactics"].as_array().map_or_else(|| attack.get("tactic").into_iter().collect(), |t| t.iter().collect());
+            assert!(tactics.iter().all(|t| t["uid"].is_string()), "every tactic has its uid: {attack}");
+        }
         for id in techniques {
             let id = id.as_str().unwrap();
             let placed = info["attacks"].as_array().unwrap().iter().any(|a| a["technique"]["uid"] == id || a["sub_technique"]["uid"] == id);
@@ -343,6 +347,10 @@ fn ecs_alerts_follow_the_ecs_field_reference() {
         assert_eq!(document["@timestamp"], event_time(risk));
         assert_eq!(document["tripline"]["result"], risk["result"]);
         let threat = &document["threat"];
+        // Every tactic named has its id, ESCU's ("Defense Evasion") and Sigma's ("stealth") alike:
+        // the id, name and reference arrays line up.
+        let tactic_ids = threat["tactic"]["id"].as_array().map_or(0, Vec::len);
+        assert_eq!(tactic_ids, threat["tactic"]["name"].as_array().map_or(0, Vec::len), "{}", threat["tactic"]);
         for id in risk["annotations"]["mitre_attack"].as_array().unwrap() {
             let placed = [&threat["technique"]["id"], &threat["technique"]["subtechnique"]["id"]]
                 .iter()

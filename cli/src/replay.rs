@@ -91,7 +91,7 @@ pub fn run(a: Args) -> Result<u8> {
     let elapsed = started.elapsed().as_secs_f64();
 
     if !alerts.is_empty() {
-        print!("{}", table::alerts_table(&alerts, a.max_rows));
+        print!("{}", table::alerts_table(&alerts, engine.config().output.alert_format, a.max_rows));
         println!();
     }
     println!(

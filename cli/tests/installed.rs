@@ -57,13 +57,36 @@ fn alerts(file: &Path) -> Vec<Value> {
     std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-#[test]
-fn the_installed_command_on_the_example_data() {
+/// The example data, the command installed in a temporary root, and a working directory.
+struct Installed {
+    data: PathBuf,
+    bin: PathBuf,
+    work: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+fn installed() -> Installed {
     let data = repo().join("examples/data/generated/cloudtrail.ndjson");
     assert!(data.is_file(), "{} is missing: run `make example-data` first", data.display());
     let root = tempfile::tempdir().unwrap();
-    let bin = install(root.path());
-    let work = tempfile::tempdir().unwrap();
+    Installed { data, bin: install(root.path()), work: tempfile::tempdir().unwrap(), _root: root }
+}
+
+/// `config` with the detections off that would bury the planted alerts: the example data is seed
+/// B's security-group traffic, on every call of which Sigma's "Ingress/Egress Security Group
+/// Modification" (on by default) fires, and on whose changes and provisioning sources two ESCU
+/// Anomaly rules fire too. Left: the planted alerts, and Sigma's on the root logins.
+fn planted_only(mut config: Value) -> String {
+    config["detections"] = json!({
+        "sigma_aws_cloudtrail_security_group_change_ingress_egress": {"enabled": false},
+        "cloud_security_groups_modifications_by_user": {"enabled": false},
+        "cloud_provisioning_activity_from_previously_unseen_ip_address": {"enabled": false}});
+    config.to_string()
+}
+
+#[test]
+fn the_installed_command_on_the_example_data() {
+    let Installed { data, bin, work, _root } = installed();
     let w = work.path();
 
     // Help with examples, completions, usage errors.
@@ -82,15 +105,7 @@ fn the_installed_command_on_the_example_data() {
     assert_eq!(fit.code, 0);
     let not_learning = run(&bin, w, &["fit", "--detection", "aws_exfiltration_via_batch_service", "--out", "x.json", path(&data)]);
     assert!(not_learning.code == 2 && not_learning.stderr.contains("learns nothing"));
-    // The example data is seed B's security-group traffic, on every call of which Sigma's
-    // "Ingress/Egress Security Group Modification" (on by default) fires, and on whose changes and
-    // provisioning sources two ESCU Anomaly rules fire too: off here, so that the table's first
-    // rows are the planted alerts.
-    let config = r#"{"models": ["baseline.json"], "detections": {
-        "sigma_aws_cloudtrail_security_group_change_ingress_egress": {"enabled": false},
-        "cloud_security_groups_modifications_by_user": {"enabled": false},
-        "cloud_provisioning_activity_from_previously_unseen_ip_address": {"enabled": false}}}"#;
-    std::fs::write(etc.join("tripline.json"), config).unwrap();
+    std::fs::write(etc.join("tripline.json"), planted_only(json!({"models": ["baseline.json"]}))).unwrap();
     assert_eq!(run(&bin, w, &["check", "etc"]).code, 0, "the configuration checks");
     let replay = run(&bin, w, &["replay", "--config", "etc", "--alerts", "plain.ndjson", path(&data)]);
     assert_eq!(replay.code, 1, "alerts are findings");
@@ -252,4 +267,59 @@ fn the_installed_command_on_the_example_data() {
     assert_eq!(run(&bin, w, &["check", "--rules", "sigma.json"]).code, 0, "the module takes the compiled rule");
     let table = run(&bin, w, &["coverage", "sigma"]);
     assert!(table.code == 0 && table.stdout.contains("| `sigma_login` |") && table.stdout.contains("**1 of 2**"), "{}", table.stdout);
+}
+
+/// The cells of a replay table's rows, cut at the header's column starts.
+fn table_rows(stdout: &str) -> Vec<Vec<String>> {
+    let mut lines = stdout.lines().filter(|l| l.starts_with('│')).map(|l| l.chars().collect::<Vec<char>>());
+    let header = lines.next().expect("a table");
+    // A column starts after the border's "│ " or after two spaces (a heading has one at most).
+    let starts: Vec<usize> = (2..header.len()).filter(|&i| !matches!(header[i], ' ' | '│') && (i == 2 || header[i - 2..i] == [' ', ' '])).collect();
+    lines
+        .map(|row| {
+            let bounds: Vec<usize> = starts.iter().copied().chain([row.len() - 1]).collect();
+            bounds.windows(2).map(|b| row[b[0]..b[1]].iter().collect::<String>().trim().to_string()).collect()
+        })
+        .collect()
+}
+
+/// `output.alert_format`: replaying the example data shows the same table whichever format the
+/// alerts are written in, each column read from that format's own fields, and the rows are the
+/// alerts of the Splunk risk events, in their order.
+#[test]
+fn the_replay_table_is_the_same_in_every_alert_format() {
+    let Installed { data, bin, work, _root } = installed();
+    let w = work.path();
+    let mut tables = Vec::new();
+    for format in ["splunk", "ocsf", "ecs"] {
+        std::fs::create_dir_all(w.join(format)).unwrap();
+        std::fs::write(w.join(format).join("tripline.json"), planted_only(json!({"output": {"alert_format": format}}))).unwrap();
+        let alerts_file = format!("{format}.ndjson");
+        let replay = run(&bin, w, &["replay", "--quiet", "--max-rows", "1000", "--config", format, "--alerts", &alerts_file, path(&data)]);
+        assert_eq!(replay.code, 1, "alerts are findings");
+        let rows = table_rows(&replay.stdout);
+        assert_eq!(rows.len(), alerts(&w.join(&alerts_file)).len(), "a row per alert\n{}", replay.stdout);
+        tables.push((format, rows));
+    }
+
+    let (_, splunk) = &tables[0];
+    let risk_events = alerts(&w.join("splunk.ndjson"));
+    assert!(risk_events.len() >= 4, "the example data raises alerts ({})", risk_events.len());
+    for (row, risk) in splunk.iter().zip(&risk_events) {
+        let [detection, start, risk_object, score, message] = &row[..] else { panic!("five columns: {row:?}") };
+        assert_eq!(detection, risk["detection"]["name"].as_str().unwrap());
+        assert_eq!(start, risk["window"]["start"].as_str().unwrap());
+        assert_eq!(risk_object, risk["risk_object"].as_str().unwrap_or("-"), "a Sigma rule names no risk object");
+        assert_eq!(score, &risk["risk_score"].to_string());
+        // A long message is cut at the table's width.
+        assert!(risk["risk_message"].as_str().unwrap().starts_with(message.trim_end_matches('…')), "{message}");
+        assert!(!message.is_empty() && message != "-");
+    }
+    let planted: Vec<Value> = serde_json::from_slice(&std::fs::read(repo().join("examples/data/generated/planted.json")).unwrap()).unwrap();
+    for p in &planted {
+        assert!(splunk.iter().any(|row| row[2] == p["actor"].as_str().unwrap()), "the planted {} alerts", p["actor"]);
+    }
+    for (format, rows) in &tables[1..] {
+        assert_eq!(rows, splunk, "{format}: the same rows as the Splunk risk events");
+    }
 }

@@ -5,10 +5,10 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tripline::batch::{flush_batch, process_batch};
 use tripline_generate::{generate, Options};
-use tripline_host_test::artifacts::{dist, shared_data};
+use tripline_host_test::artifacts::{dist, project_root, shared_data};
 use tripline_host_test::component_host::{ComponentEngine, ComponentHost};
 
 fn host() -> &'static ComponentHost {
@@ -210,4 +210,101 @@ fn models_move_between_engines_and_bad_ones_are_refused() {
 
     let disabled = instance(&format!(r#"{{"detections":{{"{KEY}":{{"enabled":false}}}}}}"#)).model(KEY).unwrap();
     assert_eq!(disabled, Value::Null);
+}
+
+/// The schemas' facts that tests/alert_formats.rs checks every native alert against (generated
+/// from ocsf/ocsf-schema 1.6.0 and elastic/ecs 9.4.0).
+fn schema_facts(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(project_root().join("tests/schemas").join(name)).expect("schema facts")).unwrap()
+}
+
+/// The attributes the OCSF facts require of an object (under `profiles`) that `object` lacks.
+fn missing_required<'a>(object: &Value, attributes: &'a Value, profiles: &[Value]) -> Vec<&'a str> {
+    let applies = |fact: &Value| fact["profile"].is_null() || profiles.contains(&fact["profile"]);
+    let attributes = attributes.as_object().unwrap();
+    attributes.iter().filter(|(name, fact)| fact["requirement"] == "required" && applies(fact) && object.get(name).is_none()).map(|(name, _)| name.as_str()).collect()
+}
+
+/// `output.alert_format` in the constructor's document: the example data's alerts as OCSF
+/// Detection Findings and ECS alerts are the Splunk risk events' alerts, in the same order, with
+/// each format's required and defining fields, and what the core writes natively.
+#[test]
+fn ocsf_and_ecs_alerts_through_the_component_are_the_splunk_alerts() {
+    let now = wall_clock();
+    let alerts_in = |config: Value| -> Vec<Value> {
+        let config = config.to_string();
+        let mut engine = instance(&config);
+        assert_eq!(engine.config_error().unwrap(), None);
+        let mut alerts = engine.process(example_data()).unwrap().alerts;
+        alerts.extend(engine.flush(now).unwrap().alerts);
+        let mut native = tripline::Engine::from_json(config.as_bytes());
+        let mut expected = process_batch(&mut native, example_data(), None).alerts;
+        expected.extend(flush_batch(&mut native, now).alerts);
+        assert!(alerts == expected, "{config}: the component's alerts differ from the native core's");
+        json_lines(&alerts)
+    };
+    let format = |name: &str| alerts_in(json!({"output": {"alert_format": name}}));
+    let splunk = alerts_in(json!({}));
+    assert_eq!(format("splunk"), splunk, "splunk is the default");
+    let (ocsf, ecs) = (format("ocsf"), format("ecs"));
+    assert!(splunk.len() >= 4, "the generator plants four anomalies");
+    assert_eq!((ocsf.len(), ecs.len()), (splunk.len(), splunk.len()));
+
+    let (ocsf_facts, ecs_facts) = (schema_facts("ocsf-1.6.0-detection_finding.json"), schema_facts("ecs-9.4.0-fields.json"));
+    let class = &ocsf_facts["class"];
+    for ((risk, finding), document) in splunk.iter().zip(&ocsf).zip(&ecs) {
+        let detection = &risk["detection"];
+        let profiles = finding["metadata"]["profiles"].as_array().unwrap();
+        assert_eq!(missing_required(finding, &class["attributes"], profiles), Vec::<&str>::new(), "{finding}");
+        for object in ["finding_info", "metadata", "cloud"] {
+            assert_eq!(missing_required(&finding[object], &ocsf_facts["objects"][object], profiles), Vec::<&str>::new(), "{object}: {finding}");
+        }
+        assert_eq!((&finding["class_uid"], &finding["category_uid"]), (&json!(2004), &json!(2)));
+        assert_eq!((&finding["class_uid"], &finding["category_uid"]), (&class["class_uid"], &class["category_uid"]));
+        assert_eq!(finding["type_uid"], 2004 * 100 + finding["activity_id"].as_u64().unwrap());
+        assert_eq!(finding["metadata"]["version"], ocsf_facts["ocsf_version"]);
+        let uid = finding["finding_info"]["uid"].as_str().unwrap();
+        assert!(uid.strip_prefix(detection["id"].as_str().unwrap()).is_some_and(|hash| hash.len() == 17), "{uid}");
+        assert_eq!(finding["finding_info"]["title"], detection["name"]);
+        assert_eq!(finding["finding_info"]["analytic"]["uid"], detection["id"]);
+        assert_eq!((&finding["message"], &finding["risk_score"]), (&risk["risk_message"], &risk["risk_score"]));
+        assert_eq!(finding["unmapped"]["result"], risk["result"]);
+
+        assert_eq!(document["event"]["kind"], "alert");
+        assert!(ecs_facts["fields"]["event.kind"]["allowed_values"].as_array().unwrap().contains(&document["event"]["kind"]));
+        assert_eq!(document["ecs"]["version"], ecs_facts["ecs_version"]);
+        assert_eq!(document["event"]["id"], uid, "one id for the alert in both formats");
+        for field in document["rule"].as_object().unwrap().keys() {
+            assert!(ecs_facts["fields"].get(format!("rule.{field}")).is_some(), "rule.{field} is an ECS field");
+        }
+        assert_eq!((&document["rule"]["id"], &document["rule"]["name"]), (&detection["id"], &detection["name"]));
+        assert_eq!(document["event"]["risk_score"].as_f64(), risk["risk_score"].as_f64());
+        assert_eq!((&document["message"], &document["event"]["start"]), (&risk["risk_message"], &risk["window"]["start"]));
+        assert_eq!(document["tripline"]["result"], risk["result"]);
+        // ATT&CK: every technique of the risk event, as OCSF attacks and ECS threat.technique.
+        for id in risk["annotations"]["mitre_attack"].as_array().unwrap() {
+            let attacks = finding["finding_info"]["attacks"].as_array().unwrap();
+            assert!(attacks.iter().any(|a| a["technique"]["uid"] == *id || a["sub_technique"]["uid"] == *id), "{id} in {finding}");
+            let threat = &document["threat"]["technique"];
+            assert!([&threat["id"], &threat["subtechnique"]["id"]].iter().any(|ids| ids.as_array().is_some_and(|ids| ids.contains(id))), "{id} in {document}");
+        }
+    }
+
+    // The planted alerts, by each format's own fields: the batch jobs' accounts, the spikes' users.
+    let planted: Vec<Value> = serde_json::from_slice(&std::fs::read(project_root().join("examples/data/generated/planted.json")).expect("planted.json")).unwrap();
+    let actors = |kind: &str| -> Vec<&str> {
+        let mut actors: Vec<&str> = planted.iter().filter(|p| p["kind"] == kind).map(|p| p["actor"].as_str().unwrap()).collect();
+        actors.sort();
+        actors
+    };
+    let facts = |alerts: &[Value], name: &str, detection: &str, fact: &str| -> Vec<String> {
+        let mut facts: Vec<String> = alerts.iter().filter(|a| a.pointer(name) == Some(&json!(detection))).map(|a| a.pointer(fact).unwrap().as_str().unwrap().to_string()).collect();
+        facts.sort();
+        facts
+    };
+    let (batch, spike) = ("AWS Exfiltration via Batch Service", "Abnormally High Number Of Cloud Security Group API Calls");
+    assert_eq!(facts(&ocsf, "/finding_info/title", batch, "/cloud/account/uid"), actors("batch_job_created"));
+    assert_eq!(facts(&ecs, "/rule/name", batch, "/cloud/account/id"), actors("batch_job_created"));
+    assert_eq!(facts(&ocsf, "/finding_info/title", spike, "/evidences/0/actor/user/name"), actors("security_group_spike"));
+    assert_eq!(facts(&ecs, "/rule/name", spike, "/user/name"), actors("security_group_spike"));
 }

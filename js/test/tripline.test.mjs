@@ -400,3 +400,84 @@ test("a fresh Node process can initialize with initSync(bytes) alone", async () 
   const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
   assert.equal(out.trim(), "[64]");
 });
+
+// --- alert formats (output.alert_format) -------------------------------------------------------
+
+// The schemas' facts the Rust format tests check every alert against (tests/alert_formats.rs,
+// generated from ocsf/ocsf-schema 1.6.0 and elastic/ecs 9.4.0): here only what says that the JS
+// host passes the setting through, the required attributes and the defining values.
+const schemas = path.join(root, "tests/schemas");
+const ocsfFacts = JSON.parse(readFileSync(path.join(schemas, "ocsf-1.6.0-detection_finding.json"), "utf8"));
+const ecsFacts = JSON.parse(readFileSync(path.join(schemas, "ecs-9.4.0-fields.json"), "utf8"));
+
+/** Every alert of the four generated weeks, one engine configured with `config`. */
+function exampleAlerts(config) {
+  const t = new Tripline(config);
+  assert.equal(t.stats().config_error, null);
+  const { alerts } = t.process(exampleData().bytes);
+  return [...alerts, ...t.finishAll()];
+}
+
+/** The names of `attributes` (OCSF facts) that are required under `profiles` and absent from `object`. */
+function missingRequired(object, attributes, profiles) {
+  return Object.entries(attributes)
+    .filter(([name, fact]) => fact.requirement === "required" && (!fact.profile || profiles.includes(fact.profile)))
+    .map(([name]) => name)
+    .filter((name) => object?.[name] === undefined);
+}
+
+test("alert_format ocsf and ecs in the constructor's configuration: the same alerts as Splunk risk events", () => {
+  const splunk = exampleAlerts({});
+  const { planted } = exampleData();
+  assertPlanted(splunk, planted);
+  const ocsf = exampleAlerts({ output: { alert_format: "ocsf" } });
+  const ecs = exampleAlerts({ output: { alert_format: "ecs" } });
+  assert.equal(ocsf.length, splunk.length);
+  assert.equal(ecs.length, splunk.length);
+
+  const { class: ocsfClass, objects } = ocsfFacts;
+  splunk.forEach((risk, i) => {
+    const finding = ocsf[i];
+    const profiles = finding.metadata.profiles;
+    assert.deepEqual(missingRequired(finding, ocsfClass.attributes, profiles), [], `finding ${i}`);
+    for (const object of ["finding_info", "metadata", "cloud"]) {
+      assert.deepEqual(missingRequired(finding[object], objects[object], profiles), [], `finding ${i}: ${object}`);
+    }
+    assert.equal(finding.class_uid, 2004);
+    assert.equal(finding.class_uid, ocsfClass.class_uid);
+    assert.equal(finding.category_uid, ocsfClass.category_uid);
+    assert.equal(finding.type_uid, finding.class_uid * 100 + finding.activity_id);
+    assert.equal(finding.metadata.version, ocsfFacts.ocsf_version);
+    assert.match(finding.finding_info.uid, new RegExp(`^${risk.detection.id}-[0-9a-f]{16}$`));
+    assert.equal(finding.finding_info.title, risk.detection.name);
+    assert.equal(finding.finding_info.analytic.uid, risk.detection.id);
+    assert.equal(finding.message, risk.risk_message);
+    assert.equal(finding.risk_score, risk.risk_score);
+    assert.equal(finding.start_time, Date.parse(risk.window.start));
+    assert.deepEqual(finding.unmapped.result, risk.result);
+
+    const document = ecs[i];
+    assert.equal(document.event.kind, "alert");
+    assert.ok(ecsFacts.fields["event.kind"].allowed_values.includes(document.event.kind));
+    assert.equal(document.ecs.version, ecsFacts.ecs_version);
+    assert.equal(document.event.id, finding.finding_info.uid, "one id for the alert in both formats");
+    assert.equal(document.rule.id, risk.detection.id);
+    assert.equal(document.rule.name, risk.detection.name);
+    for (const field of Object.keys(document.rule)) assert.ok(ecsFacts.fields[`rule.${field}`], `rule.${field} is an ECS field`);
+    assert.equal(document.event.risk_score, risk.risk_score);
+    assert.equal(document.event.start, risk.window.start);
+    assert.equal(document.message, risk.risk_message);
+    assert.ok(!Number.isNaN(Date.parse(document["@timestamp"])));
+    assert.deepEqual(document.tripline.result, risk.result);
+  });
+
+  // The planted alerts, by their own fields: the batch jobs' accounts, the spikes' users.
+  const named = (list, name, fact) => list.filter((a) => name(a) === "AWS Exfiltration via Batch Service").map(fact).sort();
+  const accounts = planted.filter((p) => p.kind === "batch_job_created").map((p) => p.actor).sort();
+  assert.deepEqual(named(ocsf, (f) => f.finding_info.title, (f) => f.cloud.account.uid), accounts);
+  assert.deepEqual(named(ecs, (d) => d.rule.name, (d) => d.cloud.account.id), accounts);
+  const spike = "Abnormally High Number Of Cloud Security Group API Calls";
+  const users = planted.filter((p) => p.kind === "security_group_spike").map((p) => p.actor).sort();
+  assert.deepEqual(ocsf.filter((f) => f.finding_info.title === spike).map((f) => f.evidences[0].actor.user.name).sort(), users);
+  assert.deepEqual(ecs.filter((d) => d.rule.name === spike).map((d) => d.user.name).sort(), users);
+});
