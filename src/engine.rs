@@ -552,13 +552,18 @@ impl Engine {
                     Selected::Row(mut row) => {
                         if row.is_empty() {
                             // A rule that keeps no fields of its own (Sigma's: no `table`) shows
-                            // the fields its message names, as its tag does.
+                            // the fields its message names, as its tag does, and the record's
+                            // eventID: two alerts of one second would otherwise be one document
+                            // (OCSF's and ECS's ids hash the alert).
                             risk_message(slot.detection.metadata(), |field| {
                                 if let Ok(Some(text)) = event.field(field, UserSource::default()) {
                                     row.insert(field.to_string(), Value::String(text.into_owned()));
                                 }
                                 None
                             });
+                            if let Ok(Some(id)) = event.field("eventID", UserSource::default()) {
+                                row.insert("eventID".into(), Value::String(id.into_owned()));
+                            }
                         }
                         self.counters.truncated_values += clip_row(&mut row, limits.max_value_bytes);
                         results.push((index, event_group(event.time), Some(row)));

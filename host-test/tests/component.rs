@@ -290,6 +290,10 @@ fn ocsf_and_ecs_alerts_through_the_component_are_the_splunk_alerts() {
         }
     }
 
+    // One id per alert: a SIEM that deduplicates by it must not merge two detections.
+    let uids: std::collections::BTreeSet<&str> = ocsf.iter().map(|f| f["finding_info"]["uid"].as_str().unwrap()).collect();
+    assert_eq!(uids.len(), ocsf.len(), "every finding has its own uid");
+
     // The planted alerts, by each format's own fields: the batch jobs' accounts, the spikes' users.
     let planted: Vec<Value> = serde_json::from_slice(&std::fs::read(project_root().join("examples/data/generated/planted.json")).expect("planted.json")).unwrap();
     let actors = |kind: &str| -> Vec<&str> {

@@ -102,10 +102,11 @@ fn every_sigma_rule_tags_its_positive_and_not_its_negative_in_real_fluent_bit() 
     assert_eq!(tagged.len(), records.len(), "every record comes out once");
     let by_event = matches_by_event(&tagged);
     // Each match is also an alert at once, with the rule's metadata, and a result row of the
-    // record's fields its message names: the message is whole.
+    // record's fields its message names (the message is whole) and its eventID.
     let alerted: BTreeSet<String> = printed_alerts(&finished.stdout)
         .iter()
         .filter(|a| a["detection"]["source"] == "sigma" && a["result"]["eventName"].is_string())
+        .filter(|a| by_event.contains_key(a["result"]["eventID"].as_str().unwrap_or_default()))
         .filter(|a| a["risk_message"].as_str().is_some_and(|m| !m.contains('$')))
         .filter_map(|a| a["detection"]["id"].as_str().map(str::to_string))
         .collect();
