@@ -51,7 +51,15 @@ export interface BaselineModel {
 
 export type Bytes = Uint8Array | ArrayBuffer | ArrayBufferView | string;
 
-export const DETECTIONS: readonly string[];
+export interface DetectionEntry {
+  /** The configuration key: `detections.<key>`, `model(key)`. */
+  key: string;
+  /** Whether it runs when the configuration does not say. */
+  enabled_by_default: boolean;
+}
+
+/** Every detection this build can run, in the catalog's order (after `ready()`). */
+export function detections(): DetectionEntry[];
 
 /** Loads the WebAssembly module (browser: fetch next to index.js; Node: read from disk). */
 export function ready(source?: URL | string | Response | BufferSource | WebAssembly.Module): Promise<void>;

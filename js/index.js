@@ -14,16 +14,19 @@
 // whose stats() report `config_error`; unreadable records pass through unchanged and are
 // counted; restore()/loadModel() answer { ok, error }.
 
-import init, { initSync as rawInitSync, Tripline as RawTripline } from "./tripline.js";
+import init, { initSync as rawInitSync, Tripline as RawTripline, detectionCatalog as rawDetectionCatalog } from "./tripline.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The detection keys this build knows (configuration `detections.<key>`, `model(key)`). */
-export const DETECTIONS = Object.freeze([
-  "aws_exfiltration_via_batch_service",
-  "abnormally_high_cloud_security_group_api_calls",
-]);
+/**
+ * Every detection this build can run, in the catalog's order: its configuration key
+ * (`detections.<key>`, `model(key)`) and whether it runs when the configuration does not say.
+ * Needs the module loaded (`ready()` or `initSync()`).
+ */
+export function detections() {
+  return JSON.parse(rawDetectionCatalog());
+}
 
 let initialized = false;
 

@@ -45,7 +45,8 @@ async function start() {
     );
     return;
   }
-  $("build").textContent = `detections: ${tripline.DETECTIONS.join(", ")}`;
+  const catalog = tripline.detections();
+  $("build").textContent = `detections: ${catalog.filter((d) => d.enabled_by_default).length} of ${catalog.length} on by default`;
   setStatus("Ready. Drop a file, paste records or load the example.");
   updateRunButton();
   document.body.dataset.ready = "true";

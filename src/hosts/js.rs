@@ -18,12 +18,25 @@
 //!   if the state cannot be encoded, which the engine counts); `restore` and
 //!   `loadModel` return `{"ok":true}` or `{"ok":false,"error":".."}` as JSON text and keep the
 //!   current state on error;
-//! - `model(key)`: a detection's learned model as JSON text, or `null`.
+//! - `model(key)`: a detection's learned model as JSON text, or `null`;
+//! - `detectionCatalog()` (a function, not a method): every detection key and whether it runs by
+//!   default, as JSON text.
 
 use wasm_bindgen::prelude::*;
 
 use crate::batch::{append_alerts, engine_from_config, flush_batch, outcome_json, process_batch};
 use crate::engine::Engine;
+
+/// Every detection this build can run, as JSON text: `[{"key", "enabled_by_default"}]` in the
+/// catalog's order (the keys a configuration's `detections` takes).
+#[wasm_bindgen(js_name = detectionCatalog)]
+pub fn detection_catalog() -> String {
+    let entries: Vec<serde_json::Value> = crate::catalog::catalog(crate::catalog::builtin_rules())
+        .iter()
+        .map(|e| serde_json::json!({"key": e.key, "enabled_by_default": e.enabled_by_default}))
+        .collect();
+    serde_json::Value::Array(entries).to_string()
+}
 
 /// One batch's output: the records and the alerts, both NDJSON bytes.
 #[wasm_bindgen(js_name = Batch)]
