@@ -91,6 +91,16 @@ pub trait Detection {
         Ok(())
     }
 
+    /// What changed in [`Detection::save_state`]'s document since [`Detection::state_saved`],
+    /// as a JSON merge patch (RFC 7396), for state too large to save whole each time. `None`
+    /// (the default): the whole state is saved.
+    fn state_changes(&self) -> Option<Value> {
+        None
+    }
+
+    /// The state as it stands was saved or restored: [`Detection::state_changes`] counts from here.
+    fn state_saved(&mut self) {}
+
     /// Loads a model document addressed to this detection (for example a fitted baseline).
     fn load_model(&mut self, _model: &Value) -> Result<(), String> {
         Err(format!("detection {} takes no model", self.metadata().key))

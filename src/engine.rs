@@ -72,8 +72,20 @@ pub struct Counters {
     pub journal_failures: u64,
     pub restores: u64,
     pub restore_failures: u64,
+    /// Restores that read the state file only up to a damaged section of changes (a save cut
+    /// short, or corrupt): the state is what came before it, plus the journal.
+    pub restore_damaged: u64,
     /// Detections whose saved state a restore left out (see [`Engine::restore`]).
     pub state_refused: u64,
+}
+
+/// What [`Engine::restore_sections`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The length of the whole snapshot at the start of the bytes; sections of changes follow.
+    pub base_bytes: usize,
+    /// Why the sections stopped before the end of the bytes, if they did.
+    pub damaged: Option<String>,
 }
 
 /// Why one record was passed through without being read in full.
@@ -221,6 +233,10 @@ pub struct SlotState<'a> {
     pub length: Option<i64>,
     pub windows: Cow<'a, Windows>,
     pub learned: Value,
+    /// In a section of changes (see `snapshot.rs`): a merge patch of the learned state saved
+    /// before, which `learned` (then `null`) does not repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_changes: Option<Value>,
 }
 
 /// Everything an engine would lose on restart (borrowed or owned, as [`SlotState`]).
@@ -745,8 +761,9 @@ impl Engine {
         })
     }
 
-    /// The whole mutable state, borrowed, for snapshots: saving copies no window or alert.
-    fn state(&mut self) -> EngineState<'_> {
+    /// The whole mutable state, borrowed, for snapshots: saving copies no window or alert. With
+    /// `changes`, learned state is given as its changes where the detection can tell them.
+    fn state(&mut self, changes: bool) -> EngineState<'_> {
         EngineState {
             watermark: self.watermark,
             counters: Cow::Borrowed(&self.counters),
@@ -754,11 +771,15 @@ impl Engine {
             detections: self
                 .slots
                 .iter()
-                .map(|s| SlotState {
-                    key: Cow::Borrowed(&s.key),
-                    length: Some(s.length),
-                    windows: Cow::Borrowed(&s.windows),
-                    learned: s.detection.save_state(),
+                .map(|s| {
+                    let learned_changes = if changes { s.detection.state_changes() } else { None };
+                    SlotState {
+                        key: Cow::Borrowed(&s.key),
+                        length: Some(s.length),
+                        windows: Cow::Borrowed(&s.windows),
+                        learned: if learned_changes.is_some() { Value::Null } else { s.detection.save_state() },
+                        learned_changes,
+                    }
                 })
                 .collect(),
         }
@@ -767,9 +788,25 @@ impl Engine {
     /// The whole state as a snapshot (see `snapshot.rs`). Counted in `snapshot_saves` before
     /// encoding, so the snapshot includes its own save; `snapshot_failures` if it cannot encode.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, String> {
+        self.save(snapshot::encode, false)
+    }
+
+    /// What changed since the last snapshot or section of changes (or restore), as a section
+    /// to append to the saved state (see `snapshot.rs`): a save whose size follows what changed,
+    /// not the size of the learned state. The host must have stored every save since the
+    /// restore; after one it could not store, it saves a whole [`Engine::snapshot`] instead.
+    pub fn snapshot_changes(&mut self) -> Result<Vec<u8>, String> {
+        self.save(snapshot::encode_changes, true)
+    }
+
+    fn save(&mut self, encode: fn(&EngineState) -> Result<Vec<u8>, String>, changes: bool) -> Result<Vec<u8>, String> {
         self.counters.snapshot_saves += 1;
-        let encoded = snapshot::encode(&self.state());
-        encoded.inspect_err(|_| self.count_snapshot_failure())
+        let encoded = encode(&self.state(changes));
+        match &encoded {
+            Ok(_) => self.slots.iter_mut().for_each(|s| s.detection.state_saved()),
+            Err(_) => self.count_snapshot_failure(),
+        }
+        encoded
     }
 
     /// Turns the last counted save into a failure (the host could not store the snapshot).
@@ -784,17 +821,27 @@ impl Engine {
     /// detection's state (B's `user_field`, a window length, a rule's search), that state alone
     /// is left out, counted in `state_refused` and listed in [`Engine::state_refused`]; the
     /// other detections, the watermark and the waiting alerts are restored.
+    ///
+    /// Sections of changes after the snapshot are applied up to the first damaged one, which is
+    /// counted in `restore_damaged`: what came before it is restored.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let result = snapshot::decode(bytes).map_err(|e| e.to_string());
-        match result {
-            Ok(state) => {
-                self.set_state(state);
+        self.restore_sections(bytes).map(|_| ())
+    }
+
+    /// [`Engine::restore`], telling a host that appends sections of changes what it read.
+    pub fn restore_sections(&mut self, bytes: &[u8]) -> Result<Restored, String> {
+        match snapshot::decode_sections(bytes) {
+            Ok(decoded) => {
+                self.set_state(decoded.state);
                 self.counters.restores += 1;
-                Ok(())
+                if decoded.damaged.is_some() {
+                    self.counters.restore_damaged += 1;
+                }
+                Ok(Restored { base_bytes: decoded.base_bytes, damaged: decoded.damaged.map(|e| e.to_string()) })
             }
             Err(e) => {
                 self.counters.restore_failures += 1;
-                Err(e)
+                Err(e.to_string())
             }
         }
     }
@@ -817,7 +864,11 @@ impl Engine {
             let Some(slot) = self.slots.iter_mut().find(|s| s.key == saved.key) else { continue };
             if let Err(e) = slot.detection.restore_state(&saved.learned) {
                 refused.push(format!("detection `{}`: saved state left out ({e}); its open windows and learned state start over", slot.key));
-            } else if saved.length.is_some_and(|length| length != slot.length) && saved.windows.group_count() > 0 {
+                continue;
+            }
+            // Its learned state is now what the saved state holds: changes count from here.
+            slot.detection.state_saved();
+            if saved.length.is_some_and(|length| length != slot.length) && saved.windows.group_count() > 0 {
                 refused.push(format!(
                     "detection `{}`: saved windows left out (they are {} s long, the configuration says {} s)",
                     slot.key,

@@ -48,7 +48,7 @@ pub fn split(snapshot: &[u8], key_column: impl Fn(&str) -> Option<usize>, moves:
         let taken = slot.windows.to_mut().split_off(|key| key.get(column).is_some_and(|value| moves(value)));
         if taken.group_count() > 0 {
             moved_groups.push((slot.key.to_string(), taken.group_count()));
-            part.detections.push(SlotState { key: slot.key.clone(), length: slot.length, windows: Cow::Owned(taken), learned: Value::Null });
+            part.detections.push(SlotState { key: slot.key.clone(), length: slot.length, windows: Cow::Owned(taken), learned: Value::Null, learned_changes: None });
         }
     }
     Ok(Split { moved: snapshot::encode(&part)?, remaining: snapshot::encode(&state)?, moved_groups, left_groups })

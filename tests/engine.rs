@@ -225,6 +225,48 @@ fn snapshot_restores_mid_window_and_refuses_damage() {
     assert!(fresh.watermark().is_none(), "a failed restore leaves a clean engine");
 }
 
+/// Saves of a first-seen rule as sections of changes appended to one whole snapshot: the file
+/// restores what the live engine holds; a last section cut short restores what came before
+/// it, counted, and a strict reader refuses it.
+#[test]
+fn sections_of_changes_restore_the_state_and_a_torn_one_what_came_before() {
+    let key = "cloud_provisioning_activity_from_previously_unseen_ip_address";
+    let path = format!("{}/rules/escu/tests/{key}.json", env!("CARGO_MANIFEST_DIR"));
+    let case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut records: Vec<String> = ["positive", "negative"].iter().flat_map(|k| case[k].as_array().unwrap().iter().map(Value::to_string)).collect();
+    records.sort_by_key(|r| serde_json::from_str::<Value>(r).unwrap()["eventTime"].as_str().unwrap().to_string());
+    records.push(other("2024-12-31T00:00:00Z"));
+    let config = json!({"detections": {key: {"enabled": true}}});
+    let mut live = engine(config.clone());
+    let mut file = live.snapshot().unwrap();
+    let mut before_last = file.len();
+    for record in &records {
+        live.process(record.as_bytes(), None);
+        before_last = file.len();
+        file.extend(live.snapshot_changes().unwrap());
+    }
+    let keys = |e: &Engine| e.model(key).unwrap()["first_seen"]["keys"].as_object().unwrap().len();
+    let mut restored = engine(config.clone());
+    restored.restore(&file).unwrap();
+    assert_eq!(restored.model(key), live.model(key));
+    assert!(keys(&live) >= 3, "the case's addresses were learned: {}", keys(&live));
+    assert_eq!(restored.counters().records, live.counters().records);
+    let alerts = alerts_of(&mut live);
+    assert!(!alerts.is_empty());
+    assert_eq!(alerts_of(&mut restored), alerts);
+
+    let mut before = engine(config.clone());
+    before.restore(&file[..before_last]).unwrap();
+    assert_eq!(before.counters().restore_damaged, 0);
+    for cut in [before_last + 1, (before_last + file.len()) / 2, file.len() - 1] {
+        let mut torn = engine(config.clone());
+        torn.restore(&file[..cut]).unwrap();
+        assert_eq!(torn.counters().restore_damaged, 1, "cut at {cut}");
+        assert_eq!((torn.model(key), torn.counters().records), (before.model(key), before.counters().records), "cut at {cut}");
+        assert!(tripline::snapshot::decode(&file[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
 #[test]
 fn a_configuration_change_refuses_only_the_state_it_invalidates() {
     let sg_call = json!({"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAX","userName":"alice"},

@@ -229,6 +229,146 @@ fn a_first_seen_rule_gives_the_same_rows_across_a_stop_anywhere() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+const LARGE_SET_RULE: &str = "cloud_provisioning_activity_from_previously_unseen_ip_address";
+
+/// A fitted first-seen set of 100,000 addresses for [`LARGE_SET_RULE`], each seen once at
+/// `seen`, as `tripline fit` writes it.
+fn large_set_model(seen: i64) -> String {
+    let keys: Map<String, Value> = (0..100_000u32).map(|i| (format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), json!([seen, seen]))).collect();
+    json!({"format": "tripline-first-seen", "version": 1, "detection": LARGE_SET_RULE, "first_seen": {"keys": keys}}).to_string()
+}
+
+/// The default pack and [`LARGE_SET_RULE`] with the model loaded, saved every `every` records.
+/// (Room for more keys: at `max_keys` a new key makes a tenth of the set go, a save of that size.)
+fn large_set_config(every: usize) -> Value {
+    json!({
+        "models": ["first-seen.json"],
+        "detections": {LARGE_SET_RULE: {"enabled": true, "first_seen": {"max_keys": 200_000}}},
+        "snapshot": {"every_records": every},
+    })
+}
+
+/// A save writes what changed, not the set: with 100,000 keys in a first-seen set (a fitted
+/// model) and the whole default pack running, the first save writes the whole snapshot and every
+/// later one appends a section of under 64 KiB to it; a restart from those sections gives the
+/// set and the alerts of a run that never stopped.
+#[test]
+fn a_save_of_a_large_first_seen_set_writes_what_changed() {
+    let key = LARGE_SET_RULE;
+    let case = runnable().into_iter().find(|c| c.key == key).expect("the rule's case");
+    let mut records = case.records.clone();
+    records.push(closer());
+    // Keys as old as the case's first record: the set's warm-up, and so the case's rows, stay.
+    let model = large_set_model(event_time(&records[0]));
+    let start = |name: &str, every: usize| {
+        let dir = common::scratch_dir(name);
+        std::fs::write(dir.join("first-seen.json"), &model).unwrap();
+        (common::start_filter(&dir, &large_set_config(every)), dir)
+    };
+    // The set as the module restores it at start: the model, then the snapshot and the journal.
+    let learned = |dir: &std::path::Path, every: usize| {
+        let mut engine = tripline::Engine::from_json(large_set_config(every).to_string().as_bytes());
+        engine.load_model(model.as_bytes()).unwrap();
+        if let Ok(bytes) = std::fs::read(dir.join("tripline-state.snap")) {
+            engine.restore(&bytes).unwrap();
+        }
+        if let Ok(journal) = std::fs::read(dir.join("tripline-state.journal")) {
+            assert!(!tripline::journal::replay(&mut engine, &journal).damaged);
+        }
+        assert_eq!(engine.counters().restore_damaged, 0);
+        let set = engine.model(key).unwrap()["first_seen"].clone();
+        let keys = set["keys"].as_object().map(Map::len).unwrap_or_default();
+        assert!(keys > 100_000, "{}: {keys} keys", dir.display());
+        set
+    };
+
+    let (mut whole, whole_dir) = start("large-set-whole", 0);
+    let uninterrupted = common::run(&mut whole, &records);
+    assert_eq!(mismatch(&case, &rows_of(&uninterrupted, &rule_id(key))), None);
+
+    // Saved after every record that changes state; stopped before the record that closes the
+    // judged window, so the rows come from the restored set.
+    let stop = records.len() - 1;
+    let (mut first, dir) = start("large-set-saves", 1);
+    let path = dir.join("tripline-state.snap");
+    let mut alerts = Vec::new();
+    let mut file: Vec<u8> = Vec::new();
+    let mut saves = Vec::new();
+    for record in &records[..stop] {
+        alerts.extend(common::run(&mut first, std::slice::from_ref(record)));
+        let now = std::fs::read(&path).unwrap_or_default();
+        if now != file {
+            let appended = now.starts_with(&file) && !file.is_empty();
+            saves.push(if appended { now.len() - file.len() } else { now.len() });
+            if !file.is_empty() {
+                assert!(appended, "save {} rewrote the file ({} bytes)", saves.len(), now.len());
+            }
+            file = now;
+        }
+    }
+    drop(first);
+    eprintln!("bytes written per save, 100,000-key set: {saves:?}");
+    assert!(saves.len() >= 3, "{saves:?}");
+    assert!(saves[0] > 3_000_000, "the first save holds the whole set: {saves:?}");
+    assert!(saves[1..].iter().all(|&n| n < 64 << 10), "later saves append what changed: {saves:?}");
+    let (mut reference, reference_dir) = start("large-set-reference", 0);
+    common::run(&mut reference, &records[..stop]);
+    drop(reference);
+    assert_eq!(learned(&dir, 1), learned(&reference_dir, 0), "the saved set is the set");
+
+    let mut second = common::start_filter(&dir, &large_set_config(1));
+    alerts.extend(common::run(&mut second, &records[stop..]));
+    drop(second);
+    assert_eq!(alerts, uninterrupted);
+    assert_eq!(learned(&dir, 1), learned(&whole_dir, 0));
+}
+
+/// The same in the real Fluent Bit: a stop (SIGTERM) and a new process mid-case, the state file
+/// a whole snapshot with the 100,000 keys and small sections after it, and the rule's rows
+/// those of its case.
+#[test]
+fn a_large_first_seen_set_survives_a_restart_in_real_fluent_bit() {
+    let case = runnable().into_iter().find(|c| c.key == LARGE_SET_RULE).expect("the rule's case");
+    let mut records = case.records.clone();
+    records.push(closer());
+    let layout = Layout::new(common::scratch_dir("large-set-real-fb")).unwrap();
+    layout.install_module(&dist("tripline-fluentbit.wasm")).unwrap();
+    std::fs::write(layout.etc.join("tripline.json"), large_set_config(1).to_string()).unwrap();
+    std::fs::write(layout.etc.join("first-seen.json"), large_set_model(event_time(&records[0]))).unwrap();
+    let lines: Vec<Vec<u8>> = records.iter().map(|r| r.to_string().into_bytes()).collect();
+    let lines: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    let stop = lines.len() - 1;
+    let config = layout.write_config(Example::Classic).unwrap();
+
+    layout.append_input("cloudtrail.ndjson", &lines[..stop]).unwrap();
+    let mut fluent_bit = Running::start(&config, &[]).unwrap();
+    fluent_bit.wait_until("the records before the stop", Duration::from_secs(120), |_| layout.tagged_lines().len() >= stop).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let finished = fluent_bit.stop().unwrap();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let mut alerts = printed_alerts(&finished.stdout);
+    let state = std::fs::read(layout.etc.join("tripline-state.snap")).unwrap();
+    let decoded = tripline::snapshot::decode_sections(&state).unwrap();
+    assert!(decoded.damaged.is_none());
+    let sections = state.len() - decoded.base_bytes;
+    eprintln!("state file: whole snapshot {} bytes, then {sections} bytes of sections", decoded.base_bytes);
+    assert!(decoded.base_bytes > 3_000_000 && sections > 0 && sections < stop * (64 << 10), "{} + {sections}", decoded.base_bytes);
+
+    let mut fluent_bit = Running::start(&config, &[]).unwrap();
+    layout.append_input("cloudtrail.ndjson", &lines[stop..]).unwrap();
+    fluent_bit
+        .wait_until("every record and alert", Duration::from_secs(120), |fb| {
+            layout.tagged_lines().len() >= lines.len() && alerts.len() + printed_alerts(&fb.stdout()).len() >= case.expected.len()
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let finished = fluent_bit.stop().unwrap();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(finished.stderr.contains("[tripline] restored state"), "{}", finished.stderr);
+    alerts.extend(printed_alerts(&finished.stdout));
+    assert_eq!(mismatch(&case, &rows_of(&alerts, &rule_id(LARGE_SET_RULE))), None);
+}
+
 /// `tripline fit` fills a first-seen set offline from an archive: fitted on a case's history (the
 /// days before the hour its rows come from), loaded as a model by a module that sees only that
 /// hour's day, the rule gives the case's rows, as when it learned the history in-stream.

@@ -119,6 +119,37 @@ fn a_write_killed_before_rename_leaves_the_previous_snapshot() {
     assert!(tripline::snapshot::decode(&std::fs::read(dir.join("tripline-state.snap")).unwrap()).is_ok());
 }
 
+/// A save appends a section of changes to the state file; one cut short (the process killed
+/// mid-write) restores what came before it, is logged and counted, drops no record, and the
+/// next save rewrites the file whole.
+#[test]
+fn a_section_cut_short_restores_what_came_before_it() {
+    let dir = scratch_dir("torn-section");
+    let config = json!({"snapshot": {"every_records": 1}, "output": {"stats_every_records": 1}});
+    let t0 = 1_791_194_400;
+    let mut first = start_filter(&dir, &config);
+    run(&mut first, &[ec2_call(t0, "AIDAA", "CreateSecurityGroup", None), ec2_call(t0 + 60, "AIDAA", "CreateSecurityGroup", None)]);
+    drop(first);
+    let path = dir.join("tripline-state.snap");
+    let mut file = std::fs::read(&path).unwrap();
+    let whole = tripline::snapshot::decode_sections(&file).unwrap();
+    assert!(file.len() > whole.base_bytes, "the second save appended a section");
+    let section = file[whole.base_bytes..].to_vec();
+    file.extend_from_slice(&section[..section.len() / 2]);
+    std::fs::write(&path, &file).unwrap();
+
+    let mut second = restart(&dir, &config);
+    let reply = second.filter((t0 + 120) as u32, &ec2_call(t0 + 120, "AIDAA", "CreateSecurityGroup", None)).unwrap();
+    assert!(!reply.is_dropped());
+    let counters = &reply.stats().unwrap()["counters"];
+    assert_eq!((counters["restores"].clone(), counters["restore_damaged"].clone(), counters["restore_failures"].clone()), (json!(1), json!(1), json!(0)));
+    assert_eq!(counters["records"], 3, "the records of the whole sections, and this one");
+    assert!(second.captured_stderr().contains("ends in a damaged section"), "{}", second.captured_stderr());
+    let rewritten = std::fs::read(&path).unwrap();
+    let read = tripline::snapshot::decode_sections(&rewritten).unwrap();
+    assert_eq!((read.base_bytes, read.damaged), (rewritten.len(), None), "the save after it rewrote the file whole");
+}
+
 #[test]
 fn a_snapshot_from_an_older_module_restores() {
     let config = json!({"snapshot": {"every_records": 1}, "output": {"stats_every_records": 1}});

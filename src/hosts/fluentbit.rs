@@ -267,10 +267,17 @@ impl Filter {
 }
 
 /// The state snapshot and the journal of what changed since (see `journal.rs`), side by side in
-/// the configuration's directory. The journal is compacted into a new snapshot every
-/// `snapshot.every_records` records or when it outgrows [`JOURNAL_COMPACT_BYTES`].
+/// the configuration's directory. The journal is compacted into the snapshot every
+/// `snapshot.every_records` records or when it outgrows [`JOURNAL_COMPACT_BYTES`]: by appending
+/// a section of what changed to the snapshot file (see `snapshot.rs`), or, once the sections
+/// reach half the whole snapshot ([`DurableState::appendable`]), by rewriting it whole.
 struct DurableState {
     snapshot: PathBuf,
+    /// The length of the whole snapshot at the start of the file; 0 when sections may not be
+    /// appended (no snapshot yet, one that could not be read whole, or a write that failed).
+    base_bytes: u64,
+    /// The length of the snapshot file: the whole snapshot and the sections after it.
+    file_bytes: u64,
     journal: PathBuf,
     /// Open for appending once the first entry is written.
     appender: Option<std::fs::File>,
@@ -301,16 +308,31 @@ impl DurableState {
                 }
             }
         }
+        let (mut base_bytes, mut file_bytes) = (0, 0);
         if let Ok(bytes) = std::fs::read(snapshot) {
-            match engine.restore(&bytes) {
-                Ok(()) => {
+            match engine.restore_sections(&bytes) {
+                Ok(restored) => {
                     log(&format!("restored state from {}", snapshot.display()));
                     engine.state_refused().iter().for_each(|refused| log(refused));
+                    match restored.damaged {
+                        // The journal holds what a save cut short held; the next save rewrites the file.
+                        Some(e) => log(&format!("{} ends in a damaged section ({e}): restored what came before it", snapshot.display())),
+                        None => (base_bytes, file_bytes) = (restored.base_bytes as u64, bytes.len() as u64),
+                    }
                 }
                 Err(e) => log(&format!("starting clean: {e}")),
             }
         }
-        let mut state = DurableState { snapshot: snapshot.to_path_buf(), journal, appender: None, entry: Vec::new(), journal_bytes: 0, records_since_save: 0 };
+        let mut state = DurableState {
+            snapshot: snapshot.to_path_buf(),
+            base_bytes,
+            file_bytes,
+            journal,
+            appender: None,
+            entry: Vec::new(),
+            journal_bytes: 0,
+            records_since_save: 0,
+        };
         if let Ok(bytes) = std::fs::read(&state.journal) {
             let replayed = journal::replay(engine, &bytes);
             if replayed.applied > 0 {
@@ -367,24 +389,46 @@ impl DurableState {
         }
     }
 
-    /// Writes the whole state as the new snapshot, then empties the journal. A stop in between
-    /// is harmless: the journal's entries are then older than the snapshot and skipped.
+    /// Whether the next save may append a section of changes: while the sections are less than
+    /// half the whole snapshot before them. The file so stays under one and a half snapshots
+    /// (and a section), and a save writes about three times what changed, amortized.
+    fn appendable(&self) -> bool {
+        self.base_bytes > 0 && self.file_bytes - self.base_bytes < self.base_bytes / 2
+    }
+
+    /// Saves the state (a section of changes, or the whole snapshot), then empties the journal.
+    /// A stop in between is harmless: the journal's entries are then older than the saved state
+    /// and skipped.
     fn compact(&mut self, engine: &mut Engine) {
         self.records_since_save = 0;
         if self.journal_bytes == 0 && !self.journal.exists() {
             return; // nothing later alerts depend on changed since the last snapshot
         }
+        let appending = self.appendable();
         // An encoding failure is counted by the engine itself.
-        let Ok(bytes) = engine.snapshot() else { return };
-        // Temp file, then rename: a write killed half-way never replaces the last good snapshot.
-        let tmp = self.snapshot.with_extension("tmp");
-        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &self.snapshot));
+        let Ok(bytes) = (if appending { engine.snapshot_changes() } else { engine.snapshot() }) else { return };
+        let written = if appending {
+            // A write cut short leaves a torn last section, which a restore reads as damaged:
+            // what came before it and the journal (not yet emptied) still give the state.
+            std::fs::OpenOptions::new().append(true).open(&self.snapshot).and_then(|mut file| std::io::Write::write_all(&mut file, &bytes))
+        } else {
+            // Temp file, then rename: a write killed half-way never replaces the last good snapshot.
+            let tmp = self.snapshot.with_extension("tmp");
+            std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &self.snapshot))
+        };
         if let Err(e) = written {
             engine.count_snapshot_failure();
+            // What the engine now counts as saved is not: only a whole snapshot holds it.
+            self.base_bytes = 0;
             if engine.counters().snapshot_failures == 1 {
                 log(&format!("cannot save state to {}: {e}", self.snapshot.display()));
             }
             return;
+        }
+        if appending {
+            self.file_bytes += bytes.len() as u64;
+        } else {
+            (self.base_bytes, self.file_bytes) = (bytes.len() as u64, bytes.len() as u64);
         }
         self.appender = None;
         self.journal_bytes = 0;

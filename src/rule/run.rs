@@ -450,6 +450,17 @@ impl Detection for RuleDetection {
         }
     }
 
+    /// The first-seen set's changes (the rest of the document does not change while it runs).
+    fn state_changes(&self) -> Option<Value> {
+        self.first_seen.as_ref()?.set.changes().map(|changes| json!({ "first_seen": changes }))
+    }
+
+    fn state_saved(&mut self) {
+        if let Some(learned) = &mut self.first_seen {
+            learned.set.saved();
+        }
+    }
+
     /// Refuses windows saved under another form of the rule: their groups and columns would be
     /// read as this form's. State saved before shapes were (`null`) is taken as it is.
     fn restore_state(&mut self, state: &Value) -> Result<(), String> {
