@@ -592,6 +592,18 @@ impl RuleDetection {
         out
     }
 
+    /// What a selected group's key holds, for `tripline explain`: whether it is a `join`'s main
+    /// row (else a `stats` group), and its fields with their values.
+    pub fn describe_group(&self, key: &[Cow<'_, str>]) -> (bool, Vec<(String, Value)>) {
+        let (main, parts) = match (&self.rule.join, key.split_first()) {
+            (Some(_), Some((side, parts))) => (side == JOIN_MAIN, parts),
+            _ => (false, key),
+        };
+        let fields = if main { self.main_columns() } else { &self.group_fields };
+        let value = |part: &Cow<'_, str>| if main { decode_column(part) } else { Value::String(part.to_string()) };
+        (main, fields.iter().cloned().zip(parts.iter().map(value)).collect())
+    }
+
     /// The main columns of a `join`: those of its main search's closing `table`.
     fn main_columns(&self) -> &[String] {
         match self.rule.join.as_ref().and_then(|j| j.steps.last()) {
