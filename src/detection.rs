@@ -69,11 +69,12 @@ pub trait Detection {
     /// The output row for a closed group, columns in the seed's order, or `None` if it does not fire.
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>>;
 
-    /// The output rows of one window's groups closed together (in key order), one per group:
-    /// a detection whose rows depend on each other (`eventstats`) sees them all at once. By
-    /// default each group on its own.
-    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
-        groups.iter().map(|g| self.on_close(g)).collect()
+    /// The output rows of one window's groups closed together (in key order), per group: a
+    /// detection whose rows depend on each other (`eventstats`, `join`) sees them all at once.
+    /// A group gives no row, one, or (a `join`'s main rows that were alike) several. By default
+    /// each group on its own.
+    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
+        groups.iter().map(|g| self.on_close(g).into_iter().collect()).collect()
     }
 
     /// Counters of the detection's own state that the engine reports (`name`, value).

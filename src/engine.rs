@@ -648,10 +648,13 @@ impl Engine {
             while let Some(start) = closed.first().map(|g| g.window_start) {
                 let n = closed.iter().take_while(|g| g.window_start == start).count();
                 let rows = self.slots[index].detection.on_close_window(&closed[..n]);
-                for (group, row) in closed.drain(..n).zip(rows) {
-                    if let Some(row) = row {
-                        self.finish(index, group, Some(row));
+                for (group, rows) in closed.drain(..n).zip(rows) {
+                    let mut rows = rows.into_iter();
+                    let Some(mut row) = rows.next() else { continue };
+                    for next in rows {
+                        self.finish(index, group.clone(), Some(std::mem::replace(&mut row, next)));
                     }
+                    self.finish(index, group, Some(row));
                 }
             }
         }

@@ -149,9 +149,12 @@ fn explain(rule: &Rule, detection: &RuleDetection, record: &[u8], out: &mut Stri
         }
         Ok(true) => {}
     }
+    // A `join`'s main row is selected by the join's own steps: the rule's are the subsearch's.
+    let main_row = |s: &Selected<'_>| matches!(s, Selected::Group { key: Some(key), .. } if detection.describe_group(key).0);
+    let joined = rule.join.is_some() && detection.select(&event).is_ok_and(|s| s.iter().any(main_row));
     // The first per-event step after which no row is left.
-    for k in 1..=rule.steps.len() {
-        let prefix = Rule { steps: rule.steps[..k].to_vec(), stats: None, after: Vec::new(), ..rule.clone() };
+    for k in (1..=rule.steps.len()).filter(|_| !joined) {
+        let prefix = Rule { steps: rule.steps[..k].to_vec(), stats: None, after: Vec::new(), join: None, ..rule.clone() };
         let rows = RuleDetection::new(prefix).map(|d| d.select(&event));
         match rows {
             Ok(Ok(rows)) if rows.is_empty() => {
@@ -166,7 +169,7 @@ fn explain(rule: &Rule, detection: &RuleDetection, record: &[u8], out: &mut Stri
             _ => {}
         }
     }
-    if !rule.steps.is_empty() {
+    if !rule.steps.is_empty() && !joined {
         line(out, format!("✓ the {} per-event step(s) keep it", rule.steps.len()));
     }
     let selected = match detection.select(&event) {
@@ -190,9 +193,14 @@ fn explain(rule: &Rule, detection: &RuleDetection, record: &[u8], out: &mut Stri
             }
             Selected::Group { key: Some(key), .. } => {
                 let stats = rule.stats.as_ref();
-                let by: Vec<&str> = stats.map(|s| s.by.iter().filter(|f| *f != "_time").map(String::as_str).collect()).unwrap_or_default();
-                let pairs: Vec<String> = by.iter().zip(key).map(|(f, v)| format!("{f}={v:?}")).collect();
+                let (main, fields) = detection.describe_group(key);
+                let pairs: Vec<String> = fields.iter().map(|(f, v)| format!("{f}={v}")).collect();
                 let window = stats.and_then(|s| s.span_seconds).map_or("the host's window".to_string(), |s| format!("{s} s windows"));
+                if let (true, Some(join)) = (main, &rule.join) {
+                    line(out, format!("selected: a main row of the `join`, {}, waiting in {window}", pairs.join(" ")));
+                    line(out, format!("  an alert is raised when the window closes if a subsearch row has the same {}", join.fields.join(", ")));
+                    continue;
+                }
                 line(out, format!("selected: counted in group {} of {window}", pairs.join(" ")));
                 if rule.tag_each_event {
                     line(out, "  and tagged at once (real-time path)".into());

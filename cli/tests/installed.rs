@@ -145,6 +145,18 @@ fn the_installed_command_on_the_example_data() {
     let not = run(&bin, w, &["explain", "aws_exfiltration_via_batch_service", "quiet.ndjson"]);
     assert_eq!(not.code, 1);
     assert!(not.stdout.contains("JobCreated"), "says which eventName the rule wants");
+    // explain of a `join`: a main-search record waits as a main row; a subsearch record is counted in a group.
+    let case: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("rules/escu/tests/aws_createloginprofile.json")).unwrap()).unwrap();
+    for (file, record, says) in [
+        ("profile.json", &case["positive"][0], "selected: a main row of the `join`, src_ip=\"73.15.72.101\" eventName=\"CreateLoginProfile\" new_login_profile=\"AtomicRedTeam\""),
+        ("login.json", &case["positive"][1], "selected: counted in group eventSource=\"signin.amazonaws.com\""),
+    ] {
+        std::fs::write(w.join(file), record.to_string()).unwrap();
+        let explained = run(&bin, w, &["explain", "aws_createloginprofile", file]);
+        assert_eq!(explained.code, 0, "{}", explained.stdout);
+        assert!(explained.stdout.contains(says), "{}", explained.stdout);
+    }
 
     // A missing file: one line, naming it, exit 2.
     let missing = run(&bin, w, &["replay", "nope.ndjson"]);

@@ -75,6 +75,9 @@ pub enum CommandKind {
     /// `append [search ...]`: the subsearch's commands, its base search first (pipe 0 of its
     /// own pipeline).
     Append(Vec<Command>),
+    /// `join F1 F2 [search ...]` with Splunk's defaults: the join fields and the subsearch's
+    /// commands, its base search first.
+    Join { fields: Vec<String>, sub: Vec<Command> },
     Ctime { fields: Vec<String>, format: String },
     /// `lookup <table> <field> [as <event field>] ... OUTPUT|OUTPUTNEW <field> [as <name>], ...`:
     /// the matched fields as (table field, event field), the outputs as (table field, name).

@@ -42,6 +42,15 @@ of the search window has at all.
 side by side: each event runs through the main search's pipeline and the subsearch's, and the rows \
 of both go on (an event both keep counts twice, as in Splunk). Splunk cuts an `append` subsearch at \
 50,000 results (`maxout`) or 60 seconds (`maxtime`), where it would warn; tripline has no such cut.
+- `join F1 F2 [search ... | stats ... by F1 F2 ...]` after a per-event main search ending in \
+`table` runs as Splunk's `join` with its defaults (`type=inner`, `max=1`, `overwrite=true`; the \
+subsearch over the same window): the main rows wait in the rule's window beside the subsearch's \
+`stats` groups; when it closes, each main row takes the first subsearch row (in `stats` order) \
+with the same texts in the join fields, whose non-null fields overwrite and extend it, and a main \
+row without one is dropped (docs/semantics.md, \"join\"). A join option, a subsearch that is not a \
+search over the same records (`inputlookup`, `summary`) or has no `stats`, or a command after the \
+join (but the `_filter` macro) is refused. Splunk cuts the subsearch at 50,000 rows; tripline has \
+no such cut.
 - `values(object.*) as *` (the one wildcard stats function supported, and only before any per-event \
 step) gives one column per field of the record under `object.`, as the add-on's JSON extraction names \
 them (`a.b`, `a{}`), named by the rest of the name; the columns come in name order (Splunk's order \

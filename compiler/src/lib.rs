@@ -173,6 +173,7 @@ pub fn compile_detection(key: &str, file: &str, text: &str, ctx: &Context) -> Ou
             stats: lowered.stats,
             after: lowered.after,
             first_seen: lowered.first_seen,
+            join: lowered.join,
             tag_each_event: lowered.tag_each_event,
             warnings,
         })

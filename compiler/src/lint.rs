@@ -297,7 +297,12 @@ fn console_login_success(l: &Lowered, out: &mut Vec<String>) {
 /// The fields of the rows the rule emits, where they are known.
 fn emitted_fields(l: &Lowered) -> Option<Vec<String>> {
     if let Some(stats) = &l.stats {
-        return Some(row_fields(stats, &l.after));
+        let mut fields = row_fields(stats, &l.after);
+        // A join's row is the main row's `table` columns with the subsearch row's fields.
+        if let Some(Step::Table(columns)) = l.join.as_ref().and_then(|j| j.steps.last()) {
+            fields.extend(columns.iter().filter(|c| !fields.contains(c)).cloned().collect::<Vec<_>>());
+        }
+        return Some(fields);
     }
     // Without `stats` the row is the event: known only after a `table`.
     let last_table = l.steps.iter().rposition(|s| matches!(s, Step::Table(_)))?;

@@ -28,10 +28,14 @@
 //! - Regexes (`rex`, a literal `match()` pattern) are PCRE, translated to the engine's syntax by
 //!   [`crate::pcre`] or refused; a `match()` pattern computed per event goes to the engine as is.
 //! - `eventstats` is refused with what it would compute and why the rule form cannot.
+//! - `join F ... [search ... | stats ...]` after a per-event main search ending in `table` is the
+//!   rule's [`Join`]: the subsearch becomes the rule's `steps`/`stats`/`after`, the main search
+//!   its join side, each behind a `search` step of its own selection. Nothing may follow it but
+//!   the `_filter` macro.
 
 use std::collections::BTreeSet;
 
-use tripline::rule::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, FirstSeen, Func, Rename, Stats, Step};
+use tripline::rule::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, FirstSeen, Func, Join, Rename, Stats, Step};
 
 use crate::ast::{AggSpec, Command, CommandKind, EvalNode, SearchNode};
 use crate::pcre;
@@ -48,6 +52,7 @@ pub struct Lowered {
     pub stats: Option<Stats>,
     pub after: Vec<Step>,
     pub first_seen: Option<FirstSeen>,
+    pub join: Option<Join>,
     pub tag_each_event: bool,
     /// The base search without the dropped `sourcetype` term, for the linter.
     pub base: SearchNode,
@@ -75,6 +80,7 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     // The pipe of a `spath` without a path after `stats`: the row's fields are unknown from there.
     let mut unknown_after: Option<usize> = None;
     let mut first_seen: Option<FirstSeen> = None;
+    let mut join: Option<Join> = None;
     // The data model and filter of a `tstats` start, for a first-seen lookup to check against.
     let mut model_search: Option<(&str, &SearchNode)> = None;
     let mut rest = rest;
@@ -118,6 +124,9 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
         let here = format!("(pipe {})", cmd.pipe);
         if matches!(cmd.kind, CommandKind::Search(SearchNode::MatchAll)) {
             continue;
+        }
+        if join.is_some() {
+            return Err(format!("`{}` after `join` {here} is not supported", cmd.text.split_whitespace().next().unwrap_or_default()));
         }
         if let Some((pipe, _)) = pending_bin {
             if !matches!(cmd.kind, CommandKind::Stats { .. }) {
@@ -211,17 +220,36 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
                 other.extend(sub.steps);
                 steps.push(Step::Union(vec![main, other]));
                 selection = Cond::Any(vec![selection, sub.selection]);
-                event_names = if event_names.is_empty() || sub.event_names.is_empty() {
-                    Vec::new()
-                } else {
-                    let mut all = event_names;
-                    for n in sub.event_names {
-                        if !all.iter().any(|a| a.eq_ignore_ascii_case(&n)) {
-                            all.push(n);
-                        }
+                event_names = union_names(event_names, sub.event_names);
+            }
+            CommandKind::Join { fields, sub } => {
+                if stats.is_some() {
+                    return Err(format!("`join` after `stats` {here} is not supported: only a per-event main search is"));
+                }
+                if !pending.is_empty() {
+                    return Err(format!("`join` {here} after a bare `fillnull` or a wildcard `rename` is not supported"));
+                }
+                match steps.last() {
+                    Some(Step::Table(columns)) if fields.iter().all(|f| columns.contains(f)) => {}
+                    _ => {
+                        return Err(format!(
+                            "`join` {here}: the main search must end in a `table` of the join fields (its rows wait in the window whole)"
+                        ))
                     }
-                    all
-                };
+                }
+                let sub = lower(sub).map_err(|m| format!("the `join` subsearch {here}: {m}"))?;
+                if sub.stats.is_none() || sub.first_seen.is_some() || sub.join.is_some() {
+                    return Err(format!("the `join` subsearch {here}: only a subsearch with `stats` (and no lookup or join) is supported"));
+                }
+                let mut main = vec![Step::Search(selection.clone())];
+                main.append(&mut steps);
+                steps = vec![Step::Search(sub.selection.clone())];
+                steps.extend(sub.steps);
+                join = Some(Join { fields: fields.clone(), steps: main });
+                stats = sub.stats;
+                after = sub.after;
+                selection = Cond::Any(vec![selection, sub.selection]);
+                event_names = union_names(event_names, sub.event_names);
             }
             CommandKind::Lookup { table, inputs, outputs, new_only } => {
                 let wildcards: Vec<(usize, &str)> =
@@ -333,9 +361,23 @@ pub fn lower(commands: &[Command]) -> Result<Lowered, String> {
     }
     steps.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()) && !matches!(s, Step::Eval(a) if a.is_empty()));
     after.retain(|s| !matches!(s, Step::Rename(r) if r.is_empty()));
-    let tag_each_event = stats.is_none()
-        || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_) | Step::Eventstats { .. } | Step::FirstSeen { .. }));
-    Ok(Lowered { event_names, selection, steps, stats, after, first_seen, tag_each_event, base: base_node })
+    let tag_each_event = join.is_none()
+        && (stats.is_none()
+            || !after.iter().any(|s| matches!(s, Step::Where(_) | Step::Search(_) | Step::Eventstats { .. } | Step::FirstSeen { .. })));
+    Ok(Lowered { event_names, selection, steps, stats, after, first_seen, join, tag_each_event, base: base_node })
+}
+
+/// The eventNames of two searches read together: none (every record) if either has none.
+fn union_names(mut names: Vec<String>, other: Vec<String>) -> Vec<String> {
+    if names.is_empty() || other.is_empty() {
+        return Vec::new();
+    }
+    for n in other {
+        if !names.iter().any(|a| a.eq_ignore_ascii_case(&n)) {
+            names.push(n);
+        }
+    }
+    names
 }
 
 /// A `lookup` of a baseline-kept `previously_seen_*` table as the rule's first-seen set: where
@@ -1078,6 +1120,43 @@ mod tests {
         assert!(lower_text("x=1 | stats count by u | append [search y=1]").unwrap_err().contains("`append` after `stats`"));
         assert!(lower_text("x=1 | append [search y=1 | stats count]").unwrap_err().contains("has `stats`"));
         assert!(parse_command(1, "append maxout=5 [search y=1]").unwrap_err().contains("without options"));
+    }
+
+    #[test]
+    fn join_of_a_table_with_a_stats_subsearch_is_the_rules_join_side() {
+        let l = lower_text(
+            "eventName=A | rename p as k | table ip k who | join k ip [| search eventName=B | rename q as k | stats count by ip k | eval n=count] | search *",
+        )
+        .unwrap();
+        let name_is = |v: &str| Cond::Compare { field: "eventName".into(), op: CompareOp::Eq, value: v.into() };
+        assert_eq!(l.event_names, ["A", "B"]);
+        assert_eq!(l.selection, Cond::Any(vec![name_is("A"), name_is("B")]));
+        let join = l.join.as_ref().unwrap();
+        assert_eq!(join.fields, ["k", "ip"]);
+        assert_eq!(join.steps[0], Step::Search(name_is("A")));
+        assert_eq!(join.steps[2], Step::Table(["ip", "k", "who"].map(String::from).to_vec()));
+        // The subsearch is the rule's own pipeline: its selection first, then its steps, `stats`, `after`.
+        assert_eq!(l.steps[0], Step::Search(name_is("B")));
+        assert!(matches!(&l.steps[1], Step::Rename(r) if r[0].to == "k"));
+        assert_eq!(l.stats.as_ref().unwrap().by, ["ip", "k"]);
+        assert!(matches!(l.after[..], [Step::Eval(_)]));
+        assert!(!l.tag_each_event, "a join's rows wait for the window");
+    }
+
+    #[test]
+    fn a_join_it_cannot_run_is_refused_with_its_reason() {
+        let refused = |text: &str| lower_text(text).unwrap_err();
+        assert!(refused("x=1 | table a | join a type=outer [search y=1 | stats count by a]").contains("`join` option `type=outer`"));
+        assert!(refused("x=1 | table a | join a max=0 [search y=1 | stats count by a]").contains("`join` option `max=0`"));
+        let lookup = refused("x=1 | table a | join a [| inputlookup seen | stats min(t) by a]");
+        assert!(lookup.contains("does not start with `search`") && lookup.contains("`inputlookup`: lookup tables"), "{lookup}");
+        assert!(refused("x=1 | table a | join a [ summary model_v1]").contains("command `summary`"));
+        assert!(refused("x=1 | table a | join a [search y=1 | table a]").contains("only a subsearch with `stats`"));
+        assert!(refused("x=1 | join a [search y=1 | stats count by a]").contains("must end in a `table` of the join fields"));
+        assert!(refused("x=1 | table b | join a [search y=1 | stats count by a]").contains("must end in a `table` of the join fields"));
+        assert!(refused("x=1 | stats count by a | join a [search y=1 | stats count by a]").contains("`join` after `stats`"));
+        assert!(refused("x=1 | table a | join a [search y=1 | stats count by a] | where count > 1").contains("`where` after `join`"));
+        assert!(refused("x=1 | table a | join [search y=1 | stats count by a]").contains("`join` without fields"));
     }
 
     #[test]

@@ -404,7 +404,7 @@ fn eval_primary(c: &mut Cursor) -> Result<EvalNode, String> {
 fn unsupported_command(name: &str) -> String {
     let why = match name {
         "from" | "datamodel" | "pivot" => "data-model searches are not supported (a rule reads raw CloudTrail records)",
-        "join" | "appendcols" | "appendpipe" | "union" | "multisearch" => {
+        "appendcols" | "appendpipe" | "union" | "multisearch" => {
             "combining searches is not supported: a rule reads one record stream"
         }
         "streamstats" => "statistics over the whole result set are not supported",
@@ -443,6 +443,9 @@ pub fn parse_command(pipe: usize, text: &str) -> Result<Command, String> {
         }
         if lower == "append" {
             return Ok(Command { pipe, text: text.to_string(), kind: parse_append(pipe, rest)? });
+        }
+        if lower == "join" {
+            return Ok(Command { pipe, text: text.to_string(), kind: parse_join(pipe, rest)? });
         }
         let supported = [
             "search", "where", "eval", "stats", "bin", "bucket", "rename", "fillnull", "spath", "rex", "mvexpand", "table", "fields",
@@ -574,20 +577,52 @@ fn parse_append(pipe: usize, rest: &str) -> Result<CommandKind, String> {
         .strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
         .ok_or_else(|| format!("command `append` (pipe {pipe}): only `append [subsearch]` without options is supported"))?;
-    let segments = crate::lexer::split_pipes(inner).map_err(|e| format!("`append` subsearch (pipe {pipe}): {e}"))?;
+    Ok(CommandKind::Append(parse_subsearch("append", pipe, inner)?))
+}
+
+/// The commands of a subsearch `[search ...]` (or `[| search ...]`) of command `name`.
+fn parse_subsearch(name: &str, pipe: usize, inner: &str) -> Result<Vec<Command>, String> {
+    let inner = inner.trim();
+    let inner = inner.strip_prefix('|').map_or(inner, str::trim_start);
+    let segments = crate::lexer::split_pipes(inner).map_err(|e| format!("`{name}` subsearch (pipe {pipe}): {e}"))?;
     let mut commands = Vec::new();
     for (i, segment) in segments.iter().enumerate() {
         let command = if i == 0 {
             let base = segment.strip_prefix("search ").map(str::trim).ok_or_else(|| {
-                format!("`append` subsearch (pipe {pipe}) does not start with `search`: only a search over the same records is supported")
+                let first = segment.split_whitespace().next().unwrap_or_default();
+                format!(
+                    "`{name}` subsearch (pipe {pipe}) does not start with `search`: only a search over the same records is supported ({})",
+                    unsupported_command(&first.to_ascii_lowercase())
+                )
             })?;
             parse_command(0, base)
         } else {
             parse_command(i, segment)
         };
-        commands.push(command.map_err(|e| format!("`append` subsearch (pipe {pipe}), its pipe {i}: {e}"))?);
+        commands.push(command.map_err(|e| format!("`{name}` subsearch (pipe {pipe}), its pipe {i}: {e}"))?);
     }
-    Ok(CommandKind::Append(commands))
+    Ok(commands)
+}
+
+/// `join F1 F2 [subsearch]`: Splunk's defaults only (`type=inner`, `max=1`, `overwrite=true`,
+/// `usetime=false`), which is what the engine's join does; any option is refused by name.
+fn parse_join(pipe: usize, rest: &str) -> Result<CommandKind, String> {
+    let open = rest.find('[').ok_or_else(|| format!("command `join` (pipe {pipe}): only `join <fields> [subsearch]` is supported"))?;
+    let inner = rest[open..]
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(|| format!("command `join` (pipe {pipe}): only `join <fields> [subsearch]` is supported"))?;
+    let sub = parse_subsearch("join", pipe, inner)?;
+    let words: Vec<&str> = rest[..open].split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    if let Some(option) = words.iter().find(|w| w.contains('=')) {
+        return Err(format!(
+            "`join` option `{option}` (pipe {pipe}): only Splunk's defaults (type=inner, max=1, overwrite=true, usetime=false) are supported"
+        ));
+    }
+    if words.is_empty() {
+        return Err(format!("`join` without fields (pipe {pipe}) is not supported: it joins on every field the two sides share"));
+    }
+    Ok(CommandKind::Join { fields: words.iter().map(|w| w.to_string()).collect(), sub })
 }
 
 fn parse_eval_assignments(text: &str) -> Result<Vec<(String, EvalNode)>, String> {

@@ -137,6 +137,16 @@ pub fn analyse(rule: &Rule, key: &str) -> Verdict {
     let Some(stats) = &rule.stats else {
         return exact("per event: no state between records".into());
     };
+    if let Some(join) = &rule.join {
+        // A main row meets a subsearch row by the join fields: both must be in one partition.
+        let on_both = |f: &String| {
+            [&join.steps, &rule.steps].iter().all(|steps| origins(f, steps).is_ok_and(|from| from.iter().all(|o| determines(o, key))))
+        };
+        if !join.fields.iter().any(on_both) {
+            let list = join.fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+            return not_exact(format!("`join` matches rows of different events by {list}, none of which determines `{key}`"));
+        }
+    }
     let fields: Vec<&String> = stats.by.iter().filter(|f| f.as_str() != "_time").collect();
     if fields.is_empty() {
         return not_exact("one group per window holds the events of every partition (`stats` without `by`)".into());
@@ -192,7 +202,8 @@ pub fn analyse(rule: &Rule, key: &str) -> Verdict {
 /// partition (`tripline::rebalance`). `None` where no column holds it (a rule grouped by
 /// `eventID`, a rule that is not exact, a rule without groups).
 pub fn key_column(rule: &Rule, key: &str) -> Option<usize> {
-    if !analyse(rule, key).exact {
+    // A join's group keys start with the side they are of, and its main rows' hold columns.
+    if !analyse(rule, key).exact || rule.join.is_some() {
         return None;
     }
     let stats = rule.stats.as_ref()?;

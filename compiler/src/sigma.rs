@@ -145,6 +145,7 @@ fn compile_yaml(key: &str, file: &str, text: &str, y: &Yaml, commit: &str, enric
         stats: None,
         after: Vec::new(),
         first_seen: None,
+        join: None,
         tag_each_event: true,
         warnings,
     })

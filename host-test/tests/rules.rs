@@ -196,13 +196,17 @@ fn every_rule_gives_splunks_rows_in_real_fluent_bit() {
     assert!(failures.is_empty(), "{} of {} rules differ in Fluent Bit:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
-/// A first-seen rule's set is state like its windows: a stop after any record of its case (the
-/// journal), or a snapshot there and a restart, changes none of its rows.
+/// A first-seen rule's set is state like its windows, and so are a `join`'s main rows waiting
+/// for their window to close: a stop after any record of its case (the journal), or a snapshot
+/// there and a restart, changes none of its rows.
 #[test]
-fn a_first_seen_rule_gives_the_same_rows_across_a_stop_anywhere() {
+fn a_first_seen_or_join_rule_gives_the_same_rows_across_a_stop_anywhere() {
     let learning: BTreeSet<String> = compiled().into_iter().filter(|r| r.first_seen.is_some()).map(|r| r.metadata.key).collect();
-    let cases: Vec<Case> = runnable().into_iter().filter(|c| learning.contains(&c.key)).collect();
-    assert!(!cases.is_empty(), "no first-seen rule has a case");
+    let joining: BTreeSet<String> = compiled().into_iter().filter(|r| r.join.is_some()).map(|r| r.metadata.key).collect();
+    let cases: Vec<Case> = runnable().into_iter().filter(|c| learning.contains(&c.key) || joining.contains(&c.key)).collect();
+    for (kind, keys) in [("first-seen", &learning), ("join", &joining)] {
+        assert!(cases.iter().any(|c| keys.contains(&c.key)), "no {kind} rule has a case");
+    }
     let mut failures = Vec::new();
     for case in &cases {
         let mut records = case.records.clone();
@@ -214,7 +218,7 @@ fn a_first_seen_rule_gives_the_same_rows_across_a_stop_anywhere() {
                 if snapshot_at_stop {
                     config["snapshot"] = json!({"every_records": stop});
                 }
-                let dir = common::scratch_dir(&format!("first-seen-stop-{stop}"));
+                let dir = common::scratch_dir(&format!("{}-stop-{stop}", case.key));
                 let mut first = common::start_filter(&dir, &config);
                 let mut alerts = common::run(&mut first, &records[..stop]);
                 drop(first); // no final save

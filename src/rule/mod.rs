@@ -38,6 +38,10 @@ pub struct Rule {
     /// Per result row (after `stats`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Step>,
+    /// `join F ... [subsearch]`: the main search's per-event side, whose rows wait in the
+    /// window for the rows of the `stats` above (then the subsearch's); see [`Join`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<Join>,
     /// The rule's first-seen set, for a `lookup previously_seen_*` step (`Step::FirstSeen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<FirstSeen>,
@@ -298,6 +302,24 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         enough_data: Option<String>,
     },
+}
+
+/// `<main search> | join F1 F2 [search <subsearch> | stats ... by F1 F2 ...]` with Splunk's
+/// defaults (`type=inner`, `max=1`, `overwrite=true`), the subsearch over the same time range:
+/// the rule's window. The rule's `selection` admits both searches' events; its `steps`, `stats`
+/// and `after` are the subsearch (its `steps` start with a `search` step of its own selection),
+/// and `steps` here are the main search's, per event (likewise starting with its selection),
+/// ending in `table`. Each main row waits in its window, among the `stats` groups, until the
+/// window closes; then every main row with a value in each join field takes the first
+/// subsearch row (in `stats` order) with the same texts in them, the subsearch row's non-null
+/// fields overwriting its own, and rows without a match are dropped (an inner join).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// The join fields, which both rows must have.
+    pub fields: Vec<String>,
+    /// The main search's steps over each selected event, the last a `table` naming every join field.
+    pub steps: Vec<Step>,
 }
 
 /// A first-seen set learned in-stream, standing for a `previously_seen_*` lookup and the

@@ -1,14 +1,14 @@
 //! A [`Rule`] as the engine runs it: a [`Detection`] whose every decision comes from the data.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::eval::{run_steps, test, Regexes, Row};
 use super::value::Val;
-use super::{AggFunc, CompareOp, Cond, Expr, Metadata, Rule, Step};
+use super::{AggFunc, CompareOp, Cond, Expr, Join, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::ConfigError;
@@ -30,7 +30,20 @@ pub struct RuleDetection {
     shape: String,
     /// The first-seen set, for a rule with one.
     first_seen: Option<Learned>,
+    /// Rows of a `join`'s main search not emitted because of [`MAX_ALIKE_ROWS`].
+    join_rows_cut: u64,
 }
+
+/// The first part of every group key of a rule with a `join`: which side the group is of. A
+/// main row is a group of its own kind in the same windows, under the same caps, saved in the
+/// same snapshot as the `stats` groups.
+const JOIN_MAIN: &str = "m";
+const JOIN_STATS: &str = "s";
+
+/// At most this many rows from one group of alike main rows of a `join` (each is a row of
+/// Splunk's result): a flood of identical records must not build a flood of alerts at once.
+/// The rest are counted (`join_rows_cut`).
+const MAX_ALIKE_ROWS: u64 = 100;
 
 /// Identifies a first-seen set's documents (the state it saves, the model `tripline fit` writes).
 pub const FIRST_SEEN_FORMAT: &str = "tripline-first-seen";
@@ -65,7 +78,8 @@ impl RuleDetection {
         if rule.after.iter().any(|s| matches!(s, Step::Union(_))) {
             return Err("`append` after `stats` is not supported".into());
         }
-        for step in flat_steps(rule.steps.iter().chain(&rule.after)) {
+        let main_steps = rule.join.iter().flat_map(|j| &j.steps);
+        for step in flat_steps(rule.steps.iter().chain(&rule.after).chain(main_steps)) {
             if let Step::Rex { regex, .. } = step {
                 regexes.add(regex)?;
             }
@@ -141,9 +155,16 @@ impl RuleDetection {
         if rule.steps.iter().any(|s| matches!(s, Step::FirstSeen { .. })) {
             return Err("the first-seen lookup is supported after `stats` only".into());
         }
-        let form = serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats)).map_err(|e| e.to_string())?;
-        let shape = format!("{:016x}", fnv1a64(&form));
-        Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape, first_seen })
+        if let Some(join) = &rule.join {
+            check_join(join, &rule)?;
+        }
+        // A rule without `join` keeps the digest it had before joins existed: its saved windows stay valid.
+        let form = match &rule.join {
+            None => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats)),
+            Some(join) => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats, join)),
+        };
+        let shape = format!("{:016x}", fnv1a64(&form.map_err(|e| e.to_string())?));
+        Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape, first_seen, join_rows_cut: 0 })
     }
 
     pub fn rule(&self) -> &Rule {
@@ -222,6 +243,54 @@ impl RuleDetection {
             learned.set.expire(now, learned.settings.horizon_days);
         }
     }
+}
+
+/// What the engine needs of a `join`: main rows whole (a `table` with the join fields), per-event
+/// steps on that side, and a `stats` side whose rows come together when the window closes.
+fn check_join(join: &Join, rule: &Rule) -> Result<(), String> {
+    let Some(Step::Table(columns)) = join.steps.last() else {
+        return Err("a `join`'s main search must end in `table`: its rows wait in the window whole".into());
+    };
+    if join.fields.is_empty() {
+        return Err("a `join` needs join fields".into());
+    }
+    if let Some(field) = join.fields.iter().find(|f| !columns.contains(f)) {
+        return Err(format!("the join field `{field}` is not a column of the main search's `table`"));
+    }
+    if join.steps.iter().any(|s| matches!(s, Step::Eventstats { .. } | Step::FirstSeen { .. })) {
+        return Err("a `join`'s main search takes per-event steps only".into());
+    }
+    if rule.stats.is_none() {
+        return Err("a `join` needs a subsearch with `stats`".into());
+    }
+    if rule.tag_each_event || rule.first_seen.is_some() {
+        return Err("a `join` waits for the window's rows: its events cannot be tagged one by one, nor feed a first-seen set".into());
+    }
+    Ok(())
+}
+
+/// A main row's column as a part of its group key: empty for null, `=` and the text for one
+/// value, `~` and the JSON for anything else (a multivalue field, a number). A text cut by
+/// `max_value_bytes` still reads back (as the text it was cut to).
+fn encode_column(value: Val) -> String {
+    match value.to_json() {
+        Value::Null => String::new(),
+        Value::String(text) => format!("={text}"),
+        other => format!("~{other}"),
+    }
+}
+
+fn decode_column(part: &str) -> Value {
+    match part.split_at_checked(1) {
+        Some(("=", text)) => Value::String(text.to_string()),
+        Some(("~", json)) => serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.to_string())),
+        _ => Value::Null,
+    }
+}
+
+/// The values of the join fields in a row, where each is one text (else the row joins nothing).
+fn join_key(fields: &[String], row: &Map<String, Value>) -> Option<Vec<String>> {
+    fields.iter().map(|f| row.get(f).and_then(Value::as_str).map(str::to_string)).collect()
 }
 
 /// Every step, those inside `append` branches included.
@@ -306,15 +375,36 @@ impl Detection for RuleDetection {
         if !test(&self.rule.selection, &row)? {
             return Ok(Vec::new());
         }
+        let mut selected = Vec::new();
+        if let Some(join) = &self.rule.join {
+            // The main search's rows, each a group of its own kind: its columns are the key.
+            // A row without one text in a join field can join nothing: it is dropped, as a
+            // null group field drops an event from `stats`.
+            for main in run_steps(&join.steps, vec![Row::of_event(event, UserSource::default())], &self.regexes)? {
+                let mut key = vec![Cow::Borrowed(JOIN_MAIN)];
+                for column in self.main_columns() {
+                    let value = main.get(column)?;
+                    if join.fields.contains(column) && !matches!(value, Val::Str(_)) {
+                        key.clear();
+                        break;
+                    }
+                    key.push(Cow::Owned(encode_column(value)));
+                }
+                selected.push(Selected::Group { key: (!key.is_empty()).then_some(key), values: Vec::new() });
+            }
+        }
         let rows = if self.rule.steps.is_empty() { vec![row] } else { run_steps(&self.rule.steps, vec![row], &self.regexes)? };
-        let mut selected = Vec::with_capacity(rows.len());
+        selected.reserve(rows.len());
         for row in rows {
             if self.rule.stats.is_none() {
                 selected.push(Selected::Row(result_row(row)));
                 continue;
             }
             // A multivalue group field puts the event in one group per value, as `stats` does.
-            let mut keys = vec![Vec::with_capacity(self.group_fields.len())];
+            let mut keys = vec![Vec::with_capacity(self.group_fields.len() + 1)];
+            if self.rule.join.is_some() {
+                keys[0].push(Cow::Borrowed(JOIN_STATS));
+            }
             for field in &self.group_fields {
                 let mut texts = row.texts(field)?;
                 if let ([key], [_]) = (keys.as_mut_slice(), texts.as_slice()) {
@@ -372,68 +462,37 @@ impl Detection for RuleDetection {
     }
 
     fn on_close(&mut self, group: &ClosedGroup) -> Option<Map<String, Value>> {
+        if self.rule.join.is_some() {
+            // A group closed on its own (evicted by the caps, or a late event's) has no window's
+            // rows to join with: it gives no row (the engine counts it).
+            return None;
+        }
         if self.window_steps() {
-            return self.on_close_window(std::slice::from_ref(group)).pop().flatten();
+            return self.window_rows(std::slice::from_ref(group)).pop().flatten();
         }
         self.result_of(group)
     }
 
-    /// With an `eventstats` or a first-seen lookup after `stats`, the window's rows go through
-    /// the `after` steps together: each `eventstats` sees every row of the window that reached
-    /// it, and the lookup reads the set as it stood before the window, which then learns every
-    /// group of the window.
-    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
-        if !self.window_steps() {
-            return groups.iter().map(|g| self.result_of(g)).collect();
+    /// A window's rows, made together: see [`RuleDetection::window_rows`] and, for a `join`,
+    /// [`RuleDetection::joined`].
+    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
+        if self.rule.join.is_some() {
+            return self.joined(groups);
         }
-        let now = groups.iter().map(|g| g.window_end).max().unwrap_or_default();
-        let mut owners = Vec::with_capacity(groups.len());
-        let mut rows = Vec::with_capacity(groups.len());
-        for (i, group) in groups.iter().enumerate() {
-            if let Some(row) = self.stats_row(group) {
-                owners.push(i);
-                rows.push(row);
-            }
-        }
-        for step in &self.rule.after {
-            let step = std::slice::from_ref(step);
-            if matches!(step[0], Step::Eventstats { .. }) {
-                match run_steps(step, rows, &self.regexes) {
-                    Ok(r) => rows = r,
-                    Err(_) => {
-                        self.learn(groups);
-                        return vec![None; groups.len()];
-                    }
-                }
-                continue;
-            }
-            if matches!(step[0], Step::FirstSeen { .. }) {
-                self.look_up(&step[0], &mut rows, now);
-                continue;
-            }
-            let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
-            for (owner, row) in owners.into_iter().zip(rows) {
-                if let Some(row) = run_steps(step, vec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
-                    kept_owners.push(owner);
-                    kept.push(row);
-                }
-            }
-            (owners, rows) = (kept_owners, kept);
-        }
-        let mut out = vec![None; groups.len()];
-        for (owner, row) in owners.into_iter().zip(rows) {
-            out[owner] = Some(result_row(row));
-        }
-        self.learn(groups);
-        out
+        self.window_rows(groups).into_iter().map(|row| row.into_iter().collect()).collect()
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        match &self.first_seen {
+        let mut counters = match &self.first_seen {
             Some(l) => vec![("first_seen_keys", l.set.len() as u64), ("evicted_first_seen", l.set.evicted()), ("expired_first_seen", l.set.expired())],
             None => Vec::new(),
+        };
+        if self.rule.join.is_some() {
+            counters.push(("join_rows_cut", self.join_rows_cut));
         }
+        counters
     }
+
 
     /// The shape of the rule; with a first-seen set, the set too, as a model document that
     /// `tripline fit` writes and a host's `models` load.
@@ -494,6 +553,116 @@ impl Detection for RuleDetection {
 }
 
 impl RuleDetection {
+    /// The rows of one window's groups, one per group. With an `eventstats` or a first-seen
+    /// lookup after `stats`, the window's rows go through the `after` steps together: each
+    /// `eventstats` sees every row of the window that reached it, and the lookup reads the set
+    /// as it stood before the window, which then learns every group of the window.
+    fn window_rows(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
+        if !self.window_steps() {
+            return groups.iter().map(|g| self.result_of(g)).collect();
+        }
+        let now = groups.iter().map(|g| g.window_end).max().unwrap_or_default();
+        let mut owners = Vec::with_capacity(groups.len());
+        let mut rows = Vec::with_capacity(groups.len());
+        for (i, group) in groups.iter().enumerate() {
+            if let Some(row) = self.stats_row(group) {
+                owners.push(i);
+                rows.push(row);
+            }
+        }
+        for step in &self.rule.after {
+            let step = std::slice::from_ref(step);
+            if matches!(step[0], Step::Eventstats { .. }) {
+                match run_steps(step, rows, &self.regexes) {
+                    Ok(r) => rows = r,
+                    Err(_) => {
+                        self.learn(groups);
+                        return vec![None; groups.len()];
+                    }
+                }
+                continue;
+            }
+            if matches!(step[0], Step::FirstSeen { .. }) {
+                self.look_up(&step[0], &mut rows, now);
+                continue;
+            }
+            let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+            for (owner, row) in owners.into_iter().zip(rows) {
+                if let Some(row) = run_steps(step, vec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
+                    kept_owners.push(owner);
+                    kept.push(row);
+                }
+            }
+            (owners, rows) = (kept_owners, kept);
+        }
+        let mut out = vec![None; groups.len()];
+        for (owner, row) in owners.into_iter().zip(rows) {
+            out[owner] = Some(result_row(row));
+        }
+        self.learn(groups);
+        out
+    }
+
+    /// What a selected group's key holds, for `tripline explain`: whether it is a `join`'s main
+    /// row (else a `stats` group), and its fields with their values.
+    pub fn describe_group(&self, key: &[Cow<'_, str>]) -> (bool, Vec<(String, Value)>) {
+        let (main, parts) = match (&self.rule.join, key.split_first()) {
+            (Some(_), Some((side, parts))) => (side == JOIN_MAIN, parts),
+            _ => (false, key),
+        };
+        let fields = if main { self.main_columns() } else { &self.group_fields };
+        let value = |part: &Cow<'_, str>| if main { decode_column(part) } else { Value::String(part.to_string()) };
+        (main, fields.iter().cloned().zip(parts.iter().map(value)).collect())
+    }
+
+    /// The main columns of a `join`: those of its main search's closing `table`.
+    fn main_columns(&self) -> &[String] {
+        match self.rule.join.as_ref().and_then(|j| j.steps.last()) {
+            Some(Step::Table(columns)) => columns,
+            _ => &[],
+        }
+    }
+
+    /// A `join`'s rows for one window: the `stats` groups' rows (the subsearch's, in `stats`
+    /// order) first, then each main row with the first of them whose join fields hold the same
+    /// texts, its non-null fields written over the main row's (`overwrite=true`), new ones
+    /// after the main row's columns. A main row without a match gives none (`type=inner`).
+    fn joined(&mut self, groups: &[ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
+        let subsearch: Vec<ClosedGroup> = groups
+            .iter()
+            .filter(|g| g.key.first().is_some_and(|side| side == JOIN_STATS))
+            .map(|g| ClosedGroup { key: g.key[1..].to_vec(), ..g.clone() })
+            .collect();
+        let rows = self.window_rows(&subsearch);
+        let Some(join) = &self.rule.join else { return vec![Vec::new(); groups.len()] };
+        // `max=1`: the first subsearch row of each join key.
+        let mut first: BTreeMap<Vec<String>, Map<String, Value>> = BTreeMap::new();
+        for row in rows.into_iter().flatten() {
+            if let Some(key) = join_key(&join.fields, &row) {
+                first.entry(key).or_insert(row);
+            }
+        }
+        let mut cut = 0;
+        let out = groups
+            .iter()
+            .map(|group| {
+                let Some((JOIN_MAIN, parts)) = group.key.split_first().map(|(side, parts)| (side.as_str(), parts)) else { return Vec::new() };
+                let mut row: Map<String, Value> = self.main_columns().iter().cloned().zip(parts.iter().map(|p| decode_column(p))).collect();
+                let Some(found) = join_key(&join.fields, &row).and_then(|key| first.get(&key)) else { return Vec::new() };
+                for (field, value) in found {
+                    if !value.is_null() {
+                        row.insert(field.clone(), value.clone());
+                    }
+                }
+                // Alike main rows are one group: each is a row of Splunk's result.
+                cut += group.stats.count.saturating_sub(MAX_ALIKE_ROWS);
+                vec![row; group.stats.count.min(MAX_ALIKE_ROWS) as usize]
+            })
+            .collect();
+        self.join_rows_cut += cut;
+        out
+    }
+
     /// The search's result row for a closed group, or `None` where an `after` step drops it.
     fn result_of(&self, group: &ClosedGroup) -> Option<Map<String, Value>> {
         let row = self.stats_row(group)?;
@@ -655,6 +824,7 @@ mod tests {
                 .map(|f| Step::Ctime { field: f.into(), format: "%Y-%m-%dT%H:%M:%S".into() })
                 .to_vec(),
             first_seen: None,
+            join: None,
             tag_each_event: true,
             warnings: Vec::new(),
         }
@@ -735,5 +905,109 @@ mod tests {
         let mut rule = batch_rule();
         rule.steps.push(Step::Where(Expr::Call { func: super::super::Func::Match, args: vec![Expr::Field("a".into()), Expr::Str("(".into())] }));
         assert!(RuleDetection::new(rule).unwrap_err().contains("match() regex \"(\""));
+    }
+
+    /// A main search over `A` rows (`table ip who note`) joined on `ip who` with a subsearch's
+    /// `stats count values(note) as note by ip who ua` over `B` events.
+    fn join_rule() -> Rule {
+        let name_is = |v: &str| Cond::Compare { field: "eventName".into(), op: CompareOp::Eq, value: v.into() };
+        let mut rule = batch_rule();
+        rule.event_names = vec!["A".into(), "B".into()];
+        rule.selection = Cond::Any(vec![name_is("A"), name_is("B")]);
+        rule.steps = vec![Step::Search(name_is("B"))];
+        rule.stats = Some(Stats {
+            span_seconds: None,
+            by: ["ip", "who", "ua"].map(String::from).to_vec(),
+            functions: vec![
+                Aggregation { func: AggFunc::Count, field: None, name: "count".into() },
+                Aggregation { func: AggFunc::Values, field: Some("note".into()), name: "note".into() },
+            ],
+        });
+        rule.after = Vec::new();
+        rule.join = Some(Join {
+            fields: vec!["ip".into(), "who".into()],
+            steps: vec![Step::Search(name_is("A")), Step::Table(["ip", "who", "note"].map(String::from).to_vec())],
+        });
+        rule.tag_each_event = false;
+        rule
+    }
+
+    /// The window's groups as the engine would close them: `records` selected and grouped.
+    fn closed_window(rule: &RuleDetection, records: &[&str]) -> Vec<ClosedGroup> {
+        let mut groups: std::collections::BTreeMap<Vec<String>, GroupStats> = std::collections::BTreeMap::new();
+        for json in records {
+            let record = ScannedObject::new(RawObject::new(json.as_bytes()).unwrap());
+            let name = serde_json::from_str::<Value>(json).unwrap()["eventName"].as_str().unwrap().to_string();
+            let event = Event { record, event_name: Cow::Owned(name), time: 60 };
+            for selected in rule.select(&event).unwrap() {
+                let Selected::Group { key: Some(key), values } = selected else { continue };
+                let stats = groups.entry(key.iter().map(|k| k.to_string()).collect()).or_insert_with(|| GroupStats {
+                    first: 60,
+                    last: 60,
+                    values: vec![BTreeSet::new(); values.len()],
+                    ..GroupStats::default()
+                });
+                stats.count += 1;
+                for (set, column) in stats.values.iter_mut().zip(values) {
+                    set.extend(column.into_iter().map(|v| v.to_string()));
+                }
+            }
+        }
+        groups.into_iter().map(|(key, stats)| ClosedGroup { window_start: 0, window_end: 3600, key, stats, partial: None }).collect()
+    }
+
+    #[test]
+    fn a_join_takes_the_first_subsearch_row_per_main_row_when_the_window_closes() {
+        let mut rule = RuleDetection::new(join_rule()).unwrap();
+        let records = [
+            r#"{"eventName":"A","ip":"1.1.1.1","who":"bob","note":"first"}"#,
+            r#"{"eventName":"A","ip":"1.1.1.1","who":"bob","note":"first"}"#,
+            r#"{"eventName":"A","ip":"1.1.1.1","who":"eve","note":"no login"}"#,
+            r#"{"eventName":"A","who":"bob","note":"no address"}"#,
+            r#"{"eventName":"A","ip":"2.2.2.2","who":"bob","note":"main"}"#,
+            r#"{"eventName":"B","ip":"1.1.1.1","who":"bob","ua":"zeta","note":"later in stats order"}"#,
+            r#"{"eventName":"B","ip":"1.1.1.1","who":"bob","ua":"alpha"}"#,
+            r#"{"eventName":"B","ip":"2.2.2.2","who":"bob","ua":"u","note":"sub"}"#,
+        ];
+        let groups = closed_window(&rule, &records);
+        // Four main rows (two alike, one without `ip` dropped at once) and three `stats` groups.
+        assert_eq!(groups.len(), 6);
+        let rows: Vec<Value> = rule.on_close_window(&groups).into_iter().flatten().map(Value::Object).collect();
+        // `max=1` in `stats` order: `alpha` before `zeta`, whose null `note` leaves the main
+        // row's (overwrite=true writes only what the subsearch row has); alike rows give a row each.
+        let first = json!({"ip": "1.1.1.1", "who": "bob", "note": "first", "ua": "alpha", "count": 1});
+        let second = json!({"ip": "2.2.2.2", "who": "bob", "note": "sub", "ua": "u", "count": 1});
+        assert_eq!(rows, [first.clone(), first, second]);
+        let columns: Vec<String> = rows[2].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(columns, ["ip", "who", "note", "ua", "count"], "the main row's columns, then the subsearch row's new ones");
+        // A group closed alone (evicted, or a late event's) has nothing to join with.
+        assert!(groups.iter().all(|g| rule.on_close(g).is_none()));
+        assert_eq!(rule.counters(), [("join_rows_cut", 0)]);
+    }
+
+    #[test]
+    fn a_flood_of_alike_main_rows_is_cut_and_counted() {
+        let mut rule = RuleDetection::new(join_rule()).unwrap();
+        let mut groups = closed_window(&rule, &[r#"{"eventName":"A","ip":"1.1.1.1","who":"bob"}"#, r#"{"eventName":"B","ip":"1.1.1.1","who":"bob","ua":"u"}"#]);
+        groups.iter_mut().filter(|g| g.key[0] == JOIN_MAIN).for_each(|g| g.stats.count = MAX_ALIKE_ROWS + 5);
+        let rows: usize = rule.on_close_window(&groups).iter().map(Vec::len).sum();
+        assert_eq!(rows as u64, MAX_ALIKE_ROWS);
+        assert_eq!(rule.counters(), [("join_rows_cut", 5)]);
+    }
+
+    #[test]
+    fn rejects_a_join_it_cannot_run() {
+        let mut rule = join_rule();
+        rule.join.as_mut().unwrap().steps.pop();
+        assert!(RuleDetection::new(rule).unwrap_err().contains("must end in `table`"));
+        let mut rule = join_rule();
+        rule.join.as_mut().unwrap().fields.push("ua".into());
+        assert!(RuleDetection::new(rule).unwrap_err().contains("`ua` is not a column"));
+        let mut rule = join_rule();
+        rule.tag_each_event = true;
+        assert!(RuleDetection::new(rule).unwrap_err().contains("cannot be tagged one by one"));
+        let mut rule = join_rule();
+        rule.stats = None;
+        assert!(RuleDetection::new(rule).is_err());
     }
 }
