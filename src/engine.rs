@@ -648,13 +648,13 @@ impl Engine {
             while let Some(start) = closed.first().map(|g| g.window_start) {
                 let n = closed.iter().take_while(|g| g.window_start == start).count();
                 let rows = self.slots[index].detection.on_close_window(&closed[..n]);
-                for (group, rows) in closed.drain(..n).zip(rows) {
-                    let mut rows = rows.into_iter();
-                    let Some(mut row) = rows.next() else { continue };
-                    for next in rows {
-                        self.finish(index, group.clone(), Some(std::mem::replace(&mut row, next)));
+                for (group, mut rows) in closed.drain(..n).zip(rows) {
+                    // The last row takes the group; the others (a join's) a copy of it.
+                    let Some(last) = rows.pop() else { continue };
+                    for row in rows {
+                        self.finish(index, group.clone(), Some(row));
                     }
-                    self.finish(index, group, Some(row));
+                    self.finish(index, group, Some(last));
                 }
             }
         }
