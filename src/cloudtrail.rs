@@ -337,6 +337,22 @@ impl<'a> Event<'a> {
         Ok(self.scalar("errorCode")?.is_some())
     }
 
+    /// [`Event::field`] for the engine's index, which only asks whether the value is one that
+    /// `indexed` holds: a record without a raw `errorCode` has a calculated one of two values,
+    /// and when `indexed` holds neither the calculation (a look into `responseElements`, for
+    /// nearly every record) is skipped.
+    pub fn indexed_field(&self, name: &str, indexed: impl Fn(&str) -> bool) -> Field<'a> {
+        if name == "errorCode" {
+            if let Some(code) = self.scalar("errorCode")? {
+                return Ok(Some(code));
+            }
+            if !["failure", "success"].iter().any(|calculated| indexed(calculated)) {
+                return Ok(None);
+            }
+        }
+        self.field(name, UserSource::default())
+    }
+
     /// The calculated `errorCode` (props.conf l.702): the raw one, else `failure` for a failed
     /// console sign-in (which carries no errorCode), else `success`.
     fn error_code(&self) -> Result<Cow<'a, str>, FieldError> {

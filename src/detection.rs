@@ -27,10 +27,10 @@ pub enum Selected<'a> {
     Row(Map<String, Value>),
 }
 
-/// The fields besides `eventName` that the engine indexes detections by: top-level, read once per
-/// record, and what detections that name no `eventName` require (`eventSource=s3.amazonaws.com`,
-/// `errorCode=AccessDenied`).
-pub const INDEX_FIELDS: [&str; 2] = ["eventSource", "errorCode"];
+/// The fields besides `eventName` that the engine indexes detections by: read once per record,
+/// and what detections that name no `eventName` require (`eventSource=s3.amazonaws.com`,
+/// `errorCode=AccessDenied`, Sigma's root-account rule's `userIdentity.type: Root`).
+pub const INDEX_FIELDS: [&str; 3] = ["eventSource", "errorCode", "userIdentity.type"];
 
 /// One detection. Implementations live one per file in `detections/`.
 pub trait Detection {

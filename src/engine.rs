@@ -203,7 +203,7 @@ impl Index {
         }
         out.extend(self.prefixed(name));
         for (field, by_value, all) in &self.by_field {
-            match event.field(field, UserSource::default()) {
+            match event.indexed_field(field, |value| by_value.contains_key(value.as_bytes())) {
                 Ok(Some(value)) if value.len() <= NAME_BUFFER => {
                     out.extend(folded(value.as_bytes(), |value| by_value.get(value)).into_iter().flatten());
                 }

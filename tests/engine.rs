@@ -557,3 +557,36 @@ fn rules_that_name_no_event_are_indexed_by_the_value_they_require() {
     assert_eq!(e.counters().field_errors, 1);
     assert_eq!(fired(&mut e), Vec::<String>::new());
 }
+
+#[test]
+fn sigma_rules_are_indexed_by_the_identity_type_they_require() {
+    let sigma = |field: &str, pattern: &str| json!({"sigma": {"field": field, "test": {"pattern": {"pattern": pattern}}}});
+    let root = rule(
+        "root",
+        json!([]),
+        json!({"all": [sigma("userIdentity.type", "Root"), {"not": sigma("eventType", "AwsServiceEvent")}]}),
+        Value::Null,
+        json!([]),
+    );
+    // Sigma folds a non-ASCII pattern's case beyond ASCII (`Ä` is `ä`): the index must not
+    // turn such a record away, as ASCII folding would.
+    let umlaut = rule("umlaut", json!([]), sigma("userIdentity.type", "Äb"), Value::Null, json!([]));
+    let config: tripline::config::Config = serde_json::from_value(json!({"detections": {SG: {"enabled": false}}})).unwrap();
+    let mut e = Engine::with_rules(config, vec![root, umlaut]).unwrap();
+    let of_type = |kind: Value| {
+        let mut record: Value = serde_json::from_str(&quiet("2026-10-05T10:01:00Z")).unwrap();
+        record["userIdentity"]["type"] = kind;
+        record.to_string()
+    };
+    let fired = |e: &mut Engine| alerts_of(e).iter().map(|a| a["detection"]["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+
+    e.process(of_type(json!("ROOT")).as_bytes(), None);
+    assert_eq!(fired(&mut e), ["root"]);
+    e.process(of_type(json!("AssumedRole")).as_bytes(), None);
+    assert_eq!(fired(&mut e), Vec::<String>::new());
+    e.process(of_type(json!("äB")).as_bytes(), None);
+    assert_eq!(fired(&mut e), ["umlaut"]);
+    // A type that is not text: the rules read it themselves, as Sigma reads any value.
+    e.process(of_type(json!(["Root"])).as_bytes(), None);
+    assert_eq!(fired(&mut e), ["root"]);
+}

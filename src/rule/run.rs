@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::eval::{run_steps, test, Regexes, Row};
+use super::sigma::SigmaTest;
 use super::value::Val;
 use super::{AggFunc, CompareOp, Cond, Expr, Join, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
@@ -359,6 +360,12 @@ impl Detection for RuleDetection {
             let values = match cond {
                 Cond::Compare { field, op: CompareOp::Eq, value } if field == wanted => std::slice::from_ref(value),
                 Cond::In { field, values } if field == wanted => values.as_slice(),
+                // A Sigma value without wildcards or escapes is equality, case-insensitive unless
+                // `|cased` (which the index's folding over-approximates). Only an ASCII one: Sigma
+                // folds a non-ASCII pattern's case beyond ASCII, and the index does not.
+                Cond::Sigma { field, test: SigmaTest::Pattern { pattern, .. } } if field == wanted => {
+                    return (pattern.is_ascii() && !pattern.contains(['*', '?', '\\'])).then(|| vec![pattern.clone()]);
+                }
                 _ => return None,
             };
             values.iter().all(|v| !v.contains('*')).then(|| values.to_vec())
