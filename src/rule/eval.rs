@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::value::{compare, compare_text, parse_number, pattern_match, wildcard_match, Val};
+use super::value::{compare, compare_text, parse_number, pattern_match, wildcard_match, Item, Val};
 use super::regex::Pattern;
 use super::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
 use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
@@ -102,19 +102,33 @@ impl<'e, 'a> Row<'e, 'a> {
         }
     }
 
+    /// `name` read from the event in place, when the event holds it as one value: no step set
+    /// it, and it is neither `_raw` nor a path through an array. `None` otherwise.
+    fn event_scalar(&self, name: &str) -> Option<Result<Option<Cow<'a, str>>, FieldError>> {
+        match self.event {
+            Some(event) if self.set_field(name).is_none() && name != "_raw" && crate::cloudtrail::array_path(name).is_none() => {
+                Some(event.field(name, self.user))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether any value of `name` satisfies `pred`; `None` when the field is null. Reads a
     /// scalar of the event in place: a selection that rejects a record allocates nothing.
     pub fn any_text(&self, name: &str, pred: &dyn Fn(&str) -> bool) -> Result<Option<bool>, FieldError> {
-        let set = self.fields.iter().any(|(k, _)| k == name);
-        match self.event {
-            Some(event) if !set && name != "_raw" && crate::cloudtrail::array_path(name).is_none() => {
-                Ok(event.field(name, self.user)?.map(|value| pred(&value)))
-            }
-            _ => {
+        match self.event_scalar(name) {
+            Some(field) => Ok(field?.map(|value| pred(&value))),
+            None => {
                 let texts = self.get(name)?.texts();
                 Ok((!texts.is_empty()).then(|| texts.iter().any(|t| pred(t))))
             }
         }
+    }
+
+    /// The value a step set for `name` (`Some(None)`: hidden by a rename); `None` when no step
+    /// set it.
+    fn set_field(&self, name: &str) -> Option<&Option<Val>> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     pub fn set(&mut self, name: &str, value: Option<Val>) {
@@ -211,28 +225,75 @@ fn binary(op: BinaryOp, left: &Expr, right: &Expr, row: &Row<'_, '_>, regexes: &
         }
         _ => {}
     }
-    let (l, r) = (eval(left, row, regexes)?, eval(right, row, regexes)?);
+    let test: fn(std::cmp::Ordering) -> bool = match op {
+        BinaryOp::Eq => |o| o.is_eq(),
+        BinaryOp::Ne => |o| o.is_ne(),
+        BinaryOp::Lt => |o| o.is_lt(),
+        BinaryOp::Le => |o| o.is_le(),
+        BinaryOp::Gt => |o| o.is_gt(),
+        BinaryOp::Ge => |o| o.is_ge(),
+        _ => return arithmetic(op, eval(left, row, regexes)?, eval(right, row, regexes)?),
+    };
+    let (l, r) = (operand(left, row, regexes)?, operand(right, row, regexes)?);
+    if l.items().next().is_none() || r.items().next().is_none() {
+        return Ok(Val::Null);
+    }
+    // A multivalue side holds when any of its values does.
+    let holds = l.items().any(|a| r.items().any(|b| compare(a, b).is_some_and(test)));
+    Ok(Val::Bool(holds))
+}
+
+/// A comparison's side, borrowed where the rule or the row holds it: most of a rule's work is
+/// comparisons (`eventName="..."` in the data models' `case()`s), and none copies a value.
+enum Operand<'v> {
+    Literal(Item<'v>),
+    Set(&'v Val),
+    /// A scalar field of the event, borrowed from the record unless it holds an escape.
+    Event(Option<Cow<'v, str>>),
+    Computed(Val),
+}
+
+impl Operand<'_> {
+    fn items(&self) -> impl Iterator<Item = Item<'_>> + Clone {
+        let (literal, value) = match self {
+            Operand::Literal(item) => (Some(*item), None),
+            Operand::Event(text) => (text.as_deref().map(Item::Text), None),
+            Operand::Set(v) => (None, Some(*v)),
+            Operand::Computed(v) => (None, Some(v)),
+        };
+        literal.into_iter().chain(value.into_iter().flat_map(Val::items))
+    }
+}
+
+fn operand<'v>(expr: &'v Expr, row: &'v Row<'_, '_>, regexes: &Regexes) -> Result<Operand<'v>, FieldError> {
+    Ok(match expr {
+        Expr::Str(s) => Operand::Literal(Item::Text(s)),
+        Expr::Num(n) => Operand::Literal(Item::Num(*n)),
+        Expr::Field(name) => match row.set_field(name) {
+            Some(Some(value)) => Operand::Set(value),
+            Some(None) => Operand::Computed(Val::Null),
+            None => match row.event_scalar(name) {
+                Some(Ok(text)) => Operand::Event(text),
+                // As eval reads it: no field where the record holds an object or array.
+                Some(Err(FieldError::WrongType { .. })) => Operand::Event(None),
+                Some(Err(e)) => return Err(e),
+                None => Operand::Computed(eval(expr, row, regexes)?),
+            },
+        },
+        _ => Operand::Computed(eval(expr, row, regexes)?),
+    })
+}
+
+/// The operators on two values that are not comparisons.
+fn arithmetic(op: BinaryOp, l: Val, r: Val) -> Result<Val, FieldError> {
     if l.is_null() || r.is_null() {
         return Ok(Val::Null);
     }
-    let ordered = |test: fn(std::cmp::Ordering) -> bool| {
-        // A multivalue side holds when any of its values does.
-        let any = l.texts().iter().any(|a| {
-            r.texts().iter().any(|b| compare(&single(&l, a), &single(&r, b)).is_some_and(test))
-        });
-        Val::Bool(any)
-    };
     let arithmetic = |f: fn(f64, f64) -> Option<f64>| match (l.number(), r.number()) {
         (Some(a), Some(b)) => f(a, b).filter(|n| n.is_finite()).map_or(Val::Null, Val::Num),
         _ => Val::Null,
     };
     Ok(match op {
-        BinaryOp::Eq => ordered(|o| o.is_eq()),
-        BinaryOp::Ne => ordered(|o| o.is_ne()),
-        BinaryOp::Lt => ordered(|o| o.is_lt()),
-        BinaryOp::Le => ordered(|o| o.is_le()),
-        BinaryOp::Gt => ordered(|o| o.is_gt()),
-        BinaryOp::Ge => ordered(|o| o.is_ge()),
         // `+` adds numbers and joins text.
         BinaryOp::Add => match (l.number(), r.number()) {
             (Some(a), Some(b)) => Val::Num(a + b),
@@ -243,16 +304,8 @@ fn binary(op: BinaryOp, left: &Expr, right: &Expr, row: &Row<'_, '_>, regexes: &
         BinaryOp::Div => arithmetic(|a, b| (b != 0.0).then(|| a / b)),
         BinaryOp::Mod => arithmetic(|a, b| (b != 0.0).then(|| a % b)),
         BinaryOp::Concat => Val::Str(format!("{}{}", l.text().unwrap_or_default(), r.text().unwrap_or_default())),
-        BinaryOp::And | BinaryOp::Or => unreachable!("handled above"),
+        _ => unreachable!("comparisons, AND and OR are handled by `binary`"),
     })
-}
-
-/// One value of `whole` as a value of the same kind (numbers stay numbers).
-fn single(whole: &Val, text: &str) -> Val {
-    match whole {
-        Val::Num(n) => Val::Num(*n),
-        _ => Val::Str(text.to_string()),
-    }
 }
 
 fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Result<Val, FieldError> {

@@ -3,6 +3,7 @@
 //! Fields are text that reads as a number where it can (`"5" > "10"` is false in `where`);
 //! `Bool` exists only as the result of a condition, as in eval.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::Value;
@@ -112,11 +113,52 @@ fn number_json(n: f64) -> Value {
     }
 }
 
+/// One value of a field as a comparison sees it: a number stays a number, the rest is text (a
+/// multivalue field gives one item per value). Borrowed: comparing never copies a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Item<'v> {
+    Num(f64),
+    Text(&'v str),
+}
+
+impl<'v> Item<'v> {
+    fn number(self) -> Option<f64> {
+        match self {
+            Item::Num(n) => Some(n),
+            Item::Text(t) => parse_number(t),
+        }
+    }
+
+    fn text(self) -> Cow<'v, str> {
+        match self {
+            Item::Num(n) => Cow::Owned(format_number(n)),
+            Item::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+impl Val {
+    /// Each value as an [`Item`]: none for null.
+    pub fn items(&self) -> impl Iterator<Item = Item<'_>> + Clone {
+        let (one, many): (Option<Item<'_>>, &[String]) = match self {
+            Val::Null => (None, &[]),
+            Val::Bool(b) => (Some(Item::Text(if *b { "true" } else { "false" })), &[]),
+            Val::Num(n) => (Some(Item::Num(*n)), &[]),
+            Val::Str(s) => (Some(Item::Text(s)), &[]),
+            Val::Multi(items) => (None, items),
+        };
+        one.into_iter().chain(many.iter().map(|s| Item::Text(s)))
+    }
+}
+
 /// Eval's ordering of two single values: numeric when both read as numbers, else by text.
-pub fn compare(left: &Val, right: &Val) -> Option<Ordering> {
-    match (left.number(), right.number()) {
-        (Some(a), Some(b)) => a.partial_cmp(&b),
-        _ => Some(left.text()?.cmp(&right.text()?)),
+pub fn compare(left: Item<'_>, right: Item<'_>) -> Option<Ordering> {
+    match (left, right) {
+        (Item::Text(a), Item::Text(b)) => compare_text(a, b),
+        _ => match (left.number(), right.number()) {
+            (Some(a), Some(b)) => a.partial_cmp(&b),
+            _ => Some(left.text().cmp(&right.text())),
+        },
     }
 }
 
@@ -174,9 +216,15 @@ mod tests {
 
     #[test]
     fn numbers_compare_as_numbers_and_text_as_text() {
-        assert_eq!(compare(&Val::Str("5".into()), &Val::Str("10".into())), Some(Ordering::Less));
-        assert_eq!(compare(&Val::Str("b".into()), &Val::Str("a".into())), Some(Ordering::Greater));
-        assert_eq!(compare(&Val::Null, &Val::Num(1.0)), None);
+        assert_eq!(compare(Item::Text("5"), Item::Text("10")), Some(Ordering::Less));
+        assert_eq!(compare(Item::Text("b"), Item::Text("a")), Some(Ordering::Greater));
+        assert_eq!(compare(Item::Num(10.0), Item::Text("9")), Some(Ordering::Greater));
+        // A number against text that is no number: the number's text, as Splunk prints it.
+        assert_eq!(compare(Item::Num(3.0), Item::Text("3a")), Some(Ordering::Less));
+        assert_eq!(compare(Item::Num(f64::NAN), Item::Num(1.0)), None);
+        assert_eq!(Val::Null.items().count(), 0);
+        let multi = Val::Multi(vec!["a".into(), "7".into()]);
+        assert_eq!(multi.items().collect::<Vec<_>>(), [Item::Text("a"), Item::Text("7")]);
         assert_eq!(format_number(3.0), "3");
         assert_eq!(format_number(0.5), "0.5");
         assert_eq!(parse_number(" 12 "), Some(12.0));
