@@ -11,8 +11,22 @@ use crate::detection::{render_message, value_text};
 use crate::rule::Metadata;
 use crate::time::format_rfc3339;
 
+/// What every alert and match of one detection carries from its metadata alone: built once
+/// per detection when the engine starts, cloned into each (building them per alert was a third
+/// of an alert's cost, and a quarter of the example's records raise one).
+pub struct AlertBlocks {
+    detection: Value,
+    annotations: Value,
+}
+
+impl AlertBlocks {
+    pub fn new(meta: &Metadata) -> AlertBlocks {
+        AlertBlocks { detection: detection_block(meta), annotations: annotations(meta) }
+    }
+}
+
 /// ESCU's annotations block for a detection.
-pub fn annotations(meta: &Metadata) -> Value {
+fn annotations(meta: &Metadata) -> Value {
     json!({
         "mitre_attack": meta.mitre_attack.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
         "mitre_attack_techniques": meta.mitre_attack.iter()
@@ -56,10 +70,10 @@ pub fn risk_message(meta: &Metadata, mut lookup: impl FnMut(&str) -> Option<Stri
 }
 
 /// A risk event for one output row of a closed group.
-pub fn build_alert(meta: &Metadata, group: &ClosedGroup, row: Map<String, Value>) -> Value {
+pub fn build_alert(meta: &Metadata, blocks: &AlertBlocks, group: &ClosedGroup, row: Map<String, Value>) -> Value {
     let text = |field: &str| row.get(field).map(value_text);
     let mut alert = Map::new();
-    alert.insert("detection".into(), detection_block(meta));
+    alert.insert("detection".into(), blocks.detection.clone());
     alert.insert("risk_score".into(), json!(meta.risk_score()));
     if let Some(risk) = &meta.risk_object {
         alert.insert("risk_object".into(), json!(text(&risk.field)));
@@ -70,7 +84,7 @@ pub fn build_alert(meta: &Metadata, group: &ClosedGroup, row: Map<String, Value>
         alert.insert("threat_object_type".into(), json!(threat.kind));
     }
     alert.insert("risk_message".into(), json!(risk_message(meta, text)));
-    alert.insert("annotations".into(), annotations(meta));
+    alert.insert("annotations".into(), blocks.annotations.clone());
     alert.insert(
         "window".into(),
         json!({
@@ -85,11 +99,12 @@ pub fn build_alert(meta: &Metadata, group: &ClosedGroup, row: Map<String, Value>
 }
 
 /// The real-time tag for one event that a detection selected.
-pub fn build_match(meta: &Metadata, message: String) -> Value {
-    json!({
-        "detection": detection_block(meta),
-        "risk_score": meta.risk_score(),
-        "risk_message": message,
-        "annotations": annotations(meta),
-    })
+pub fn build_match(meta: &Metadata, blocks: &AlertBlocks, message: String) -> Value {
+    // Inserted, not `json!`: the macro would serialize the blocks again rather than clone them.
+    let mut tag = Map::new();
+    tag.insert("detection".into(), blocks.detection.clone());
+    tag.insert("risk_score".into(), json!(meta.risk_score()));
+    tag.insert("risk_message".into(), Value::String(message));
+    tag.insert("annotations".into(), blocks.annotations.clone());
+    Value::Object(tag)
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 use crate::aggregate::{clip, late_group, Caps, ClosedGroup, GroupStats, Windows};
-use crate::alert::{build_alert, build_match, risk_message};
+use crate::alert::{build_alert, build_match, risk_message, AlertBlocks};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
 use crate::catalog::{builtin_rules, catalog, Entry};
@@ -109,6 +109,7 @@ pub struct Processed {
 struct Slot {
     key: String,
     detection: Box<dyn Detection>,
+    blocks: AlertBlocks,
     suppress: Vec<Suppression>,
     windows: Windows,
     /// Window length: the detection's own `bin` span, else the host's window.
@@ -317,7 +318,8 @@ impl Engine {
             };
             if common.enabled.unwrap_or(entry.enabled_by_default) {
                 let length = detection.window_seconds().unwrap_or(config.window.length_seconds);
-                slots.push(Slot { key: entry.key.clone(), detection, suppress: common.suppress, windows: Windows::default(), length });
+                let blocks = AlertBlocks::new(detection.metadata());
+                slots.push(Slot { key: entry.key.clone(), detection, blocks, suppress: common.suppress, windows: Windows::default(), length });
             }
         }
         let index = Index::new(&slots);
@@ -557,7 +559,7 @@ impl Engine {
                     Some(value) => Some(value_text(value)),
                     None => event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()),
                 });
-                matches.push(build_match(meta, message));
+                matches.push(build_match(meta, &slot.blocks, message));
             }
             let start = window_start(event.time, slot.length);
             for selected in selected {
@@ -668,7 +670,7 @@ impl Engine {
             self.counters.suppressed += 1;
             return;
         }
-        let alert = self.config.output.alert_format.write(build_alert(slot.detection.metadata(), &group, row));
+        let alert = self.config.output.alert_format.write(build_alert(slot.detection.metadata(), &slot.blocks, &group, row));
         self.counters.alerts += 1;
         match serde_json::value::to_raw_value(&alert) {
             Ok(alert) => self.queue(alert),

@@ -5,7 +5,7 @@
 //! seeds produce is formatted to the second.
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 
 /// Parses `eventTime`. The fast path reads CloudTrail's own `YYYY-MM-DDTHH:MM:SSZ` without
 /// allocating, and also the variants that normalizing pipelines write (fractional seconds, a
@@ -68,6 +68,9 @@ pub fn format_ctime_with(secs: i64, format: &str) -> String {
 /// RFC 3339 with a `Z`, for window bounds and `_time` in alerts.
 pub fn format_rfc3339(secs: i64) -> String {
     match DateTime::<Utc>::from_timestamp(secs, 0) {
+        // chrono's RFC 3339 writer, not `format`, which parses its pattern on every call (every
+        // alert has two): the same text for four-digit years, which `%Y` writes otherwise.
+        Some(t) if (0..=9999).contains(&t.year()) => t.to_rfc3339_opts(SecondsFormat::Secs, true),
         Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         None => secs.to_string(),
     }
@@ -156,6 +159,18 @@ mod tests {
         assert_eq!(at("+1h").as_deref(), Some("2024-03-12T12:10:42Z"));
         assert_eq!(at("-1mon@mon"), None);
         assert_eq!(at("-1w@w"), None);
+    }
+
+    #[test]
+    fn rfc3339_text_is_the_same_inside_and_outside_four_digit_years() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        let year = |y: i32| NaiveDate::from_ymd_opt(y, 1, 2).unwrap().and_hms_opt(3, 4, 5).unwrap().and_utc().timestamp();
+        assert_eq!(format_rfc3339(year(9999)), "9999-01-02T03:04:05Z");
+        assert_eq!(format_rfc3339(year(5)), "0005-01-02T03:04:05Z");
+        assert_eq!(format_rfc3339(year(10000)), "+10000-01-02T03:04:05Z");
+        assert_eq!(format_rfc3339(year(-1)), "-0001-01-02T03:04:05Z");
+        assert_eq!(format_rfc3339(i64::MAX), i64::MAX.to_string());
     }
 
     #[test]
