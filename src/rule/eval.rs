@@ -284,6 +284,15 @@ fn operand<'v>(expr: &'v Expr, row: &'v Row<'_, '_>, regexes: &Regexes) -> Resul
     })
 }
 
+/// `isnull()`, reading its argument in place: the data models test every field they derive
+/// (`isnull(x) OR x=""`).
+fn is_null(arg: Option<&Expr>, row: &Row<'_, '_>, regexes: &Regexes) -> Result<bool, FieldError> {
+    Ok(match arg {
+        Some(expr) => operand(expr, row, regexes)?.items().next().is_none(),
+        None => true,
+    })
+}
+
 /// The operators on two values that are not comparisons.
 fn arithmetic(op: BinaryOp, l: Val, r: Val) -> Result<Val, FieldError> {
     if l.is_null() || r.is_null() {
@@ -343,8 +352,8 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
             }
             Val::Null
         }
-        Func::Isnull => Val::Bool(arg(0)?.is_null()),
-        Func::Isnotnull => Val::Bool(!arg(0)?.is_null()),
+        Func::Isnull => Val::Bool(is_null(args.first(), row, regexes)?),
+        Func::Isnotnull => Val::Bool(!is_null(args.first(), row, regexes)?),
         Func::Match => {
             let (value, pattern) = (arg(0)?, arg(1)?);
             match (value.is_null(), pattern.text()) {
