@@ -38,6 +38,9 @@ impl UserSource {
     }
 }
 
+/// The two values [`Event::calculated_error_code`] gives.
+const CALCULATED_ERROR_CODES: [&str; 2] = ["failure", "success"];
+
 /// Add-on field names this table does not derive yet: a rule reading one cannot run as Splunk
 /// does, so it is not compiled (the coverage table says so). All four come from the CIM data
 /// model side of the add-on (`EVAL-dest`, `EVAL-object`, `EVAL-object_id` and the eventName
@@ -342,25 +345,31 @@ impl<'a> Event<'a> {
     /// and when `indexed` holds neither the calculation (a look into `responseElements`, for
     /// nearly every record) is skipped.
     pub fn indexed_field(&self, name: &str, indexed: impl Fn(&str) -> bool) -> Field<'a> {
-        if name == "errorCode" {
-            if let Some(code) = self.scalar("errorCode")? {
-                return Ok(Some(code));
-            }
-            if !["failure", "success"].iter().any(|calculated| indexed(calculated)) {
-                return Ok(None);
-            }
+        if name != "errorCode" {
+            return self.field(name, UserSource::default());
         }
-        self.field(name, UserSource::default())
+        match self.scalar("errorCode")? {
+            Some(code) => Ok(Some(code)),
+            None if CALCULATED_ERROR_CODES.iter().any(|calculated| indexed(calculated)) => self.calculated_error_code().map(Some),
+            None => Ok(None),
+        }
     }
 
-    /// The calculated `errorCode` (props.conf l.702): the raw one, else `failure` for a failed
-    /// console sign-in (which carries no errorCode), else `success`.
+    /// The calculated `errorCode` (props.conf l.702): the raw one, else
+    /// [`Event::calculated_error_code`].
     fn error_code(&self) -> Result<Cow<'a, str>, FieldError> {
-        Ok(match self.scalar("errorCode")? {
-            Some(code) => code,
-            None if self.scalar("responseElements.ConsoleLogin")?.as_deref() == Some("Failure") => Cow::Borrowed("failure"),
-            None => Cow::Borrowed("success"),
-        })
+        match self.scalar("errorCode")? {
+            Some(code) => Ok(code),
+            None => self.calculated_error_code(),
+        }
+    }
+
+    /// The `errorCode` of a record without one: `failure` for a failed console sign-in (which
+    /// carries no errorCode), else `success`.
+    fn calculated_error_code(&self) -> Result<Cow<'a, str>, FieldError> {
+        let [failure, success] = CALCULATED_ERROR_CODES;
+        let failed = self.scalar("responseElements.ConsoleLogin")?.as_deref() == Some("Failure");
+        Ok(Cow::Borrowed(if failed { failure } else { success }))
     }
 
     /// `EVAL-user_name` (props.conf l.255–268, `docs/addon-fields.md` A.2), branch by branch. It

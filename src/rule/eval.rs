@@ -82,7 +82,7 @@ impl<'e, 'a> Row<'e, 'a> {
     }
 
     pub fn get(&self, name: &str) -> Result<Val, FieldError> {
-        if let Some((_, value)) = self.fields.iter().find(|(k, _)| k == name) {
+        if let Some(value) = self.set_field(name) {
             return Ok(value.clone().unwrap_or(Val::Null));
         }
         let Some(event) = self.event else { return Ok(Val::Null) };
@@ -97,18 +97,16 @@ impl<'e, 'a> Row<'e, 'a> {
     /// there: what `stats` groups and collects by.
     pub fn texts(&self, name: &str) -> Result<Vec<Cow<'a, str>>, FieldError> {
         match self.event {
-            Some(event) if name != "_raw" && !self.fields.iter().any(|(k, _)| k == name) => event.values(name, self.user),
+            Some(event) if name != "_raw" && self.set_field(name).is_none() => event.values(name, self.user),
             _ => Ok(self.get(name)?.into_texts().into_iter().map(Cow::Owned).collect()),
         }
     }
 
-    /// `name` read from the event in place, when the event holds it as one value: no step set
-    /// it, and it is neither `_raw` nor a path through an array. `None` otherwise.
+    /// `name`, which no step set, read from the event in place when the event holds it as one
+    /// value: it is neither `_raw` nor a path through an array. `None` otherwise.
     fn event_scalar(&self, name: &str) -> Option<Result<Option<Cow<'a, str>>, FieldError>> {
         match self.event {
-            Some(event) if self.set_field(name).is_none() && name != "_raw" && crate::cloudtrail::array_path(name).is_none() => {
-                Some(event.field(name, self.user))
-            }
+            Some(event) if name != "_raw" && crate::cloudtrail::array_path(name).is_none() => Some(event.field(name, self.user)),
             _ => None,
         }
     }
@@ -116,7 +114,7 @@ impl<'e, 'a> Row<'e, 'a> {
     /// Whether any value of `name` satisfies `pred`; `None` when the field is null. Reads a
     /// scalar of the event in place: a selection that rejects a record allocates nothing.
     pub fn any_text(&self, name: &str, pred: &dyn Fn(&str) -> bool) -> Result<Option<bool>, FieldError> {
-        match self.event_scalar(name) {
+        match self.set_field(name).is_none().then(|| self.event_scalar(name)).flatten() {
             Some(field) => Ok(field?.map(|value| pred(&value))),
             None => {
                 let texts = self.get(name)?.texts();
