@@ -78,16 +78,29 @@ fn required_literal(pattern: &str) -> Option<String> {
             }
             '|' | ')' => return None,
             '.' | '^' | '$' => end_run(&mut run),
-            // The atom before an optional quantifier may be absent from a match.
-            '?' | '*' | '{' => {
-                run.pop();
-                end_run(&mut run);
-                if c == '{' {
-                    chars.find(|&c| c == '}');
+            // A quantifier, or a chain of them (`a+?*` is `(a+?)*`; a `?` right after one makes
+            // it lazy): the atom before it is in every match only if each says one or more, and
+            // what follows need not be next to it either way.
+            '?' | '*' | '{' | '+' => {
+                let mut once = true;
+                let mut quantifier = Some(c);
+                while let Some(q) = quantifier {
+                    match q {
+                        '+' => {}
+                        '{' => {
+                            chars.find(|&c| c == '}');
+                            once = false;
+                        }
+                        _ => once = false,
+                    }
+                    chars.next_if_eq(&'?');
+                    quantifier = chars.next_if(|c| matches!(c, '?' | '*' | '{' | '+'));
                 }
+                if !once {
+                    run.pop();
+                }
+                end_run(&mut run);
             }
-            // One or more: the atom is there once; what follows need not be next to it.
-            '+' => end_run(&mut run),
             c => run.push(c),
         }
     }
@@ -146,6 +159,11 @@ mod tests {
         assert_eq!(required("x(?<who>[a-z]+)yz$").as_deref(), Some("yz"));
         assert_eq!(required("[]abc]de").as_deref(), Some("de"));
         assert_eq!(required("a{2,3}bc").as_deref(), Some("bc"));
+        assert_eq!(required("ab+?c").as_deref(), Some("ab"));
+        // A repetition repeated again may be absent: `b+?*` is `(b+?)*`.
+        assert_eq!(required("ab+?*c").as_deref(), Some("a"));
+        assert_eq!(required("a+?*"), None);
+        assert_eq!(required(r"x\.++?*"), Some("x".into()));
         // Alternation and flags: nothing is certain.
         assert_eq!(required("abc|de"), None);
         assert_eq!(required("(?i)abc"), None);
