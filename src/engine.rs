@@ -15,7 +15,8 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 use crate::aggregate::{clip, late_group, Caps, ClosedGroup, GroupStats, Windows};
-use crate::alert::{build_alert, build_match, risk_message, AlertBlocks};
+use crate::alert::{build_match, risk_message, Alert, AlertBlocks};
+use crate::alert_format::AlertFormat;
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
 use crate::catalog::{builtin_rules, catalog, Entry};
@@ -98,7 +99,8 @@ pub enum RecordError {
 /// The per-record result: real-time tags for this record, if any.
 #[derive(Debug, Default)]
 pub struct Processed {
-    pub matches: Vec<Value>,
+    /// JSON text, embedded in the record as it is.
+    pub matches: Vec<Box<RawValue>>,
     pub error: Option<RecordError>,
     /// The record changed state that later alerts depend on (a detection selected it, a window
     /// closed, or the watermark crossed a lateness boundary): a host that must survive a stop
@@ -460,7 +462,7 @@ impl Engine {
 
     /// Reads a record validated whole: whatever the detections change, they change for a record
     /// that is entirely JSON.
-    fn read(&mut self, object: ScannedObject<'_>, now: Option<i64>) -> Result<Vec<Value>, RecordError> {
+    fn read(&mut self, object: ScannedObject<'_>, now: Option<i64>) -> Result<Vec<Box<RawValue>>, RecordError> {
         let time = object.get("eventTime").map_err(RecordError::Parse)?;
         let name = object.get("eventName").map_err(RecordError::Parse)?;
         let time = match time {
@@ -489,7 +491,7 @@ impl Engine {
 
     /// The rest of [`Engine::read`], given the detections that may select the record and its
     /// own time, if it has one.
-    fn read_named(&mut self, event: &Event<'_>, time: Option<i64>, now: Option<i64>, candidates: &[usize]) -> Result<Vec<Value>, RecordError> {
+    fn read_named(&mut self, event: &Event<'_>, time: Option<i64>, now: Option<i64>, candidates: &[usize]) -> Result<Vec<Box<RawValue>>, RecordError> {
         let wanted = !candidates.is_empty();
         let timing = match time {
             Some(time) => self.observe_time(time, now),
@@ -528,7 +530,7 @@ impl Engine {
         Timing::Timed
     }
 
-    fn select(&mut self, candidates: &[usize], event: &Event<'_>, timing: Timing) -> Result<Vec<Value>, FieldError> {
+    fn select(&mut self, candidates: &[usize], event: &Event<'_>, timing: Timing) -> Result<Vec<Box<RawValue>>, FieldError> {
         let w = self.config.window;
         let limits = self.config.limits;
         let mut caps = Caps {
@@ -559,7 +561,7 @@ impl Engine {
                     Some(value) => Some(value_text(value)),
                     None => event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()),
                 });
-                matches.push(build_match(meta, &slot.blocks, message));
+                matches.push(build_match(meta, &slot.blocks, &message));
             }
             let start = window_start(event.time, slot.length);
             for selected in selected {
@@ -670,9 +672,13 @@ impl Engine {
             self.counters.suppressed += 1;
             return;
         }
-        let alert = self.config.output.alert_format.write(build_alert(slot.detection.metadata(), &slot.blocks, &group, row));
+        let alert = Alert::new(slot.detection.metadata(), &slot.blocks, &group, &row);
+        let text = match self.config.output.alert_format {
+            AlertFormat::Splunk => serde_json::value::to_raw_value(&alert),
+            format => serde_json::to_value(&alert).and_then(|risk_event| serde_json::value::to_raw_value(&format.write(risk_event))),
+        };
         self.counters.alerts += 1;
-        match serde_json::value::to_raw_value(&alert) {
+        match text {
             Ok(alert) => self.queue(alert),
             Err(_) => self.counters.alerts_dropped += 1,
         }

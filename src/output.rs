@@ -22,7 +22,7 @@ use crate::json::{key_equals, validate, RawObject, ScanError, ScannedObject};
 #[derive(Debug, Default, Serialize)]
 pub struct Annotation {
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub matches: Vec<Value>,
+    pub matches: Vec<Box<RawValue>>,
     /// As the engine queued them: JSON text, embedded as it is.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<Box<RawValue>>,

@@ -70,7 +70,12 @@ fn engine(config: Value) -> Engine {
 }
 
 fn alerts_of(engine: &mut Engine) -> Vec<Value> {
-    engine.take_alerts(usize::MAX).iter().map(|a| serde_json::from_str(a.get()).unwrap()).collect()
+    parsed(&engine.take_alerts(usize::MAX))
+}
+
+/// Alerts or tags, as the engine writes them (JSON text), parsed.
+fn parsed(texts: &[Box<serde_json::value::RawValue>]) -> Vec<Value> {
+    texts.iter().map(|a| serde_json::from_str(a.get()).unwrap()).collect()
 }
 
 #[test]
@@ -93,7 +98,7 @@ fn window_closes_only_after_lateness() {
     let mut e = engine(json!({}));
     let tagged = e.process(job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
     assert_eq!(tagged.matches.len(), 1);
-    assert_eq!(tagged.matches[0]["risk_message"], "AWS Batch Job is created on account id - 111 from src_ip 1.2.3.4");
+    assert_eq!(parsed(&tagged.matches)[0]["risk_message"], "AWS Batch Job is created on account id - 111 from src_ip 1.2.3.4");
     e.process(other("2026-10-05T11:09:59Z").as_bytes(), None);
     assert!(alerts_of(&mut e).is_empty(), "window end + 10 min not reached");
     e.process(other("2026-10-05T11:10:00Z").as_bytes(), None);
@@ -489,7 +494,7 @@ fn a_bad_rule_file_is_reported_with_its_line_and_the_rest_runs() {
     assert_eq!(e.counters().rule_errors, 3);
     let job = job_created("2026-10-05T10:07:00Z", "1.2.3.4", "111", "a");
     let processed = e.process(job.as_bytes(), None);
-    let names: Vec<_> = processed.matches.iter().map(|m| m["detection"]["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = parsed(&processed.matches).iter().map(|m| m["detection"]["name"].as_str().unwrap().to_string()).collect();
     assert!(names.contains(&"good".to_string()), "{names:?}");
 }
 
