@@ -85,6 +85,9 @@ impl<'e, 'a> Row<'e, 'a> {
         if let Some(value) = self.set_field(name) {
             return Ok(value.clone().unwrap_or(Val::Null));
         }
+        if let Some(field) = self.event_scalar(name) {
+            return Ok(field?.map_or(Val::Null, |text| Val::Str(text.into_owned())));
+        }
         let Some(event) = self.event else { return Ok(Val::Null) };
         if name == "_raw" {
             return Ok(Val::Str(String::from_utf8_lossy(event.record.raw()).into_owned()));
@@ -530,14 +533,29 @@ fn eventstats(functions: &[Aggregation], by: &[String], rows: &mut [Row<'_, '_>]
 }
 
 /// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
+/// What `field = expr` assigns: `None` when the branch taken is the field itself, already set
+/// (the data models end every field with `if(isnull(x) OR x="", "unknown", x)`), so the value
+/// is neither copied nor replaced.
+fn assigned(field: &str, expr: &Expr, row: &Row<'_, '_>, regexes: &Regexes) -> Result<Option<Val>, FieldError> {
+    match expr {
+        Expr::Call { func: Func::If, args } if args.len() == 3 => {
+            let branch = if eval(&args[0], row, regexes)?.truthy() { &args[1] } else { &args[2] };
+            assigned(field, branch, row, regexes)
+        }
+        Expr::Field(name) if name == field && matches!(row.set_field(name), Some(Some(_))) => Ok(None),
+        _ => eval(expr, row, regexes).map(Some),
+    }
+}
+
 pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
+    // Two buffers, swapped after each step: a step costs no allocation of its own.
+    let mut next = Vec::with_capacity(rows.len());
     for step in steps {
         if let Step::Eventstats { functions, by } = step {
             eventstats(functions, by, &mut rows)?;
             continue;
         }
-        let mut next = Vec::with_capacity(rows.len());
-        for mut row in rows {
+        for mut row in rows.drain(..) {
             match step {
                 Step::Eventstats { .. } => unreachable!("taken above"),
                 Step::Search(cond) => {
@@ -552,8 +570,9 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                 }
                 Step::Eval(assigns) => {
                     for Assign { field, expr } in assigns {
-                        let value = eval(expr, &row, regexes)?;
-                        row.set(field, Some(value));
+                        if let Some(value) = assigned(field, expr, &row, regexes)? {
+                            row.set(field, Some(value));
+                        }
                     }
                     next.push(row);
                 }
@@ -663,7 +682,7 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                 }
             }
         }
-        rows = next;
+        std::mem::swap(&mut rows, &mut next);
     }
     Ok(rows)
 }
@@ -720,6 +739,40 @@ pub(crate) mod tests {
         let row = Row::of_fields(vec![("g".into(), Val::Multi(vec!["x".into(), "all".into()]))]);
         let m = Expr::Call { func: Func::Match, args: vec![Expr::Field("g".into()), Expr::Str("^a.l$".into())] };
         assert_eq!(eval(&m, &row, &regexes).unwrap(), Val::Bool(true));
+    }
+
+    #[test]
+    fn a_field_defaulted_to_itself_keeps_its_value_and_column() {
+        // The data models' `eval x=if(isnull(x) OR x="", "unknown", x)`, over an event field, a
+        // field a step set, an empty one and one never set.
+        let field = |f: &str| Box::new(Expr::Field(f.into()));
+        let default_of = |f: &str| Assign {
+            field: f.into(),
+            expr: Expr::Call {
+                func: Func::If,
+                args: vec![
+                    Expr::Binary {
+                        op: BinaryOp::Or,
+                        left: Box::new(Expr::Call { func: Func::Isnull, args: vec![Expr::Field(f.into())] }),
+                        right: Box::new(Expr::Binary { op: BinaryOp::Eq, left: field(f), right: Box::new(Expr::Str(String::new())) }),
+                    },
+                    Expr::Str("unknown".into()),
+                    Expr::Field(f.into()),
+                ],
+            },
+        };
+        with_event(r#"{"sourceIPAddress":"1.2.3.4"}"#, |e| {
+            let steps = vec![
+                Step::Eval(vec![Assign { field: "set".into(), expr: Expr::Num(7.0) }, Assign { field: "empty".into(), expr: Expr::Str(String::new()) }]),
+                Step::Eval(["sourceIPAddress", "set", "empty", "never"].map(default_of).to_vec()),
+            ];
+            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &Regexes::default()).unwrap();
+            let map = rows.into_iter().next().unwrap().into_map();
+            assert_eq!(
+                Value::Object(map),
+                serde_json::json!({"set": 7, "empty": "unknown", "sourceIPAddress": "1.2.3.4", "never": "unknown"})
+            );
+        });
     }
 
     #[test]
