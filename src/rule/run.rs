@@ -13,7 +13,7 @@ use super::{AggFunc, CompareOp, Cond, Expr, Join, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::ConfigError;
-use crate::detection::{values_field, Detection, Selected, INDEX_FIELDS};
+use crate::detection::{Detection, Selected, INDEX_FIELDS};
 use crate::first_seen::FirstSeenSet;
 use crate::snapshot::fnv1a64;
 use crate::time::format_rfc3339;
@@ -717,12 +717,13 @@ impl RuleDetection {
                     }
                     for (name, set) in columns {
                         if !fields.iter().any(|(f, _)| *f == name) {
-                            fields.push((name, json_val(values_field(&set))));
+                            fields.push((name, Val::multi(set.into_iter().collect())));
                         }
                     }
                     continue;
                 }
-                AggFunc::Values => json_val(values_field(sets.next().unwrap_or(&BTreeSet::new()))),
+                // values()' output as a row value: the set in order, one value alone, none null.
+                AggFunc::Values => Val::multi(sets.next().into_iter().flatten().cloned().collect()),
                 AggFunc::Dc => Val::Num(sets.next().map_or(0, BTreeSet::len) as f64),
                 AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum => Val::Null,
             };
@@ -768,14 +769,6 @@ fn result_row(row: Row<'_, '_>) -> Map<String, Value> {
         row.insert("_time".into(), Value::String(format_rfc3339(secs.floor() as i64)));
     }
     row
-}
-
-fn json_val(value: Value) -> Val {
-    match value {
-        Value::String(s) => Val::Str(s),
-        Value::Array(items) => Val::Multi(items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
-        _ => Val::Null,
-    }
 }
 
 #[cfg(test)]
