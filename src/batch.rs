@@ -45,17 +45,19 @@ pub fn process_batch(engine: &mut Engine, input: &[u8], now: Option<i64>) -> Bat
     for record in split_records(input) {
         let scanned = ScannedObject::validated(record);
         let arrives = arrives_with(&scanned, &field);
+        let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
         let processed = engine.process_scanned(scanned, now);
         let mut tagged = false;
         if !processed.matches.is_empty() || arrives {
             let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
-            match Carrier::new(record, &field) {
-                Ok(carrier) => {
+            match valid.map(|valid| Carrier::new(valid, &field)) {
+                Some(Ok(carrier)) => {
                     engine.counters_mut().quarantined += carrier.quarantined() as u64;
                     carrier.write_to(&annotation, &mut out.records);
                     tagged = true;
                 }
-                Err(_) => engine.counters_mut().unannotatable += 1,
+                // A record the scan rejected cannot carry results: they wait for the next.
+                _ => engine.counters_mut().unannotatable += 1,
             }
         }
         if !tagged {

@@ -116,6 +116,28 @@ impl<'a> RawObject<'a> {
 pub struct ScannedObject<'a> {
     object: RawObject<'a>,
     state: std::cell::RefCell<ScanState<'a>>,
+    /// The whole record, blanks around the object included, when [`ScannedObject::validated`]
+    /// read it.
+    validated: Option<ValidRecord<'a>>,
+}
+
+/// A record proved to be one JSON object with only blanks around it: what a host may rewrite
+/// without reading it again. Made only by validating, here or by [`ScannedObject::validated`].
+#[derive(Debug, Clone, Copy)]
+pub struct ValidRecord<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> ValidRecord<'a> {
+    pub fn check(bytes: &'a [u8]) -> Result<Self, ScanError> {
+        validate(bytes)?;
+        RawObject::new(bytes)?;
+        Ok(ValidRecord { bytes })
+    }
+
+    pub fn bytes(self) -> &'a [u8] {
+        self.bytes
+    }
 }
 
 /// Top-level members remembered; CloudTrail records have about twenty.
@@ -149,7 +171,12 @@ impl<'a> ScannedObject<'a> {
     pub fn new(object: RawObject<'a>) -> Self {
         let none = Remembered { tag: 0, key: &[], value: RawValue { bytes: &[] } };
         let state = ScanState { members: object.members(), seen: [none; REMEMBERED], count: 0 };
-        ScannedObject { object, state: std::cell::RefCell::new(state) }
+        ScannedObject { object, state: std::cell::RefCell::new(state), validated: None }
+    }
+
+    /// The record, if this object was read by [`ScannedObject::validated`].
+    pub fn valid_record(&self) -> Option<ValidRecord<'a>> {
+        self.validated
     }
 
     /// Validates `bytes` as one JSON object (as [`validate`] does) and remembers its top-level
@@ -157,7 +184,8 @@ impl<'a> ScannedObject<'a> {
     /// table of at most [`REMEMBERED`] members.
     pub fn validated(bytes: &'a [u8]) -> Result<Self, ScanError> {
         let object = RawObject::new(bytes)?;
-        let scanned = ScannedObject::new(object);
+        let mut scanned = ScannedObject::new(object);
+        scanned.validated = Some(ValidRecord { bytes });
         let mut borrowed = scanned.state.borrow_mut();
         let state = &mut *borrowed;
         let mut resume = None;

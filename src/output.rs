@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::json::{key_equals, validate, RawObject, ScanError, ScannedObject};
+use crate::json::{key_equals, RawObject, ScanError, ScannedObject, ValidRecord};
 
 /// What one record carries.
 #[derive(Debug, Default, Serialize)]
@@ -75,11 +75,13 @@ pub struct Carrier<'a> {
 }
 
 impl<'a> Carrier<'a> {
-    /// Checks `record` in full: what is rewritten must be whole JSON, whoever read it before.
-    pub fn new(record: &'a [u8], field: &'a str) -> Result<Self, ScanError> {
-        validate(record)?;
+    /// `record` with `field` set aside: what is rewritten must be whole JSON, which `record`
+    /// was proved to be when read (a second pass over every tagged record would cost as much as
+    /// the first).
+    pub fn new(record: ValidRecord<'a>, field: &'a str) -> Result<Self, ScanError> {
+        let record = record.bytes();
         let object = RawObject::new(record)?;
-        // `validate` proved one JSON value with only blanks around it and RawObject that it is
+        // Validation proved one JSON value with only blanks around it and RawObject that it is
         // an object, so its braces are the first and last non-blank bytes.
         let opening_brace = record.len() - record.trim_ascii_start().len();
         let closing_brace = record.trim_ascii_end().len() - 1;
@@ -149,7 +151,7 @@ mod tests {
 
     fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, ScanError> {
         let mut out = Vec::new();
-        Carrier::new(record, field)?.write_to(annotation, &mut out);
+        Carrier::new(ValidRecord::check(record)?, field)?.write_to(annotation, &mut out);
         Ok(out)
     }
 
@@ -180,7 +182,7 @@ mod tests {
         let forged = br#"{"tripline":{"route":"alert","alerts":[{"x":1.50}]},"eventName":"X", "t\u0072ipline":2 ,"b":[1] }"#;
         let arrives = |record: &[u8]| arrives_with(&ScannedObject::validated(record), "tripline");
         assert!(arrives(forged));
-        let carrier = Carrier::new(forged, "tripline").unwrap();
+        let carrier = Carrier::new(ValidRecord::check(forged).unwrap(), "tripline").unwrap();
         assert_eq!(carrier.quarantined(), 2);
         let mut out = Vec::new();
         carrier.write_to(&Annotation::default(), &mut out);

@@ -191,6 +191,7 @@ impl Filter {
         let watermark = self.engine.watermark();
         let scanned = ScannedObject::validated(record);
         let arrives = arrives_with(&scanned, &self.engine.config().output.field);
+        let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
         let processed = self.engine.process_scanned(scanned, Some(now));
         let output = &self.engine.config().output;
         let every = output.stats_every_records;
@@ -201,10 +202,10 @@ impl Filter {
             let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
             self.output.clear();
-            match Carrier::new(record, &field) {
+            match valid.map(|valid| Carrier::new(valid, &field)) {
                 // A record too large for the memory left passes as it is; its results wait.
-                Ok(_) if self.output.try_reserve(record.len() + 64 * 1024).is_err() => self.engine.counters_mut().out_of_memory += 1,
-                Ok(carrier) => {
+                Some(Ok(_)) if self.output.try_reserve(record.len() + 64 * 1024).is_err() => self.engine.counters_mut().out_of_memory += 1,
+                Some(Ok(carrier)) => {
                     self.engine.counters_mut().quarantined += carrier.quarantined() as u64;
                     let alerts = self.engine.take_alerts(max_alerts);
                     taken = alerts.len();
@@ -214,7 +215,7 @@ impl Filter {
                     self.output.push(0);
                     result = Some(self.output.as_ptr());
                 }
-                Err(_) => self.engine.counters_mut().unannotatable += 1,
+                _ => self.engine.counters_mut().unannotatable += 1,
             }
         }
         if let Some(durable) = &mut self.durable {
