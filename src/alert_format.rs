@@ -36,7 +36,7 @@ pub const ECS_VERSION: &str = "9.4.0";
 const PRODUCT: &str = "tripline";
 
 impl AlertFormat {
-    /// `alert`, a risk event as `alert::build_alert` makes it, in this format.
+    /// `alert`, a risk event as `alert::Alert` serializes to, in this format.
     pub fn write(self, alert: Value) -> Value {
         match self {
             AlertFormat::Splunk => alert,
