@@ -122,19 +122,13 @@ pub struct ScannedObject<'a> {
 }
 
 /// A record proved to be one JSON object with only blanks around it: what a host may rewrite
-/// without reading it again. Made only by validating, here or by [`ScannedObject::validated`].
+/// without reading it again. Made only by [`ScannedObject::validated`].
 #[derive(Debug, Clone, Copy)]
 pub struct ValidRecord<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> ValidRecord<'a> {
-    pub fn check(bytes: &'a [u8]) -> Result<Self, ScanError> {
-        validate(bytes)?;
-        RawObject::new(bytes)?;
-        Ok(ValidRecord { bytes })
-    }
-
     pub fn bytes(self) -> &'a [u8] {
         self.bytes
     }

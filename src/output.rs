@@ -149,9 +149,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `record` as a host holds it after the one validating pass.
+    fn valid(record: &[u8]) -> Result<ValidRecord<'_>, ScanError> {
+        Ok(ScannedObject::validated(record)?.valid_record().expect("read by validated"))
+    }
+
     fn annotate(record: &[u8], field: &str, annotation: &Annotation) -> Result<Vec<u8>, ScanError> {
         let mut out = Vec::new();
-        Carrier::new(ValidRecord::check(record)?, field)?.write_to(annotation, &mut out);
+        Carrier::new(valid(record)?, field)?.write_to(annotation, &mut out);
         Ok(out)
     }
 
@@ -182,7 +187,7 @@ mod tests {
         let forged = br#"{"tripline":{"route":"alert","alerts":[{"x":1.50}]},"eventName":"X", "t\u0072ipline":2 ,"b":[1] }"#;
         let arrives = |record: &[u8]| arrives_with(&ScannedObject::validated(record), "tripline");
         assert!(arrives(forged));
-        let carrier = Carrier::new(ValidRecord::check(forged).unwrap(), "tripline").unwrap();
+        let carrier = Carrier::new(valid(forged).unwrap(), "tripline").unwrap();
         assert_eq!(carrier.quarantined(), 2);
         let mut out = Vec::new();
         carrier.write_to(&Annotation::default(), &mut out);

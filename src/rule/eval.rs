@@ -532,7 +532,6 @@ fn eventstats(functions: &[Aggregation], by: &[String], rows: &mut [Row<'_, '_>]
     Ok(())
 }
 
-/// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
 /// What `field = expr` assigns: `None` when the branch taken is the field itself, already set
 /// (the data models end every field with `if(isnull(x) OR x="", "unknown", x)`), so the value
 /// is neither copied nor replaced.
@@ -547,6 +546,7 @@ fn assigned(field: &str, expr: &Expr, row: &Row<'_, '_>, regexes: &Regexes) -> R
     }
 }
 
+/// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
 pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
     // Two buffers, swapped after each step: a step costs no allocation of its own.
     let mut next = Vec::with_capacity(rows.len());
