@@ -341,18 +341,27 @@ impl<'a> Event<'a> {
     }
 
     /// [`Event::field`] for the engine's index, which only asks whether the value is one that
-    /// `indexed` holds: a record without a raw `errorCode` has a calculated one of two values,
-    /// and when `indexed` holds neither the calculation (a look into `responseElements`, for
-    /// nearly every record) is skipped.
-    pub fn indexed_field(&self, name: &str, indexed: impl Fn(&str) -> bool) -> Field<'a> {
-        if name != "errorCode" {
-            return self.field(name, UserSource::default());
+    /// `indexed` holds, as bytes: a string without escapes is compared in place, without the
+    /// UTF-8 check reading it as text would repeat (the record was validated, and the index
+    /// holds ASCII values only). A record without a raw `errorCode` has a calculated one of two
+    /// values, and when `indexed` holds neither the calculation (a look into
+    /// `responseElements`, for nearly every record) is skipped.
+    pub fn indexed_field(&self, name: &str, indexed: impl Fn(&str) -> bool) -> Result<Option<Cow<'a, [u8]>>, FieldError> {
+        let raw = self.record.get_path(name)?;
+        if let Some(text) = raw.and_then(|value| value.unescaped_string()) {
+            return Ok(Some(Cow::Borrowed(text)));
         }
-        match self.scalar("errorCode")? {
-            Some(code) => Ok(Some(code)),
-            None if CALCULATED_ERROR_CODES.iter().any(|calculated| indexed(calculated)) => self.calculated_error_code().map(Some),
-            None => Ok(None),
-        }
+        let text = match raw {
+            None if name == "errorCode" && CALCULATED_ERROR_CODES.iter().any(|calculated| indexed(calculated)) => {
+                Some(self.calculated_error_code()?)
+            }
+            None => None,
+            Some(_) => self.field(name, UserSource::default())?,
+        };
+        Ok(text.map(|text| match text {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        }))
     }
 
     /// The calculated `errorCode` (props.conf l.702): the raw one, else

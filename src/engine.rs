@@ -208,7 +208,7 @@ impl Index {
         for (field, by_value, all) in &self.by_field {
             match event.indexed_field(field, |value| by_value.contains_key(value.as_bytes())) {
                 Ok(Some(value)) if value.len() <= NAME_BUFFER => {
-                    out.extend(folded(value.as_bytes(), |value| by_value.get(value)).into_iter().flatten());
+                    out.extend(folded(&value, |value| by_value.get(value)).into_iter().flatten());
                 }
                 Ok(_) => {}
                 // The detections read it themselves, and count the record as broken.

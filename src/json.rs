@@ -110,12 +110,15 @@ impl<'a> RawObject<'a> {
     }
 }
 
-/// A [`RawObject`] read at most once however many top-level keys are asked for, in any order:
-/// the members the scan passes on its way to one key are remembered for the next. Fixed
-/// capacity, so reading never allocates; members past it are found by scanning again.
+/// A [`RawObject`] read at most once however many keys are asked for, in any order: the
+/// members the scan passes on its way to one key are remembered for the next. The same holds
+/// for the objects inside it that lookups descend into (`userIdentity`, `requestParameters`):
+/// rules read many fields of each. Fixed capacity, so reading never allocates; members past it
+/// are found by scanning again.
 pub struct ScannedObject<'a> {
     object: RawObject<'a>,
-    state: std::cell::RefCell<ScanState<'a>>,
+    state: std::cell::RefCell<ScanState<'a, REMEMBERED>>,
+    nested: std::cell::RefCell<NestedStates<'a>>,
     /// The whole record, blanks around the object included, when [`ScannedObject::validated`]
     /// read it.
     validated: Option<ValidRecord<'a>>,
@@ -137,10 +140,25 @@ impl<'a> ValidRecord<'a> {
 /// Top-level members remembered; CloudTrail records have about twenty.
 const REMEMBERED: usize = 32;
 
-struct ScanState<'a> {
+/// Members remembered of one nested object (`userIdentity` has about six).
+const REMEMBERED_NESTED: usize = 8;
+
+/// Nested objects whose scans are kept at once; a further one replaces the oldest.
+const NESTED_OBJECTS: usize = 2;
+
+/// How far one object has been read, and what was found on the way.
+struct ScanState<'a, const N: usize> {
     members: Members<'a>,
-    seen: [Remembered<'a>; REMEMBERED],
+    seen: [Remembered<'a>; N],
     count: usize,
+}
+
+/// The scans of the nested objects looked into, each under the offset of its first byte in the
+/// record (which tells objects apart), replaced oldest first.
+#[derive(Default)]
+struct NestedStates<'a> {
+    states: [Option<(usize, ScanState<'a, REMEMBERED_NESTED>)>; NESTED_OBJECTS],
+    oldest: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -163,9 +181,8 @@ const ESCAPED: u32 = u32::MAX;
 
 impl<'a> ScannedObject<'a> {
     pub fn new(object: RawObject<'a>) -> Self {
-        let none = Remembered { tag: 0, key: &[], value: RawValue { bytes: &[] } };
-        let state = ScanState { members: object.members(), seen: [none; REMEMBERED], count: 0 };
-        ScannedObject { object, state: std::cell::RefCell::new(state), validated: None }
+        let state = std::cell::RefCell::new(ScanState::new(object));
+        ScannedObject { object, state, nested: Default::default(), validated: None }
     }
 
     /// The record, if this object was read by [`ScannedObject::validated`].
@@ -211,46 +228,76 @@ impl<'a> ScannedObject<'a> {
 
     /// The value of one top-level key (the first, if the key repeats).
     pub fn get(&self, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
-        let mut state = self.state.borrow_mut();
-        let state = &mut *state;
+        self.state.borrow_mut().find(self.object, key)
+    }
+
+    /// The value at a dotted path (`userIdentity.principalId`).
+    pub fn get_path(&self, path: &str) -> Result<Option<RawValue<'a>>, ScanError> {
+        let (first, mut rest) = split_path(path);
+        let Some(mut value) = self.get(first)? else { return Ok(None) };
+        while let Some(path) = rest {
+            let Some(object) = value.as_object() else { return Ok(None) };
+            let (part, more) = split_path(path);
+            let Some(found) = self.nested_get(object, part)? else { return Ok(None) };
+            (value, rest) = (found, more);
+        }
+        Ok(Some(value))
+    }
+
+    /// The value of `key` in `object`, an object inside the record, through its kept scan.
+    fn nested_get(&self, object: RawObject<'a>, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
+        let at = object.bytes.as_ptr() as usize - self.object.bytes.as_ptr() as usize;
+        let mut nested = self.nested.borrow_mut();
+        let nested = &mut *nested;
+        let kept = nested.states.iter().position(|s| s.as_ref().is_some_and(|(start, _)| *start == at));
+        let slot = match kept {
+            Some(slot) => slot,
+            None => {
+                let slot = nested.oldest;
+                nested.oldest = (slot + 1) % NESTED_OBJECTS;
+                nested.states[slot] = None;
+                slot
+            }
+        };
+        let (_, state) = nested.states[slot].get_or_insert_with(|| (at, ScanState::new(object)));
+        state.find(object, key)
+    }
+}
+
+impl<'a, const N: usize> ScanState<'a, N> {
+    fn new(object: RawObject<'a>) -> Self {
+        let none = Remembered { tag: 0, key: &[], value: RawValue { bytes: &[] } };
+        ScanState { members: object.members(), seen: [none; N], count: 0 }
+    }
+
+    /// The value of `key` in `object` (the first, if the key repeats): from the members seen,
+    /// else by reading on.
+    fn find(&mut self, object: RawObject<'a>, key: &str) -> Result<Option<RawValue<'a>>, ScanError> {
         let tag = key_tag(key.as_bytes());
         let matches = |m: &Remembered<'_>| match m.tag {
             ESCAPED => key_equals(m.key, key),
             t => t == tag && m.key == key.as_bytes(),
         };
-        if let Some(found) = state.seen[..state.count].iter().find(|m| matches(m)) {
+        if let Some(found) = self.seen[..self.count].iter().find(|m| matches(m)) {
             return Ok(Some(found.value));
         }
-        while let Some((k, escaped, value)) = state.members.next_member()? {
+        while let Some((k, escaped, value)) = self.members.next_member()? {
             let member = Remembered { tag: if escaped { ESCAPED } else { key_tag(k) }, key: k, value };
-            if state.count < REMEMBERED {
-                state.seen[state.count] = member;
-                state.count += 1;
+            if self.count < N {
+                self.seen[self.count] = member;
+                self.count += 1;
             } else if matches(&member) {
-                // Past capacity the first occurrence may be one not remembered: ask the record.
-                return self.object.get(key);
+                // Past capacity the first occurrence may be one not remembered: ask the object.
+                return object.get(key);
             }
             if matches(&member) {
                 return Ok(Some(value));
             }
         }
-        if state.count == REMEMBERED {
-            return self.object.get(key);
+        if self.count == N {
+            return object.get(key);
         }
         Ok(None)
-    }
-
-    /// The value at a dotted path (`userIdentity.principalId`).
-    pub fn get_path(&self, path: &str) -> Result<Option<RawValue<'a>>, ScanError> {
-        let (first, rest) = split_path(path);
-        let Some(value) = self.get(first)? else { return Ok(None) };
-        match rest {
-            None => Ok(Some(value)),
-            Some(rest) => match value.as_object() {
-                Some(inner) => inner.get_path(rest),
-                None => Ok(None),
-            },
-        }
     }
 }
 
@@ -306,6 +353,16 @@ impl<'a> RawValue<'a> {
             return std::str::from_utf8(inner).map(|s| Some(Cow::Borrowed(s))).map_err(|_| ScanError::Malformed);
         }
         serde_json::from_slice::<String>(self.bytes).map(|s| Some(Cow::Owned(s))).map_err(|_| ScanError::Malformed)
+    }
+
+    /// A string's bytes between its quotes, where it holds no escape: its text as it stands,
+    /// without the UTF-8 check of [`RawValue::as_str`]. `None` for other values.
+    pub fn unescaped_string(&self) -> Option<&'a [u8]> {
+        let inner = match self.bytes {
+            [b'"', inner @ .., b'"'] => inner,
+            _ => return None,
+        };
+        (!inner.contains(&b'\\')).then_some(inner)
     }
 
     /// A scalar as Splunk would show it: strings unescaped, numbers and booleans as written.
@@ -749,6 +806,36 @@ mod tests {
         // Validated means the whole record: a broken tail is found before any lookup.
         assert_eq!(ScannedObject::validated(br#"{"eventName":"X","a":[1,}"#).err(), Some(ScanError::Malformed));
         assert_eq!(ScannedObject::validated(b"[1]").err(), Some(ScanError::NotAnObject));
+    }
+
+    #[test]
+    fn nested_paths_answer_like_the_record_past_every_kept_scan() {
+        // More nested objects than scans are kept, one wider than a kept scan remembers, a
+        // repeated key (the first answers), an escaped key, and a path through a non-object.
+        let mut record = String::from(r#"{"top":1"#);
+        for o in 0..NESTED_OBJECTS + 2 {
+            record.push_str(&format!(r#","o{o}":{{"inner":{{"leaf":"v{o}"}},"#));
+            for k in 0..REMEMBERED_NESTED + 3 {
+                record.push_str(&format!(r#""k{k}":{k},"#));
+            }
+            record.push_str(&format!(r#""k2":"again","t\u0079pe":"Root","s":"x"}}"#));
+        }
+        record.push('}');
+        let plain = RawObject::new(record.as_bytes()).unwrap();
+        let mut paths = Vec::new();
+        for o in 0..NESTED_OBJECTS + 2 {
+            for key in ["inner.leaf", "k2", "type", "k0", "missing", "s.deeper", "inner.nope"] {
+                paths.push(format!("o{o}.{key}"));
+            }
+            paths.push(format!("o{o}.k{}", REMEMBERED_NESTED + 2));
+        }
+        let scanned = ScannedObject::validated(record.as_bytes()).unwrap();
+        // Every path twice, in an order that cycles the kept scans.
+        for path in paths.iter().chain(paths.iter().rev()) {
+            assert_eq!(scanned.get_path(path).unwrap().map(|v| v.bytes()), plain.get_path(path).unwrap().map(|v| v.bytes()), "{path}");
+        }
+        assert_eq!(scanned.get_path("o1.k2").unwrap().map(|v| v.bytes()), Some(&b"2"[..]));
+        assert_eq!(scanned.get_path("o1.type").unwrap().map(|v| v.bytes()), Some(&b"\"Root\""[..]));
     }
 
     #[test]
