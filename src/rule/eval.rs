@@ -99,9 +99,11 @@ impl<'e, 'a> Row<'e, 'a> {
     /// Each value of `name` as text ([`Val::texts`]), borrowed from the record where it stands
     /// there: what `stats` groups and collects by.
     pub fn texts(&self, name: &str) -> Result<Vec<Cow<'a, str>>, FieldError> {
-        match self.event {
-            Some(event) if name != "_raw" && self.set_field(name).is_none() => event.values(name, self.user),
-            _ => Ok(self.get(name)?.into_texts().into_iter().map(Cow::Owned).collect()),
+        match (self.set_field(name), self.event) {
+            // Copied once, straight from the row.
+            (Some(value), _) => Ok(value.iter().flat_map(Val::items).map(|item| Cow::Owned(item.text().into_owned())).collect()),
+            (None, Some(event)) if name != "_raw" => event.values(name, self.user),
+            (None, _) => Ok(self.get(name)?.into_texts().into_iter().map(Cow::Owned).collect()),
         }
     }
 

@@ -129,7 +129,7 @@ impl<'v> Item<'v> {
         }
     }
 
-    fn text(self) -> Cow<'v, str> {
+    pub(super) fn text(self) -> Cow<'v, str> {
         match self {
             Item::Num(n) => Cow::Owned(format_number(n)),
             Item::Text(t) => Cow::Borrowed(t),
