@@ -4,29 +4,100 @@
 //! risk and threat objects, rendered risk message, annotations, detection id and version) followed
 //! by the seed's output row, columns in the seed's order. README.md documents every field.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::aggregate::{ClosedGroup, Partial};
-use crate::detection::{render_message, value_text};
+use crate::detection::value_text;
 use crate::rule::Metadata;
 use crate::time::format_rfc3339;
 
 /// What every alert and match of one detection carries from its metadata alone: written as
 /// JSON text once per detection when the engine starts and embedded as it is (building them per
 /// alert, then cloning, serializing and dropping them, was most of an alert's cost, and a
-/// quarter of the example's records raise one).
+/// quarter of the example's records raise one), and its risk message, split into its parts.
 pub struct AlertBlocks {
     detection: Box<RawValue>,
     annotations: Box<RawValue>,
+    pub message: RiskMessage,
 }
 
 impl AlertBlocks {
     pub fn new(meta: &Metadata) -> AlertBlocks {
         // Values made by `json!` always serialize.
         let text = |value: Value| serde_json::value::to_raw_value(&value).expect("a JSON value serializes");
-        AlertBlocks { detection: text(detection_block(meta)), annotations: text(annotations(meta)) }
+        AlertBlocks { detection: text(detection_block(meta)), annotations: text(annotations(meta)), message: RiskMessage::new(meta) }
+    }
+}
+
+/// A detection's risk message: its text split once at its `$field$` tokens, so that filling it
+/// for each alert and match is a walk over the parts.
+pub struct RiskMessage {
+    parts: Vec<MessagePart>,
+}
+
+enum MessagePart {
+    Text(String),
+    /// A token: the field it names (after the detection's aliases), and the token as written,
+    /// which stays when the field has no value, as Splunk leaves it.
+    Field { field: String, written: String },
+}
+
+impl RiskMessage {
+    pub fn new(meta: &Metadata) -> RiskMessage {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = meta.message.as_str();
+        while let Some(open) = rest.find('$') {
+            text.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('$') {
+                Some(close) if close > 0 && !after[..close].contains(' ') => {
+                    let token = &after[..close];
+                    let field = meta.message_aliases.iter().find(|(alias, _)| alias == token).map_or(token, |(_, f)| f.as_str());
+                    if !text.is_empty() {
+                        parts.push(MessagePart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(MessagePart::Field { field: field.to_string(), written: rest[open..open + close + 2].to_string() });
+                    rest = &after[close + 1..];
+                }
+                _ => {
+                    text.push('$');
+                    rest = after;
+                }
+            }
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            parts.push(MessagePart::Text(text));
+        }
+        RiskMessage { parts }
+    }
+
+    /// The fields the message names, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            MessagePart::Field { field, .. } => Some(field.as_str()),
+            MessagePart::Text(_) => None,
+        })
+    }
+
+    /// The message with each token filled from `lookup`.
+    pub fn render<'v>(&self, mut lookup: impl FnMut(&str) -> Option<Cow<'v, str>>) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                MessagePart::Text(text) => out.push_str(text),
+                MessagePart::Field { field, written } => match lookup(field) {
+                    Some(value) => out.push_str(&value),
+                    None => out.push_str(written),
+                },
+            }
+        }
+        out
     }
 }
 
@@ -66,14 +137,6 @@ fn detection_block(meta: &Metadata) -> Value {
     })
 }
 
-/// The message with `$token$`s filled from `lookup`, honouring the detection's token aliases.
-pub fn risk_message(meta: &Metadata, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
-    render_message(&meta.message, |token| {
-        let field = meta.message_aliases.iter().find(|(alias, _)| alias == token).map_or(token, |(_, f)| f.as_str());
-        lookup(field)
-    })
-}
-
 /// A risk event for one output row of a closed group, in its members' order; serialized
 /// straight to the alert's text (or, for another format, to the `Value` it is derived from).
 #[derive(Serialize)]
@@ -82,11 +145,11 @@ pub struct Alert<'a> {
     risk_score: u32,
     /// Present when the detection names a risk object; null when the row lacks its field.
     #[serde(skip_serializing_if = "Option::is_none")]
-    risk_object: Option<Option<String>>,
+    risk_object: Option<Option<Cow<'a, str>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     risk_object_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    threat_object: Option<Option<String>>,
+    threat_object: Option<Option<Cow<'a, str>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     threat_object_type: Option<&'a str>,
     risk_message: String,
@@ -113,7 +176,7 @@ impl<'a> Alert<'a> {
             risk_object_type: meta.risk_object.as_ref().map(|risk| risk.kind.as_str()),
             threat_object: meta.threat_object.as_ref().map(|threat| text(&threat.field)),
             threat_object_type: meta.threat_object.as_ref().map(|threat| threat.kind.as_str()),
-            risk_message: risk_message(meta, text),
+            risk_message: blocks.message.render(text),
             annotations: &blocks.annotations,
             window: Window {
                 start: format_rfc3339(group.window_start),
@@ -140,4 +203,26 @@ pub fn build_match(meta: &Metadata, blocks: &AlertBlocks, message: &str) -> Box<
     let tag = Match { detection: &blocks.detection, risk_score: meta.risk_score(), risk_message: message, annotations: &blocks.annotations };
     // Text and embedded JSON text always serialize.
     serde_json::value::to_raw_value(&tag).expect("a tag serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_tokens_through_aliases_and_leaves_unknown_ones() {
+        let meta = Metadata {
+            message: "user $user$ made $n$ calls, cost $$ $missing$ $a b$ $".into(),
+            message_aliases: vec![("n".into(), "count".into())],
+            ..crate::detections::abnormally_high_cloud_security_group_api_calls::metadata()
+        };
+        let message = RiskMessage::new(&meta);
+        assert_eq!(message.fields().collect::<Vec<_>>(), ["user", "count", "missing"]);
+        let text = message.render(|field| match field {
+            "user" => Some(Cow::Borrowed("alice")),
+            "count" => Some(Cow::Borrowed("6")),
+            _ => None,
+        });
+        assert_eq!(text, "user alice made 6 calls, cost $$ $missing$ $a b$ $");
+    }
 }

@@ -111,40 +111,13 @@ pub trait Detection {
 /// A constructor from the detection's settings object in the configuration.
 pub type Constructor = fn(&Map<String, Value>) -> Result<Box<dyn Detection>, ConfigError>;
 
-/// Fills `$field$` tokens of `template` with `lookup(field)`; unknown tokens stay as written,
-/// as Splunk leaves them.
-pub fn render_message(template: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('$') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find('$') {
-            Some(close) if close > 0 && !after[..close].contains(' ') => {
-                let token = &after[..close];
-                match lookup(token) {
-                    Some(value) => out.push_str(&value),
-                    None => out.push_str(&rest[open..open + close + 2]),
-                }
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push('$');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// A row value as text for a message: multivalue fields joined with `", "`.
-pub fn value_text(value: &Value) -> String {
+pub fn value_text(value: &Value) -> Cow<'_, str> {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(", "),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Array(items) => Cow::Owned(items.iter().map(value_text).collect::<Vec<_>>().join(", ")),
+        Value::Null => Cow::Borrowed(""),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -155,20 +128,5 @@ pub fn values_field(values: &BTreeSet<String>) -> Value {
         0 => Value::Null,
         1 => Value::String(values.iter().next().cloned().unwrap_or_default()),
         _ => Value::Array(values.iter().cloned().map(Value::String).collect()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_tokens_and_leaves_unknown_ones() {
-        let msg = render_message("user $user$ made $n$ calls, cost $$ $missing$", |t| match t {
-            "user" => Some("alice".into()),
-            "n" => Some("6".into()),
-            _ => None,
-        });
-        assert_eq!(msg, "user alice made 6 calls, cost $$ $missing$");
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 use crate::aggregate::{clip, late_group, Caps, ClosedGroup, GroupStats, Windows};
-use crate::alert::{build_match, risk_message, Alert, AlertBlocks};
+use crate::alert::{build_match, Alert, AlertBlocks};
 use crate::alert_format::AlertFormat;
 use crate::cloudtrail::{Event, FieldError, UserSource};
 use crate::config::{split_common, Config, ConfigError, LatePolicy};
@@ -557,9 +557,9 @@ impl Engine {
             let meta = slot.detection.metadata();
             if slot.detection.tags_each_event() {
                 let row = slot.detection.tag_row(&selected[0], event.time);
-                let message = risk_message(meta, |f| match row.as_ref().and_then(|r| r.get(f)) {
+                let message = slot.blocks.message.render(|f| match row.as_ref().and_then(|r| r.get(f)) {
                     Some(value) => Some(value_text(value)),
-                    None => event.field(f, UserSource::default()).ok().flatten().map(|v| v.into_owned()),
+                    None => event.field(f, UserSource::default()).ok().flatten(),
                 });
                 matches.push(build_match(meta, &slot.blocks, &message));
             }
@@ -575,12 +575,11 @@ impl Engine {
                             // the fields its message names, as its tag does, and the record's
                             // eventID: two alerts of one second would otherwise be one document
                             // (OCSF's and ECS's ids hash the alert).
-                            risk_message(slot.detection.metadata(), |field| {
+                            for field in slot.blocks.message.fields() {
                                 if let Ok(Some(text)) = event.field(field, UserSource::default()) {
                                     row.insert(field.to_string(), Value::String(text.into_owned()));
                                 }
-                                None
-                            });
+                            }
                             if let Ok(Some(id)) = event.field("eventID", UserSource::default()) {
                                 row.insert("eventID".into(), Value::String(id.into_owned()));
                             }
