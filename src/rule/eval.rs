@@ -119,12 +119,16 @@ impl<'e, 'a> Row<'e, 'a> {
     /// Whether any value of `name` satisfies `pred`; `None` when the field is null. Reads a
     /// scalar of the event in place: a selection that rejects a record allocates nothing.
     pub fn any_text(&self, name: &str, pred: &dyn Fn(&str) -> bool) -> Result<Option<bool>, FieldError> {
-        match self.set_field(name).is_none().then(|| self.event_scalar(name)).flatten() {
+        let any = |value: &Val| {
+            let mut items = value.items().peekable();
+            items.peek().is_some().then(|| items.any(|item| pred(&item.text())))
+        };
+        if let Some(value) = self.set_field(name) {
+            return Ok(value.as_ref().and_then(any));
+        }
+        match self.event_scalar(name) {
             Some(field) => Ok(field?.map(|value| pred(&value))),
-            None => {
-                let texts = self.get(name)?.texts();
-                Ok((!texts.is_empty()).then(|| texts.iter().any(|t| pred(t))))
-            }
+            None => Ok(any(&self.get(name)?)),
         }
     }
 
@@ -147,7 +151,7 @@ impl<'e, 'a> Row<'e, 'a> {
 
     /// The fields this row carries, in order, nulls included, hidden ones left out.
     pub fn into_map(self) -> Map<String, Value> {
-        self.fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v.to_json()))).collect()
+        self.fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v.into_json()))).collect()
     }
 }
 

@@ -274,7 +274,7 @@ fn check_join(join: &Join, rule: &Rule) -> Result<(), String> {
 /// value, `~` and the JSON for anything else (a multivalue field, a number). A text cut by
 /// `max_value_bytes` still reads back (as the text it was cut to).
 fn encode_column(value: Val) -> String {
-    match value.to_json() {
+    match value.into_json() {
         Value::Null => String::new(),
         Value::String(text) => format!("={text}"),
         other => format!("~{other}"),

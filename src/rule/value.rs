@@ -75,13 +75,13 @@ impl Val {
         matches!(self, Val::Bool(true))
     }
 
-    pub fn to_json(&self) -> Value {
+    pub fn into_json(self) -> Value {
         match self {
             Val::Null => Value::Null,
-            Val::Bool(b) => Value::Bool(*b),
-            Val::Num(n) => number_json(*n),
-            Val::Str(s) => Value::String(s.clone()),
-            Val::Multi(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
+            Val::Bool(b) => Value::Bool(b),
+            Val::Num(n) => number_json(n),
+            Val::Str(s) => Value::String(s),
+            Val::Multi(items) => Value::Array(items.into_iter().map(Value::String).collect()),
         }
     }
 }
