@@ -88,6 +88,11 @@ impl Val {
 
 /// Splunk's reading of text as a number: decimal, optionally signed, surrounding blanks allowed.
 pub fn parse_number(text: &str) -> Option<f64> {
+    // Most texts a rule compares are names, and one that starts with a letter is no number
+    // (`inf` and `NaN` are not Splunk's): answered before trimming decodes its ends.
+    if text.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
     let t = text.trim();
     let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'-' || b == b'+') {
@@ -164,9 +169,9 @@ pub fn compare(left: Item<'_>, right: Item<'_>) -> Option<Ordering> {
 
 /// [`compare`] for two texts, without allocating.
 pub fn compare_text(left: &str, right: &str) -> Option<Ordering> {
-    match (parse_number(left), parse_number(right)) {
-        (Some(a), Some(b)) => a.partial_cmp(&b),
-        _ => Some(left.cmp(right)),
+    match parse_number(left).and_then(|a| Some((a, parse_number(right)?))) {
+        Some((a, b)) => a.partial_cmp(&b),
+        None => Some(left.cmp(right)),
     }
 }
 
@@ -230,5 +235,11 @@ mod tests {
         assert_eq!(parse_number(" 12 "), Some(12.0));
         assert_eq!(parse_number("12a"), None);
         assert_eq!(parse_number("inf"), None);
+        assert_eq!(parse_number("e5"), None);
+        assert_eq!(parse_number("-1e3"), Some(-1000.0));
+        assert_eq!(parse_number(".5"), Some(0.5));
+        // A number on either side alone compares as text.
+        assert_eq!(compare_text("10", "9x"), Some(Ordering::Less));
+        assert_eq!(compare_text("9x", "10"), Some(Ordering::Greater));
     }
 }
