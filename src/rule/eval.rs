@@ -62,7 +62,8 @@ pub struct Row<'e, 'a> {
     event: Option<&'e Event<'a>>,
     user: UserSource,
     /// Fields set by steps, in the order they appeared; `None` hides the event's field (rename).
-    fields: Vec<(String, Option<Val>)>,
+    /// A name is borrowed from the rule where the rule spells it: setting a field copies none.
+    fields: Vec<(Cow<'e, str>, Option<Val>)>,
     /// What `now()` gives: after `stats`, the end of the window being closed.
     now: Option<i64>,
 }
@@ -72,7 +73,7 @@ impl<'e, 'a> Row<'e, 'a> {
         Row { event: Some(event), user, fields: Vec::new(), now: None }
     }
 
-    pub fn of_fields(fields: Vec<(String, Val)>) -> Self {
+    pub fn of_fields(fields: Vec<(Cow<'e, str>, Val)>) -> Self {
         Row { event: None, user: UserSource::default(), fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect(), now: None }
     }
 
@@ -138,10 +139,11 @@ impl<'e, 'a> Row<'e, 'a> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
-    pub fn set(&mut self, name: &str, value: Option<Val>) {
-        match self.fields.iter_mut().find(|(k, _)| k == name) {
+    pub fn set(&mut self, name: impl Into<Cow<'e, str>>, value: Option<Val>) {
+        let name = name.into();
+        match self.fields.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
-            None => self.fields.push((name.to_string(), value)),
+            None => self.fields.push((name, value)),
         }
     }
 
@@ -151,7 +153,7 @@ impl<'e, 'a> Row<'e, 'a> {
 
     /// The fields this row carries, in order, nulls included, hidden ones left out.
     pub fn into_map(self) -> Map<String, Value> {
-        self.fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v.into_json()))).collect()
+        self.fields.into_iter().filter_map(|(k, v)| v.map(|v| (k.into_owned(), v.into_json()))).collect()
     }
 }
 
@@ -484,7 +486,7 @@ pub(crate) fn flatten(value: &Value, path: String, out: &mut BTreeMap<String, Ve
 }
 
 /// `eventstats` over `rows` together (see [`Step::Eventstats`]).
-fn eventstats(functions: &[Aggregation], by: &[String], rows: &mut [Row<'_, '_>]) -> Result<(), FieldError> {
+fn eventstats<'e>(functions: &'e [Aggregation], by: &[String], rows: &mut [Row<'e, '_>]) -> Result<(), FieldError> {
     // Each row's group: its `by` values, or none when one is null.
     let mut keys = Vec::with_capacity(rows.len());
     for row in rows.iter() {
@@ -553,7 +555,7 @@ fn assigned(field: &str, expr: &Expr, row: &Row<'_, '_>, regexes: &Regexes) -> R
 }
 
 /// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
-pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
+pub fn run_steps<'e, 'a>(steps: &'e [Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
     // Two buffers, swapped after each step: a step costs no allocation of its own.
     let mut next = Vec::with_capacity(rows.len());
     for step in steps {
@@ -587,10 +589,10 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                         // A field a step set keeps its column, as Splunk's rename keeps it.
                         let set_here = row.fields.iter().position(|(k, v)| *k == r.from && v.is_some());
                         if let (Some(at), false) = (set_here, row.fields.iter().any(|(k, _)| *k == r.to)) {
-                            row.fields[at].0 = r.to.clone();
+                            row.fields[at].0 = Cow::Borrowed(&r.to);
                             if row.event.is_some() {
                                 // The record's own field of that name stays hidden.
-                                row.fields.push((r.from.clone(), None));
+                                row.fields.push((Cow::Borrowed(&r.from), None));
                             }
                             continue;
                         }
@@ -627,7 +629,7 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                         }
                     }
                     for (name, values) in fields {
-                        row.set(&name, Some(Val::multi(values)));
+                        row.set(name, Some(Val::multi(values)));
                     }
                     next.push(row);
                 }
@@ -646,7 +648,7 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                         })
                         .unwrap_or_default();
                     for (name, value) in captured {
-                        row.set(&name, Some(Val::Str(value)));
+                        row.set(name, Some(Val::Str(value)));
                     }
                     next.push(row);
                 }
@@ -680,7 +682,7 @@ pub fn run_steps<'e, 'a>(steps: &[Step], mut rows: Vec<Row<'e, 'a>>, regexes: &R
                 Step::Table(fields) => {
                     let mut kept = Vec::with_capacity(fields.len());
                     for field in fields {
-                        kept.push((field.clone(), Some(row.get(field)?)));
+                        kept.push((Cow::Borrowed(field.as_str()), Some(row.get(field)?)));
                     }
                     row.fields = kept;
                     row.event = None;

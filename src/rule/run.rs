@@ -213,7 +213,7 @@ impl RuleDetection {
 
     /// The `lookup` of the first-seen set for every row, as the set stands (before this
     /// window is learned), with `now` the window's end.
-    fn look_up(&self, step: &Step, rows: &mut [Row<'static, 'static>], now: i64) {
+    fn look_up<'r>(&'r self, step: &'r Step, rows: &mut [Row<'r, 'static>], now: i64) {
         let (Step::FirstSeen { key, first_time, last_time, enough_data }, Some(learned)) = (step, &self.first_seen) else { return };
         let enough = learned.set.enough_data(now, learned.settings.warm_up_days);
         for row in rows {
@@ -225,7 +225,7 @@ impl RuleDetection {
             ];
             for (name, value) in outputs {
                 if let Some(name) = name {
-                    row.set(name, Some(value.map_or(Val::Null, Val::Num)));
+                    row.set(name.as_str(), Some(value.map_or(Val::Null, Val::Num)));
                 }
             }
         }
@@ -678,7 +678,7 @@ impl RuleDetection {
     }
 
     /// The `stats` row of a closed group, before the `after` steps.
-    fn stats_row(&self, group: &ClosedGroup) -> Option<Row<'static, 'static>> {
+    fn stats_row(&self, group: &ClosedGroup) -> Option<Row<'_, 'static>> {
         let stats = self.rule.stats.as_ref()?;
         let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
         let mut key = group.key.iter();
@@ -688,7 +688,7 @@ impl RuleDetection {
             } else {
                 Val::Str(key.next().cloned().unwrap_or_default())
             };
-            fields.push((field.clone(), value));
+            fields.push((Cow::Borrowed(field.as_str()), value));
         }
         let mut sets = group.stats.values.iter();
         let s = &group.stats;
@@ -717,7 +717,7 @@ impl RuleDetection {
                     }
                     for (name, set) in columns {
                         if !fields.iter().any(|(f, _)| *f == name) {
-                            fields.push((name, Val::multi(set.into_iter().collect())));
+                            fields.push((Cow::Owned(name), Val::multi(set.into_iter().collect())));
                         }
                     }
                     continue;
@@ -727,7 +727,7 @@ impl RuleDetection {
                 AggFunc::Dc => Val::Num(sets.next().map_or(0, BTreeSet::len) as f64),
                 AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum => Val::Null,
             };
-            fields.push((agg.name.clone(), value));
+            fields.push((Cow::Borrowed(agg.name.as_str()), value));
         }
         Some(Row::of_fields(fields).at(group.window_end))
     }
