@@ -108,6 +108,12 @@ impl<'e, 'a> Row<'e, 'a> {
         }
     }
 
+    /// [`Row::texts`] of a field no step set that the event holds as one value, read in place
+    /// without a list; `None` for any other field.
+    pub fn event_text(&self, name: &str) -> Option<Result<Option<Cow<'a, str>>, FieldError>> {
+        self.set_field(name).is_none().then(|| self.event_scalar(name)).flatten()
+    }
+
     /// `name`, which no step set, read from the event in place when the event holds it as one
     /// value: it is neither `_raw` nor a path through an array. `None` otherwise.
     fn event_scalar(&self, name: &str) -> Option<Result<Option<Cow<'a, str>>, FieldError>> {

@@ -413,6 +413,15 @@ impl Detection for RuleDetection {
                 keys[0].push(Cow::Borrowed(JOIN_STATS));
             }
             for field in &self.group_fields {
+                if let ([key], Some(text)) = (keys.as_mut_slice(), row.event_text(field)) {
+                    // The common case, one group and a field of one value: no list.
+                    match text? {
+                        Some(text) => key.push(text),
+                        // A null group field puts the event in no group.
+                        None => keys.clear(),
+                    }
+                    continue;
+                }
                 let mut texts = row.texts(field)?;
                 if let ([key], [_]) = (keys.as_mut_slice(), texts.as_slice()) {
                     // The common case, one group and one value: no copies.
