@@ -108,6 +108,15 @@ impl<'e, 'a> Row<'e, 'a> {
         }
     }
 
+    /// [`Row::texts`], moving a value a step set out of the row instead of copying it: for the
+    /// field's last read.
+    pub fn take_texts(&mut self, name: &str) -> Result<Vec<Cow<'a, str>>, FieldError> {
+        match self.fields.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, value)) => Ok(value.take().map_or_else(Vec::new, |v| v.into_texts().into_iter().map(Cow::Owned).collect())),
+            None => self.texts(name),
+        }
+    }
+
     /// [`Row::texts`] of a field no step set that the event holds as one value, read in place
     /// without a list; `None` for any other field.
     pub fn event_text(&self, name: &str) -> Option<Result<Option<Cow<'a, str>>, FieldError>> {

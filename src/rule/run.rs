@@ -25,7 +25,7 @@ pub struct RuleDetection {
     /// The `stats` group fields other than `_time` (which is the window).
     group_fields: Vec<String>,
     /// The input field of each `values()`/`dc()`, in the order of `GroupStats::values`.
-    value_fields: Vec<String>,
+    value_fields: Vec<ValueField>,
     /// A digest of what decides the content of the rule's windows (selection, steps, stats),
     /// saved with them: windows saved under another form of the rule are not restored.
     shape: String,
@@ -33,6 +33,15 @@ pub struct RuleDetection {
     first_seen: Option<Learned>,
     /// Rows of a `join`'s main search not emitted because of [`MAX_ALIKE_ROWS`].
     join_rows_cut: u64,
+}
+
+/// A `values()`/`dc()` input, and whether it is the last read of its field when an event is
+/// selected (no later column reads it): then a value a step set is moved out of the row, not
+/// copied.
+#[derive(Debug)]
+struct ValueField {
+    name: String,
+    last_read: bool,
 }
 
 /// The first part of every group key of a rule with a `join`: which side the group is of. A
@@ -165,6 +174,14 @@ impl RuleDetection {
             Some(join) => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats, join)),
         };
         let shape = format!("{:016x}", fnv1a64(&form.map_err(|e| e.to_string())?));
+        let value_fields = value_fields
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let read_later = value_fields[i + 1..].iter().any(|later| later == name || later.ends_with('*'));
+                ValueField { name: name.clone(), last_read: !read_later }
+            })
+            .collect();
         Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape, first_seen, join_rows_cut: 0 })
     }
 
@@ -402,7 +419,7 @@ impl Detection for RuleDetection {
         }
         let rows = if self.rule.steps.is_empty() { vec![row] } else { run_steps(&self.rule.steps, vec![row], &self.regexes)? };
         selected.reserve(rows.len());
-        for row in rows {
+        for mut row in rows {
             if self.rule.stats.is_none() {
                 selected.push(Selected::Row(result_row(row)));
                 continue;
@@ -431,13 +448,13 @@ impl Detection for RuleDetection {
                 keys = keys.into_iter().flat_map(|k| texts.iter().map(move |t| [k.clone(), vec![t.clone()]].concat())).collect();
             }
             let mut values = Vec::with_capacity(self.value_fields.len());
-            for field in &self.value_fields {
-                if let Some(prefix) = field.strip_suffix('*') {
+            for ValueField { name, last_read } in &self.value_fields {
+                if let Some(prefix) = name.strip_suffix('*') {
                     values.push(fields_under(&row, prefix)?.into_iter().map(Cow::Owned).collect());
                     continue;
                 }
-                let texts = row.texts(field)?;
-                values.push(if field == "_raw" { texts.iter().map(|t| Cow::Owned(raw_digest(t))).collect() } else { texts });
+                let texts = if *last_read { row.take_texts(name)? } else { row.texts(name)? };
+                values.push(if name == "_raw" { texts.iter().map(|t| Cow::Owned(raw_digest(t))).collect() } else { texts });
             }
             if keys.is_empty() {
                 selected.push(Selected::Group { key: None, values });
