@@ -72,8 +72,9 @@ pub trait Detection {
     /// The output rows of one window's groups closed together (in key order), per group: a
     /// detection whose rows depend on each other (`eventstats`, `join`) sees them all at once.
     /// A group gives no row, one, or (a `join`'s main rows that were alike) several. By default
-    /// each group on its own.
-    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
+    /// each group on its own. The groups' `values` sets are the detection's to take: nothing
+    /// reads them after it (an alert reads `values_dropped`).
+    fn on_close_window(&mut self, groups: &mut [ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
         groups.iter().map(|g| self.on_close(g).into_iter().collect()).collect()
     }
 

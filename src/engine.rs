@@ -650,7 +650,7 @@ impl Engine {
             // A window's groups close together: their rows are made together.
             while let Some(start) = closed.first().map(|g| g.window_start) {
                 let n = closed.iter().take_while(|g| g.window_start == start).count();
-                let rows = self.slots[index].detection.on_close_window(&closed[..n]);
+                let rows = self.slots[index].detection.on_close_window(&mut closed[..n]);
                 for (group, mut rows) in closed.drain(..n).zip(rows) {
                     // The last row takes the group; the others (a join's) a copy of it.
                     let Some(last) = rows.pop() else { continue };

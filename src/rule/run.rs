@@ -488,7 +488,7 @@ impl Detection for RuleDetection {
                 };
                 let start = self.rule.stats.as_ref().and_then(|s| s.span_seconds).map_or(time, |span| crate::time::window_start(time, span));
                 let key = key.iter().map(|t| t.to_string()).collect();
-                self.result_of(&ClosedGroup { window_start: start, window_end: start, key, stats, partial: None })
+                self.result_of(&mut ClosedGroup { window_start: start, window_end: start, key, stats, partial: None })
             }
             Selected::Group { key: None, .. } => None,
         }
@@ -500,15 +500,16 @@ impl Detection for RuleDetection {
             // rows to join with: it gives no row (the engine counts it).
             return None;
         }
+        // A group closed on its own: its values are copied for the row.
         if self.window_steps() {
-            return self.window_rows(std::slice::from_ref(group)).pop().flatten();
+            return self.window_rows(&mut [group.clone()]).pop().flatten();
         }
-        self.result_of(group)
+        self.result_of(&mut group.clone())
     }
 
     /// A window's rows, made together: see [`RuleDetection::window_rows`] and, for a `join`,
     /// [`RuleDetection::joined`].
-    fn on_close_window(&mut self, groups: &[ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
+    fn on_close_window(&mut self, groups: &mut [ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
         if self.rule.join.is_some() {
             return self.joined(groups);
         }
@@ -590,14 +591,14 @@ impl RuleDetection {
     /// lookup after `stats`, the window's rows go through the `after` steps together: each
     /// `eventstats` sees every row of the window that reached it, and the lookup reads the set
     /// as it stood before the window, which then learns every group of the window.
-    fn window_rows(&mut self, groups: &[ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
+    fn window_rows(&mut self, groups: &mut [ClosedGroup]) -> Vec<Option<Map<String, Value>>> {
         if !self.window_steps() {
-            return groups.iter().map(|g| self.result_of(g)).collect();
+            return groups.iter_mut().map(|g| self.result_of(g)).collect();
         }
         let now = groups.iter().map(|g| g.window_end).max().unwrap_or_default();
         let mut owners = Vec::with_capacity(groups.len());
         let mut rows = Vec::with_capacity(groups.len());
-        for (i, group) in groups.iter().enumerate() {
+        for (i, group) in groups.iter_mut().enumerate() {
             if let Some(row) = self.stats_row(group) {
                 owners.push(i);
                 rows.push(row);
@@ -661,12 +662,12 @@ impl RuleDetection {
     /// texts, its non-null fields written over the main row's (`overwrite=true`), new ones
     /// after the main row's columns. A main row without a match gives none (`type=inner`).
     fn joined(&mut self, groups: &[ClosedGroup]) -> Vec<Vec<Map<String, Value>>> {
-        let subsearch: Vec<ClosedGroup> = groups
+        let mut subsearch: Vec<ClosedGroup> = groups
             .iter()
             .filter(|g| g.key.first().is_some_and(|side| side == JOIN_STATS))
             .map(|g| ClosedGroup { key: g.key[1..].to_vec(), ..g.clone() })
             .collect();
-        let rows = self.window_rows(&subsearch);
+        let rows = self.window_rows(&mut subsearch);
         let Some(join) = &self.rule.join else { return vec![Vec::new(); groups.len()] };
         // `max=1`: the first subsearch row of each join key.
         let mut first: BTreeMap<Vec<String>, Map<String, Value>> = BTreeMap::new();
@@ -697,14 +698,15 @@ impl RuleDetection {
     }
 
     /// The search's result row for a closed group, or `None` where an `after` step drops it.
-    fn result_of(&self, group: &ClosedGroup) -> Option<Map<String, Value>> {
+    fn result_of(&self, group: &mut ClosedGroup) -> Option<Map<String, Value>> {
         let row = self.stats_row(group)?;
         let rows = run_steps(&self.rule.after, vec![row], &self.regexes).ok()?;
         rows.into_iter().next().map(result_row)
     }
 
     /// The `stats` row of a closed group, before the `after` steps.
-    fn stats_row(&self, group: &ClosedGroup) -> Option<Row<'_, 'static>> {
+    /// The `stats` row of a closed group, its `values()` columns moved out of the group's sets.
+    fn stats_row(&self, group: &mut ClosedGroup) -> Option<Row<'_, 'static>> {
         let stats = self.rule.stats.as_ref()?;
         let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
         let mut key = group.key.iter();
@@ -716,7 +718,7 @@ impl RuleDetection {
             };
             fields.push((Cow::Borrowed(field.as_str()), value));
         }
-        let mut sets = group.stats.values.iter();
+        let mut sets = std::mem::take(&mut group.stats.values).into_iter();
         let s = &group.stats;
         // After `bin`, every event's `_time` is its bin's start, and so is any time statistic.
         let (first, last) = match stats.span_seconds {
@@ -749,8 +751,8 @@ impl RuleDetection {
                     continue;
                 }
                 // values()' output as a row value: the set in order, one value alone, none null.
-                AggFunc::Values => Val::multi(sets.next().into_iter().flatten().cloned().collect()),
-                AggFunc::Dc => Val::Num(sets.next().map_or(0, BTreeSet::len) as f64),
+                AggFunc::Values => Val::multi(sets.next().into_iter().flatten().collect()),
+                AggFunc::Dc => Val::Num(sets.next().map_or(0, |set| set.len()) as f64),
                 AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum => Val::Null,
             };
             fields.push((Cow::Borrowed(agg.name.as_str()), value));
@@ -995,10 +997,10 @@ mod tests {
             r#"{"eventName":"B","ip":"1.1.1.1","who":"bob","ua":"alpha"}"#,
             r#"{"eventName":"B","ip":"2.2.2.2","who":"bob","ua":"u","note":"sub"}"#,
         ];
-        let groups = closed_window(&rule, &records);
+        let mut groups = closed_window(&rule, &records);
         // Four main rows (two alike, one without `ip` dropped at once) and three `stats` groups.
         assert_eq!(groups.len(), 6);
-        let rows: Vec<Value> = rule.on_close_window(&groups).into_iter().flatten().map(Value::Object).collect();
+        let rows: Vec<Value> = rule.on_close_window(&mut groups).into_iter().flatten().map(Value::Object).collect();
         // `max=1` in `stats` order: `alpha` before `zeta`, whose null `note` leaves the main
         // row's (overwrite=true writes only what the subsearch row has); alike rows give a row each.
         let first = json!({"ip": "1.1.1.1", "who": "bob", "note": "first", "ua": "alpha", "count": 1});
@@ -1016,7 +1018,7 @@ mod tests {
         let mut rule = RuleDetection::new(join_rule()).unwrap();
         let mut groups = closed_window(&rule, &[r#"{"eventName":"A","ip":"1.1.1.1","who":"bob"}"#, r#"{"eventName":"B","ip":"1.1.1.1","who":"bob","ua":"u"}"#]);
         groups.iter_mut().filter(|g| g.key[0] == JOIN_MAIN).for_each(|g| g.stats.count = MAX_ALIKE_ROWS + 5);
-        let rows: usize = rule.on_close_window(&groups).iter().map(Vec::len).sum();
+        let rows: usize = rule.on_close_window(&mut groups).iter().map(Vec::len).sum();
         assert_eq!(rows as u64, MAX_ALIKE_ROWS);
         assert_eq!(rule.counters(), [("join_rows_cut", 5)]);
     }
