@@ -37,6 +37,9 @@ impl AlertBlocks {
 /// for each alert and match is a walk over the parts.
 pub struct RiskMessage {
     parts: Vec<MessagePart>,
+    /// The text's length with each token as written, plus room for values: the rendering's
+    /// first allocation, usually its only one.
+    length: usize,
 }
 
 enum MessagePart {
@@ -74,7 +77,8 @@ impl RiskMessage {
         if !text.is_empty() {
             parts.push(MessagePart::Text(text));
         }
-        RiskMessage { parts }
+        let length = meta.message.len() + 64;
+        RiskMessage { parts, length }
     }
 
     /// The fields the message names, in order.
@@ -87,7 +91,7 @@ impl RiskMessage {
 
     /// The message with each token filled from `lookup`.
     pub fn render<'v>(&self, mut lookup: impl FnMut(&str) -> Option<Cow<'v, str>>) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.length);
         for part in &self.parts {
             match part {
                 MessagePart::Text(text) => out.push_str(text),

@@ -77,6 +77,12 @@ impl<'e, 'a> Row<'e, 'a> {
         Row { event: None, user: UserSource::default(), fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect(), now: None }
     }
 
+    /// The row with room for `fields` more fields set by steps.
+    pub fn with_room(mut self, fields: usize) -> Self {
+        self.fields.reserve(fields);
+        self
+    }
+
     /// The row with `now()` at `now`.
     pub fn at(self, now: i64) -> Self {
         Row { now: Some(now), ..self }

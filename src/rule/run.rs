@@ -26,6 +26,9 @@ pub struct RuleDetection {
     group_fields: Vec<String>,
     /// The input field of each `values()`/`dc()`, in the order of `GroupStats::values`.
     value_fields: Vec<ValueField>,
+    /// The fields the per-event steps set (eval assignments, both sides of renames): room made
+    /// at once in a selected event's row, which would otherwise grow field by field.
+    step_fields: usize,
     /// A digest of what decides the content of the rule's windows (selection, steps, stats),
     /// saved with them: windows saved under another form of the rule are not restored.
     shape: String,
@@ -182,7 +185,16 @@ impl RuleDetection {
                 ValueField { name: name.clone(), last_read: !read_later }
             })
             .collect();
-        Ok(RuleDetection { rule, regexes, group_fields, value_fields, shape, first_seen, join_rows_cut: 0 })
+        let step_fields = rule
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Eval(assigns) => assigns.len(),
+                Step::Rename(renames) => 2 * renames.len(),
+                _ => 0,
+            })
+            .sum();
+        Ok(RuleDetection { rule, regexes, group_fields, value_fields, step_fields, shape, first_seen, join_rows_cut: 0 })
     }
 
     pub fn rule(&self) -> &Rule {
@@ -399,6 +411,7 @@ impl Detection for RuleDetection {
         if !test(&self.rule.selection, &row)? {
             return Ok(Vec::new());
         }
+        let row = row.with_room(self.step_fields);
         let mut selected = Vec::new();
         if let Some(join) = &self.rule.join {
             // The main search's rows, each a group of its own kind: its columns are the key.
