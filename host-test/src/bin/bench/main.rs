@@ -84,7 +84,7 @@ fn measure<F: FnMut(&[u8])>(records: &[&[u8]], rounds: usize, mut setup: impl Fn
 fn main() -> anyhow::Result<()> {
     match std::env::var("BENCH_ONLY").ok().as_deref() {
         Some("fluent-bit") => return real_fluent_bit(),
-        Some("scale-out") => return scale_out::scale_out(|records| measure(records, 1, scale_out::shipped).0),
+        Some("scale-out") => return scale_out::scale_out(),
         _ => {}
     }
     let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/generated/cloudtrail.ndjson".into());
@@ -127,7 +127,7 @@ fn main() -> anyhow::Result<()> {
     println!();
     pack_against_seeds(&all)?;
     println!();
-    scale_out::scale_out(|records| measure(records, 1, scale_out::shipped).0)?;
+    scale_out::scale_out()?;
     println!();
     fluentbit_module(&all)?;
     println!();
