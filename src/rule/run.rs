@@ -617,30 +617,37 @@ impl RuleDetection {
                 rows.push(row);
             }
         }
-        for step in &self.rule.after {
-            let step = std::slice::from_ref(step);
-            if matches!(step[0], Step::Eventstats { .. }) {
-                match run_steps(step, rows, &self.regexes) {
+        let window_step = |step: &Step| matches!(step, Step::Eventstats { .. } | Step::FirstSeen { .. });
+        let mut after = self.rule.after.as_slice();
+        while let Some(step) = after.first() {
+            if matches!(step, Step::Eventstats { .. }) {
+                match run_steps(&after[..1], rows, &self.regexes) {
                     Ok(r) => rows = r,
                     Err(_) => {
                         self.learn(groups);
                         return vec![None; groups.len()];
                     }
                 }
+                after = &after[1..];
                 continue;
             }
-            if matches!(step[0], Step::FirstSeen { .. }) {
-                self.look_up(&step[0], &mut rows, now);
+            if matches!(step, Step::FirstSeen { .. }) {
+                self.look_up(step, &mut rows, now);
+                after = &after[1..];
                 continue;
             }
+            // The steps up to the next window step, row by row (each keeps or drops its row):
+            // a row's group is known by its place.
+            let (steps, rest) = after.split_at(after.iter().position(window_step).unwrap_or(after.len()));
             let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
             for (owner, row) in owners.into_iter().zip(rows) {
-                if let Some(row) = run_steps(step, vec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
+                if let Some(row) = run_steps(steps, vec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
                     kept_owners.push(owner);
                     kept.push(row);
                 }
             }
             (owners, rows) = (kept_owners, kept);
+            after = rest;
         }
         let mut out = vec![None; groups.len()];
         for (owner, row) in owners.into_iter().zip(rows) {
