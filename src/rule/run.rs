@@ -724,8 +724,8 @@ impl RuleDetection {
         rows.into_iter().next().map(result_row)
     }
 
-    /// The `stats` row of a closed group, before the `after` steps.
-    /// The `stats` row of a closed group, its `values()` columns moved out of the group's sets.
+    /// The `stats` row of a closed group, before the `after` steps; its `values()` columns are
+    /// moved out of the group's sets.
     fn stats_row(&self, group: &mut ClosedGroup) -> Option<Row<'_, 'static>> {
         let stats = self.rule.stats.as_ref()?;
         let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
