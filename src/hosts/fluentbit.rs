@@ -455,8 +455,13 @@ fn wall_clock() -> Option<i64> {
     (errno == 0).then(|| (nanos / 1_000_000_000) as i64)
 }
 
+/// One write per line: `eprintln!` writes its pieces one by one, and Fluent Bit's own log
+/// lines land between them.
 fn log(message: &str) {
-    eprintln!("[tripline] {message}");
+    use std::io::Write;
+    let line = format!("[tripline] {message}\n");
+    // Nowhere to report a failed write to the log.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The directories the host preopened, in descriptor order (WASI numbers them from 3).
