@@ -218,7 +218,7 @@ mod tests {
         let meta = Metadata {
             message: "user $user$ made $n$ calls, cost $$ $missing$ $a b$ $".into(),
             message_aliases: vec![("n".into(), "count".into())],
-            ..crate::detections::abnormally_high_cloud_security_group_api_calls::metadata()
+            ..crate::catalog::builtin_rules()[0].metadata.clone()
         };
         let message = RiskMessage::new(&meta);
         assert_eq!(message.fields().collect::<Vec<_>>(), ["user", "count", "missing"]);

@@ -3,17 +3,15 @@
 //! Every detection has one shape: pick events (by `eventName` through the engine's index, then
 //! `select` on the whole record), group them per event-time window (`stats ... by`), and turn
 //! each closed group into an output row or nothing (`on_close`). The engine does the windows,
-//! suppression, alerts and state. Rules compiled from data (`rule/`) are detections of this
-//! shape; so is the density baseline, which needs code of its own.
+//! suppression, alerts and state. Every detection is a rule (`rule/`): data run by one
+//! implementation of this trait.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
 use crate::aggregate::ClosedGroup;
 use crate::cloudtrail::{Event, FieldError};
-use crate::config::ConfigError;
 use crate::rule::Metadata;
 
 /// What one selected event (or each row an event expands into) becomes. Texts are borrowed
@@ -32,7 +30,7 @@ pub enum Selected<'a> {
 /// `errorCode=AccessDenied`, Sigma's root-account rule's `userIdentity.type: Root`).
 pub const INDEX_FIELDS: [&str; 3] = ["eventSource", "errorCode", "userIdentity.type"];
 
-/// One detection. Implementations live one per file in `detections/`.
+/// One detection.
 pub trait Detection {
     fn metadata(&self) -> &Metadata;
 
@@ -109,9 +107,6 @@ pub trait Detection {
     }
 }
 
-/// A constructor from the detection's settings object in the configuration.
-pub type Constructor = fn(&Map<String, Value>) -> Result<Box<dyn Detection>, ConfigError>;
-
 /// A row value as text for a message: multivalue fields joined with `", "`.
 pub fn value_text(value: &Value) -> Cow<'_, str> {
     match value {
@@ -119,15 +114,5 @@ pub fn value_text(value: &Value) -> Cow<'_, str> {
         Value::Array(items) => Cow::Owned(items.iter().map(value_text).collect::<Vec<_>>().join(", ")),
         Value::Null => Cow::Borrowed(""),
         other => Cow::Owned(other.to_string()),
-    }
-}
-
-/// Splunk's `values()` as its JSON output shows it: null when empty, a string for one value,
-/// else the sorted distinct values as an array.
-pub fn values_field(values: &BTreeSet<String>) -> Value {
-    match values.len() {
-        0 => Value::Null,
-        1 => Value::String(values.iter().next().cloned().unwrap_or_default()),
-        _ => Value::Array(values.iter().cloned().map(Value::String).collect()),
     }
 }

@@ -284,7 +284,7 @@ impl Engine {
         Engine::with_rules(config, builtin_rules())
     }
 
-    /// An engine that knows `rules` beside the hand-written detections. A rule that cannot run
+    /// An engine that knows `rules` (instead of the built-in ones). A rule that cannot run
     /// (or whose key is taken) is left out and reported in [`Engine::rule_errors`]; the others run.
     pub fn with_rules(config: Config, rules: Vec<Rule>) -> Result<Engine, ConfigError> {
         let mut entries = Vec::new();
@@ -312,7 +312,7 @@ impl Engine {
             let (common, own) = split_common(&entry.key, section)?;
             let detection = match entry.construct(&own) {
                 Ok(detection) => detection,
-                Err(e) if entry.is_rule() && own.is_empty() => {
+                Err(e) if own.is_empty() => {
                     rule_errors.push(format!("rule `{}`: {}; left out", entry.key, e.message));
                     continue;
                 }

@@ -13,7 +13,6 @@ pub mod catalog;
 pub mod cloudtrail;
 pub mod config;
 pub mod detection;
-pub mod detections;
 pub mod engine;
 pub mod first_seen;
 pub mod input;

@@ -5,7 +5,7 @@
 //! seeds produce is formatted to the second.
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, SecondsFormat, Timelike, Utc};
 
 /// Parses `eventTime`. The fast path reads CloudTrail's own `YYYY-MM-DDTHH:MM:SSZ` without
 /// allocating, and also the variants that normalizing pipelines write (fractional seconds, a
@@ -52,15 +52,17 @@ fn utc_suffix(rest: &[u8]) -> bool {
 
 /// `%Y-%m-%dT%H:%M:%S` in UTC, the format of `security_content_ctime`.
 pub fn format_ctime(secs: i64) -> String {
-    format_ctime_with(secs, "%Y-%m-%dT%H:%M:%S")
+    format_ctime_with(secs, "%Y-%m-%dT%H:%M:%S", 0)
 }
 
-/// `secs` in UTC as strftime `format` (`convert ctime`, eval's `strftime`). A format chrono
-/// cannot read yields the number itself rather than a panic.
-pub fn format_ctime_with(secs: i64, format: &str) -> String {
+/// `secs` as strftime `format` in the time zone `utc_offset_minutes` east of UTC (`convert
+/// ctime`, eval's `strftime`). A format chrono cannot read, or an offset beyond a day, yields
+/// the number itself rather than a panic.
+pub fn format_ctime_with(secs: i64, format: &str, utc_offset_minutes: i32) -> String {
     let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
-    match DateTime::<Utc>::from_timestamp(secs, 0) {
-        Some(t) if !items.contains(&Item::Error) => t.format_with_items(items.into_iter()).to_string(),
+    let zone = FixedOffset::east_opt(utc_offset_minutes.saturating_mul(60));
+    match (DateTime::<Utc>::from_timestamp(secs, 0), zone) {
+        (Some(t), Some(zone)) if !items.contains(&Item::Error) => t.with_timezone(&zone).format_with_items(items.into_iter()).to_string(),
         _ => secs.to_string(),
     }
 }

@@ -173,9 +173,11 @@ pub fn compile_detection(key: &str, file: &str, text: &str, ctx: &Context) -> Ou
             stats: lowered.stats,
             after: lowered.after,
             first_seen: lowered.first_seen,
+            density: None,
             join: lowered.join,
             tag_each_event: lowered.tag_each_event,
             warnings,
+            enabled_by_default: None,
         })
     })();
     if compiled.is_err() {

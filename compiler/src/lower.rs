@@ -873,6 +873,8 @@ fn read_back(steps: &[Step], live: &mut BTreeSet<String>, order: &mut Vec<String
                 }
                 add(key, live, order);
             }
+            // SPL lowers to no density step (a `summary` model is refused before this).
+            Step::Density => {}
             Step::Union(branches) => {
                 let mut all = BTreeSet::new();
                 for branch in branches {

@@ -178,9 +178,14 @@ pub fn analyse(rule: &Rule, key: &str) -> Verdict {
         return not_exact(reason);
     };
     // A step after `stats` that compares rows of different groups: `eventstats` over rows that
+    // share its `by` fields, and a density baseline learned from (and judging) the rows that
     // share its `by` fields, which must then determine the key as well.
     for (at, step) in rule.after.iter().enumerate() {
-        let Step::Eventstats { by, .. } = step else { continue };
+        let (by, what) = match (step, &rule.density) {
+            (Step::Eventstats { by, .. }, _) => (by, "`eventstats` compares the rows of all groups of a window"),
+            (Step::Density, Some(density)) => (&density.by, "the density baseline learns from the rows of all windows"),
+            _ => continue,
+        };
         let whole = by.iter().any(|f| {
             origins(f, &rule.after[..at]).is_ok_and(|from| {
                 from.iter().all(|column| stats.by.contains(column) && origins(column, &rule.steps).is_ok_and(|o| o.iter().all(|f| determines(f, key))))
@@ -189,7 +194,7 @@ pub fn analyse(rule: &Rule, key: &str) -> Verdict {
         if !whole {
             let list = by.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
             return not_exact(format!(
-                "`eventstats` compares the rows of all groups of a window that share {}: rows of several partitions",
+                "{what} that share {}: rows of several partitions",
                 if list.is_empty() { "nothing (all rows)".to_string() } else { list }
             ));
         }
@@ -294,6 +299,20 @@ mod tests {
         assert!(!v.exact && v.reason.contains("eventstats"), "{}", v.reason);
         let by_account = json!([{"eventstats": {"functions": functions, "by": ["_time", "recipientAccountId"]}}]);
         assert!(analyse(&rule(json!([]), &["_time", "recipientAccountId"], by_account), DEFAULT_KEY).exact);
+    }
+
+    #[test]
+    fn a_density_baseline_needs_its_own_by_to_determine_the_key() {
+        let hour = json!([{"eval": [{"field": "HourOfDay", "expr": {"call": {"func": "strftime", "args": [{"field": "_time"}, {"str": "%H"}]}}}]}, "density"]);
+        let density = |by: serde_json::Value| {
+            serde_json::from_value(json!({"model": "m", "field": "count", "by": by, "threshold": 0.005, "min_cardinality": 16})).unwrap()
+        };
+        let mut per_hour = rule(json!([]), &["_time", "recipientAccountId"], hour.clone());
+        per_hour.density = Some(density(json!(["HourOfDay"])));
+        let v = analyse(&per_hour, DEFAULT_KEY);
+        assert!(!v.exact && v.reason.contains("density baseline") && v.reason.contains("`HourOfDay`"), "{}", v.reason);
+        per_hour.density = Some(density(json!(["recipientAccountId", "HourOfDay"])));
+        assert!(analyse(&per_hour, DEFAULT_KEY).exact);
     }
 
     #[test]

@@ -145,9 +145,11 @@ fn compile_yaml(key: &str, file: &str, text: &str, y: &Yaml, commit: &str, enric
         stats: None,
         after: Vec::new(),
         first_seen: None,
+        density: None,
         join: None,
         tag_each_event: true,
         warnings,
+        enabled_by_default: None,
     })
 }
 

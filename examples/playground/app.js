@@ -200,7 +200,6 @@ function readConfig(text) {
   return {
     text: text.trim() === "" ? "{}" : text,
     userField: { principal_id: "principalId", principalId: "principalId", user_name: "userName", userName: "userName", arn: "arn" }[sg.user_field] ?? "principalId",
-    commands: Array.isArray(sg.commands) ? sg.commands : SG_COMMANDS,
     offsetMs: (Number(sg.utc_offset_minutes) || 0) * 60_000,
   };
 }
@@ -237,7 +236,7 @@ function analyze(input, configText, finish) {
     maxHour = Math.max(maxHour, hour);
     const user = rec.userIdentity?.[config.userField];
     const failed = rec.errorCode !== undefined && rec.errorCode !== null;
-    if (typeof user === "string" && config.commands.includes(rec.eventName) && !failed) {
+    if (typeof user === "string" && SG_COMMANDS.includes(rec.eventName) && !failed) {
       if (!counts.has(user)) counts.set(user, new Map());
       const m = counts.get(user);
       m.set(hour, (m.get(hour) ?? 0) + 1);

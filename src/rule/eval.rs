@@ -57,10 +57,20 @@ impl Regexes {
     }
 }
 
+/// How a host reads a rule's fields and times (`detections.<key>.user_field` and
+/// `utc_offset_minutes`): which raw field is the add-on 5.x's `user`, and the time zone of the
+/// Splunk user the search runs as, which `strftime`, `convert ctime` and `relative_time`'s
+/// snapping use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Locale {
+    pub user: UserSource,
+    pub utc_offset_minutes: i32,
+}
+
 /// One row of the pipeline: the event it came from (if any) under the fields steps have set.
 pub struct Row<'e, 'a> {
     event: Option<&'e Event<'a>>,
-    user: UserSource,
+    locale: Locale,
     /// Fields set by steps, in the order they appeared; `None` hides the event's field (rename).
     /// A name is borrowed from the rule where the rule spells it: setting a field copies none.
     fields: Vec<(Cow<'e, str>, Option<Val>)>,
@@ -69,12 +79,12 @@ pub struct Row<'e, 'a> {
 }
 
 impl<'e, 'a> Row<'e, 'a> {
-    pub fn of_event(event: &'e Event<'a>, user: UserSource) -> Self {
-        Row { event: Some(event), user, fields: Vec::new(), now: None }
+    pub fn of_event(event: &'e Event<'a>, locale: Locale) -> Self {
+        Row { event: Some(event), locale, fields: Vec::new(), now: None }
     }
 
-    pub fn of_fields(fields: Vec<(Cow<'e, str>, Val)>) -> Self {
-        Row { event: None, user: UserSource::default(), fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect(), now: None }
+    pub fn of_fields(fields: Vec<(Cow<'e, str>, Val)>, locale: Locale) -> Self {
+        Row { event: None, locale, fields: fields.into_iter().map(|(k, v)| (k, Some(v))).collect(), now: None }
     }
 
     /// The row with room for `fields` more fields set by steps.
@@ -99,7 +109,7 @@ impl<'e, 'a> Row<'e, 'a> {
         if name == "_raw" {
             return Ok(Val::Str(String::from_utf8_lossy(event.record.raw()).into_owned()));
         }
-        let values = event.values(name, self.user)?;
+        let values = event.values(name, self.locale.user)?;
         Ok(Val::multi(values.into_iter().map(|v| v.into_owned()).collect()))
     }
 
@@ -109,7 +119,7 @@ impl<'e, 'a> Row<'e, 'a> {
         match (self.set_field(name), self.event) {
             // Copied once, straight from the row.
             (Some(value), _) => Ok(value.iter().flat_map(Val::items).map(|item| Cow::Owned(item.text().into_owned())).collect()),
-            (None, Some(event)) if name != "_raw" => event.values(name, self.user),
+            (None, Some(event)) if name != "_raw" => event.values(name, self.locale.user),
             (None, _) => Ok(self.get(name)?.into_texts().into_iter().map(Cow::Owned).collect()),
         }
     }
@@ -133,7 +143,7 @@ impl<'e, 'a> Row<'e, 'a> {
     /// value: it is neither `_raw` nor a path through an array. `None` otherwise.
     fn event_scalar(&self, name: &str) -> Option<Result<Option<Cow<'a, str>>, FieldError>> {
         match self.event {
-            Some(event) if name != "_raw" && crate::cloudtrail::array_path(name).is_none() => Some(event.field(name, self.user)),
+            Some(event) if name != "_raw" && crate::cloudtrail::array_path(name).is_none() => Some(event.field(name, self.locale.user)),
             _ => None,
         }
     }
@@ -169,7 +179,7 @@ impl<'e, 'a> Row<'e, 'a> {
     }
 
     fn fork(&self) -> Row<'e, 'a> {
-        Row { event: self.event, user: self.user, fields: self.fields.clone(), now: self.now }
+        Row { event: self.event, locale: self.locale, fields: self.fields.clone(), now: self.now }
     }
 
     /// The fields this row carries, in order, nulls included, hidden ones left out.
@@ -423,7 +433,11 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
         }
         Func::Now => row.now.map_or(Val::Null, |t| Val::Num(t as f64)),
         Func::RelativeTime => match (number(0)?, arg(1)?.text()) {
-            (Some(t), Some(spec)) => crate::time::relative_time(t.floor() as i64, &spec).map_or(Val::Null, |t| Val::Num(t as f64)),
+            (Some(t), Some(spec)) => {
+                // Snapped in the local day: shifted there and back.
+                let offset = i64::from(row.locale.utc_offset_minutes) * 60;
+                crate::time::relative_time((t.floor() as i64).saturating_add(offset), &spec).map_or(Val::Null, |t| Val::Num((t - offset) as f64))
+            }
             _ => Val::Null,
         },
         Func::Abs => number(0)?.map_or(Val::Null, |n| Val::Num(n.abs())),
@@ -468,7 +482,7 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
             _ => Val::Null,
         },
         Func::Strftime => match (number(0)?, arg(1)?.text()) {
-            (Some(secs), Some(format)) => Val::Str(format_ctime_with(secs.floor() as i64, &format)),
+            (Some(secs), Some(format)) => Val::Str(format_ctime_with(secs.floor() as i64, &format, row.locale.utc_offset_minutes)),
             _ => Val::Null,
         },
         Func::Null => Val::Null,
@@ -688,7 +702,8 @@ pub fn run_steps<'e, 'a>(steps: &'e [Step], mut rows: Vec<Row<'e, 'a>>, regexes:
                 Step::Ctime { field, format } => {
                     let value = row.get(field)?;
                     if let Some(secs) = value.number() {
-                        row.set(field, Some(Val::Str(format_ctime_with(secs.floor() as i64, format))));
+                        let local = format_ctime_with(secs.floor() as i64, format, row.locale.utc_offset_minutes);
+                        row.set(field, Some(Val::Str(local)));
                     }
                     next.push(row);
                 }
@@ -700,6 +715,8 @@ pub fn run_steps<'e, 'a>(steps: &'e [Step], mut rows: Vec<Row<'e, 'a>>, regexes:
                 // The rule's detection holds the set and applies the lookup (run.rs); here,
                 // where no set is at hand, it would be a lookup that matches nothing.
                 Step::FirstSeen { .. } => next.push(row),
+                // Likewise the density baseline; without one the inner join keeps no row.
+                Step::Density => {}
                 Step::Table(fields) => {
                     let mut kept = Vec::with_capacity(fields.len());
                     for field in fields {
@@ -737,7 +754,7 @@ pub(crate) mod tests {
     fn search_terms_follow_splunk() {
         let json = r#"{"userAgent":"aws-cli/2.1","requestParameters":{"items":[{"u":"1"},{"u":"all"}]},"n":"7"}"#;
         with_event(json, |e| {
-            let row = Row::of_event(e, UserSource::default());
+            let row = Row::of_event(e, Locale::default());
             assert!(test(&cmp("userAgent", CompareOp::Eq, "AWS-CLI*"), &row).unwrap());
             assert!(test(&cmp("requestParameters.items{}.u", CompareOp::Eq, "ALL"), &row).unwrap());
             // `!=` needs the field; NOT does not.
@@ -751,7 +768,7 @@ pub(crate) mod tests {
 
     #[test]
     fn eval_concatenates_and_propagates_null() {
-        let row = Row::of_fields(vec![("a".into(), Val::Str("x".into())), ("n".into(), Val::Num(2.0))]);
+        let row = Row::of_fields(vec![("a".into(), Val::Str("x".into())), ("n".into(), Val::Num(2.0))], Locale::default());
         let field = |f: &str| Box::new(Expr::Field(f.into()));
         let concat = Expr::Binary { op: BinaryOp::Concat, left: field("a"), right: field("n") };
         assert_eq!(eval(&concat, &row, &Regexes::default()).unwrap(), Val::Str("x2".into()));
@@ -765,7 +782,7 @@ pub(crate) mod tests {
     fn match_uses_the_rules_regexes() {
         let mut regexes = Regexes::default();
         regexes.add("^a.l$").unwrap();
-        let row = Row::of_fields(vec![("g".into(), Val::Multi(vec!["x".into(), "all".into()]))]);
+        let row = Row::of_fields(vec![("g".into(), Val::Multi(vec!["x".into(), "all".into()]))], Locale::default());
         let m = Expr::Call { func: Func::Match, args: vec![Expr::Field("g".into()), Expr::Str("^a.l$".into())] };
         assert_eq!(eval(&m, &row, &regexes).unwrap(), Val::Bool(true));
     }
@@ -795,7 +812,7 @@ pub(crate) mod tests {
                 Step::Eval(vec![Assign { field: "set".into(), expr: Expr::Num(7.0) }, Assign { field: "empty".into(), expr: Expr::Str(String::new()) }]),
                 Step::Eval(["sourceIPAddress", "set", "empty", "never"].map(default_of).to_vec()),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &Regexes::default()).unwrap();
+            let rows = run_steps(&steps, vec![Row::of_event(e, Locale::default())], &Regexes::default()).unwrap();
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(
                 Value::Object(map),
@@ -816,7 +833,7 @@ pub(crate) mod tests {
                 Step::Rename(vec![super::super::Rename { from: "action".into(), to: "act".into() }]),
                 Step::Table(vec!["act".into(), "action".into()]),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &Regexes::default()).unwrap();
+            let rows = run_steps(&steps, vec![Row::of_event(e, Locale::default())], &Regexes::default()).unwrap();
             assert_eq!(rows.len(), 1);
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(Value::Object(map), serde_json::json!({"act": "*", "action": null}));
@@ -854,7 +871,7 @@ pub(crate) mod tests {
                 Step::Eval(vec![Assign { field: "gone".into(), expr: Expr::Call { func: Func::Null, args: vec![] } }]),
                 Step::Table(["a.b{}", "a.b{}.c", "who", "m", "same", "gone"].map(String::from).to_vec()),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, UserSource::default())], &regexes).unwrap();
+            let rows = run_steps(&steps, vec![Row::of_event(e, Locale::default())], &regexes).unwrap();
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(
                 Value::Object(map),
@@ -866,7 +883,7 @@ pub(crate) mod tests {
     #[test]
     fn like_and_mvindex() {
         assert!(like("a%c_", "abbbcd") && !like("a%c", "abd"));
-        let row = Row::of_fields(vec![("m".into(), Val::Multi(vec!["a".into(), "b".into(), "c".into()]))]);
+        let row = Row::of_fields(vec![("m".into(), Val::Multi(vec!["a".into(), "b".into(), "c".into()]))], Locale::default());
         let idx = |i: f64| Expr::Call { func: Func::Mvindex, args: vec![Expr::Field("m".into()), Expr::Num(i)] };
         assert_eq!(eval(&idx(-1.0), &row, &Regexes::default()).unwrap(), Val::Str("c".into()));
         assert_eq!(eval(&idx(5.0), &row, &Regexes::default()).unwrap(), Val::Null);

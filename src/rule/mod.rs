@@ -6,6 +6,7 @@
 //! engine knows no single rule: everything a detection means is in this data. Field names are
 //! Splunk's, resolved through the add-on's field table (`cloudtrail.rs`).
 
+mod density;
 mod eval;
 mod regex;
 mod run;
@@ -14,6 +15,7 @@ pub mod value;
 
 use serde::{Deserialize, Serialize};
 
+pub use eval::Locale;
 pub use run::RuleDetection;
 
 /// One compiled detection.
@@ -45,12 +47,19 @@ pub struct Rule {
     /// The rule's first-seen set, for a `lookup previously_seen_*` step (`Step::FirstSeen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<FirstSeen>,
+    /// The rule's density baseline, for its `density` step (`Step::Density`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<Density>,
     /// Tag each selected event at once (the real-time path), ahead of the windowed result.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tag_each_event: bool,
     /// What the compiler found the search cannot do as written (it still runs as written).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Whether the rule runs where the host's configuration does not say. `None`: as its origin
+    /// ships it (production TTP and Anomaly searches for ESCU; see `catalog.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_by_default: Option<bool>,
 }
 
 /// Where a rule came from, for provenance and `explain`.
@@ -302,6 +311,14 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         enough_data: Option<String>,
     },
+    /// `join <by> [summary M] | where cardinality >= N | apply M threshold=T` over the rule's
+    /// density baseline ([`Density`]) as it stood before the window being closed: a row whose
+    /// key (its values of the baseline's `by` fields) has a fit of at least N rows gets
+    /// `cardinality`, `IsOutlier(<field>)` (1 where its value lies outside the fit's bounds,
+    /// else 0) and `BoundaryRanges` (`-Infinity:<lower>:<T/2>` and `<upper>:Infinity:<T/2>`,
+    /// the bounds rounded to 4 decimals, as MLTK writes them); any other row is dropped, as the
+    /// inner join and the `where` drop it.
+    Density,
 }
 
 /// `<main search> | join F1 F2 [search <subsearch> | stats ... by F1 F2 ...]` with Splunk's
@@ -339,6 +356,35 @@ pub struct FirstSeen {
     /// window's day (the baseline's `globalFirstTime <= relative_time(now(), "-<n>d@d")`).
     pub warm_up_days: i64,
     /// The baseline searches this set stands for, for provenance.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub baseline: String,
+}
+
+/// A per-key normal distribution learned in-stream (MLTK's `DensityFunction dist=norm`),
+/// standing for the model a `fit` baseline search keeps (`summary M`, `apply M`; see
+/// `baseline.rs`). After each window closes and its rows are judged (`Step::Density`), every
+/// row that reached the step is learned: its value of `field`, under its key, on the window's
+/// day. A row of a late event's group is neither judged nor learned (one event is no count);
+/// one of a group the caps closed early is judged, not learned (its count is a lower bound).
+/// Host settings (`detections.<key>.mode`, `threshold`, `min_cardinality`, `horizon_days`,
+/// `max_baselines`, `utc_offset_minutes`) may change the values here and the time zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Density {
+    /// The MLTK model the search names, for provenance.
+    pub model: String,
+    /// The row field whose values are fitted and judged.
+    pub field: String,
+    /// The fields a fit is kept per: the `join` fields of `join ... [summary M]`.
+    pub by: Vec<String>,
+    /// `apply M threshold=T`: the share of the distribution outside its bounds, both tails together.
+    pub threshold: f64,
+    /// `where cardinality >= N` after the summary: a fit of fewer rows judges nothing.
+    pub min_cardinality: u64,
+    /// The days of history a fit spans (the baseline search's `-90d@d`); `None`: all it has seen.
+    #[serde(default)]
+    pub horizon_days: Option<i64>,
+    /// The baseline search this stands for, for provenance.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub baseline: String,
 }
@@ -442,5 +488,5 @@ pub fn parse_rule_file(name: &str, bytes: &[u8]) -> Result<Vec<Rule>, String> {
 /// Whether `cond` holds for `event`, with the `search` semantics rules select by: for explaining
 /// a selection part by part (`tripline explain`).
 pub fn test_condition(cond: &Cond, event: &crate::cloudtrail::Event<'_>) -> Result<bool, crate::cloudtrail::FieldError> {
-    eval::test(cond, &eval::Row::of_event(event, crate::cloudtrail::UserSource::default()))
+    eval::test(cond, &eval::Row::of_event(event, eval::Locale::default()))
 }

@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::eval::{run_steps, test, Regexes, Row};
+use super::density::{DensityBaseline, BASELINE_FORMAT, SETTINGS as DENSITY_SETTINGS};
+use super::eval::{run_steps, test, Locale, Regexes, Row};
 use super::sigma::SigmaTest;
 use super::value::Val;
 use super::{AggFunc, CompareOp, Cond, Expr, Join, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
-use crate::cloudtrail::{Event, FieldError, UserSource};
-use crate::config::ConfigError;
+use crate::cloudtrail::{Event, FieldError};
+use crate::config::{parse_at, ConfigError};
 use crate::detection::{Detection, Selected, INDEX_FIELDS};
 use crate::first_seen::FirstSeenSet;
 use crate::snapshot::fnv1a64;
@@ -34,6 +35,10 @@ pub struct RuleDetection {
     shape: String,
     /// The first-seen set, for a rule with one.
     first_seen: Option<Learned>,
+    /// The density baseline, for a rule with one.
+    density: Option<DensityBaseline>,
+    /// How the host reads the rule's `user` and times.
+    locale: Locale,
     /// Rows of a `join`'s main search not emitted because of [`MAX_ALIKE_ROWS`].
     join_rows_cut: u64,
 }
@@ -168,15 +173,29 @@ impl RuleDetection {
         if rule.steps.iter().any(|s| matches!(s, Step::FirstSeen { .. })) {
             return Err("the first-seen lookup is supported after `stats` only".into());
         }
+        let judged = rule.after.iter().filter(|s| matches!(s, Step::Density)).count();
+        let density = match (&rule.density, judged) {
+            (None, 0) => None,
+            (Some(spec), 1) => {
+                if rule.tag_each_event || rule.join.is_some() || rule.first_seen.is_some() {
+                    return Err("a density baseline needs the window's rows, and is a rule's only baseline: no tag per event, `join` or first-seen set beside it".into());
+                }
+                if spec.by.is_empty() {
+                    return Err("a density baseline needs `by` fields".into());
+                }
+                let path = format!("detections.{}", rule.metadata.key);
+                Some(DensityBaseline::new(spec, Map::new(), &path).map_err(|e| e.message)?)
+            }
+            _ => return Err("a rule has a density baseline exactly when it has one `density` step after `stats`".into()),
+        };
+        if rule.steps.iter().any(|s| matches!(s, Step::Density)) {
+            return Err("the density step is supported after `stats` only".into());
+        }
         if let Some(join) = &rule.join {
             check_join(join, &rule)?;
         }
-        // A rule without `join` keeps the digest it had before joins existed: its saved windows stay valid.
-        let form = match &rule.join {
-            None => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats)),
-            Some(join) => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats, join)),
-        };
-        let shape = format!("{:016x}", fnv1a64(&form.map_err(|e| e.to_string())?));
+        let locale = Locale::default();
+        let shape = shape_of(&rule, locale)?;
         let value_fields = value_fields
             .iter()
             .enumerate()
@@ -194,7 +213,7 @@ impl RuleDetection {
                 _ => 0,
             })
             .sum();
-        Ok(RuleDetection { rule, regexes, group_fields, value_fields, step_fields, shape, first_seen, join_rows_cut: 0 })
+        Ok(RuleDetection { rule, regexes, group_fields, value_fields, step_fields, shape, first_seen, density, locale, join_rows_cut: 0 })
     }
 
     pub fn rule(&self) -> &Rule {
@@ -202,19 +221,47 @@ impl RuleDetection {
     }
 
     /// The rule configured by its own settings in the host's configuration (`detections.<key>`
-    /// without `enabled`/`suppress`): `first_seen` for a rule with a first-seen set, else none.
+    /// without `enabled`/`suppress`): `user_field` and `utc_offset_minutes` ([`Locale`]) for
+    /// any rule, `first_seen` for a rule with a first-seen set, and the settings of a density
+    /// baseline ([`DENSITY_SETTINGS`]) beside them for a rule with one.
     pub fn configured(rule: Rule, settings: &Map<String, Value>) -> Result<RuleDetection, ConfigError> {
         let key = rule.metadata.key.clone();
+        let path = format!("detections.{key}");
         let mut own = settings.clone();
         let first_seen = own.remove("first_seen");
+        let mut locale = Locale::default();
+        if let Some(user) = own.remove("user_field") {
+            locale.user = parse_at(&format!("{path}.user_field"), user)?;
+        }
+        if let Some(offset) = own.remove("utc_offset_minutes") {
+            locale.utc_offset_minutes = parse_at(&format!("{path}.utc_offset_minutes"), offset)?;
+            if !(-1440..=1440).contains(&locale.utc_offset_minutes) {
+                return Err(ConfigError::new(format!("{path}.utc_offset_minutes"), "must be -1440 to 1440"));
+            }
+        }
+        let density: Map<String, Value> = DENSITY_SETTINGS.iter().filter_map(|name| Some((name.to_string(), own.remove(*name)?))).collect();
         if let Some(name) = own.keys().next() {
             // Named in the message: `tripline fit` tells a detection that takes no `mode` by it.
             return Err(ConfigError::new(
-                format!("detections.{key}.{name}"),
-                format!("unknown setting `{name}`; a rule takes only `enabled`, `suppress` and, with a first-seen set, `first_seen`"),
+                format!("{path}.{name}"),
+                format!(
+                    "unknown setting `{name}`; a rule takes only `enabled`, `suppress`, `user_field`, `utc_offset_minutes`, \
+                     with a first-seen set `first_seen`, and with a density baseline {}",
+                    DENSITY_SETTINGS.map(|s| format!("`{s}`")).join(", ")
+                ),
             ));
         }
-        let mut detection = RuleDetection::new(rule).map_err(|e| ConfigError::new(format!("detections.{key}"), e))?;
+        let mut detection = RuleDetection::new(rule).map_err(|e| ConfigError::new(&path, e))?;
+        if let Some(name) = density.keys().next() {
+            let Some(spec) = &detection.rule.density else {
+                return Err(ConfigError::new(format!("{path}.{name}"), format!("`{name}` is a setting of a density baseline, which this rule has not")));
+            };
+            detection.density = Some(DensityBaseline::new(spec, density, &path)?);
+        }
+        if locale != Locale::default() {
+            detection.shape = shape_of(&detection.rule, locale).map_err(|e| ConfigError::new(&path, e))?;
+            detection.locale = locale;
+        }
         match (first_seen, &mut detection.first_seen) {
             (None, _) => {}
             (Some(_), None) => return Err(ConfigError::new(format!("detections.{key}.first_seen"), "this rule has no first-seen set")),
@@ -234,15 +281,15 @@ impl RuleDetection {
         Ok(detection)
     }
 
-    /// Whether the `after` steps need the window's rows together: an `eventstats`, or the
-    /// first-seen lookup, which reads the set as it stood before the window.
+    /// Whether the `after` steps need the window's rows together: an `eventstats`, or a
+    /// baseline's step, which reads the baseline as it stood before the window.
     fn window_steps(&self) -> bool {
-        self.rule.after.iter().any(|s| matches!(s, Step::Eventstats { .. } | Step::FirstSeen { .. }))
+        self.rule.after.iter().any(window_step)
     }
 
     /// The `lookup` of the first-seen set for every row, as the set stands (before this
     /// window is learned), with `now` the window's end.
-    fn look_up<'r>(&'r self, step: &'r Step, rows: &mut [Row<'r, 'static>], now: i64) {
+    fn look_up<'r>(&self, step: &'r Step, rows: &mut [Row<'r, 'static>], now: i64) {
         let (Step::FirstSeen { key, first_time, last_time, enough_data }, Some(learned)) = (step, &self.first_seen) else { return };
         let enough = learned.set.enough_data(now, learned.settings.warm_up_days);
         for row in rows {
@@ -261,8 +308,11 @@ impl RuleDetection {
     }
 
     /// Learns every group of a closed window into the first-seen set, then forgets what is
-    /// past the horizon.
+    /// past the horizon; or learns what the density step noted.
     fn learn(&mut self, groups: &[ClosedGroup]) {
+        if let Some(density) = &mut self.density {
+            density.learn();
+        }
         let Some(learned) = &mut self.first_seen else { return };
         for group in groups {
             if let Some(key) = group.key.get(learned.key_index) {
@@ -273,6 +323,23 @@ impl RuleDetection {
             learned.set.expire(now, learned.settings.horizon_days);
         }
     }
+}
+
+/// A digest of what decides the content of the rule's windows under `locale` (which reads
+/// `user` and times). A rule without `join`, read as by default, keeps the digest it had before
+/// joins and locales existed: its saved windows stay valid.
+fn shape_of(rule: &Rule, locale: Locale) -> Result<String, String> {
+    let form = match (&rule.join, locale == Locale::default()) {
+        (None, true) => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats)),
+        (Some(join), true) => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats, join)),
+        (join, false) => serde_json::to_vec(&(&rule.selection, &rule.steps, &rule.stats, join, locale)),
+    };
+    Ok(format!("{:016x}", fnv1a64(&form.map_err(|e| e.to_string())?)))
+}
+
+/// A step over the window's rows together.
+fn window_step(step: &Step) -> bool {
+    matches!(step, Step::Eventstats { .. } | Step::FirstSeen { .. } | Step::Density)
 }
 
 /// What the engine needs of a `join`: main rows whole (a `table` with the join fields), per-event
@@ -302,7 +369,7 @@ fn check_join(join: &Join, rule: &Rule) -> Result<(), String> {
 /// A main row's column as a part of its group key: empty for null, `=` and the text for one
 /// value, `~` and the JSON for anything else (a multivalue field, a number). A text cut by
 /// `max_value_bytes` still reads back (as the text it was cut to).
-fn encode_column(value: Val) -> String {
+pub(super) fn encode_column(value: Val) -> String {
     match value.into_json() {
         Value::Null => String::new(),
         Value::String(text) => format!("={text}"),
@@ -310,7 +377,7 @@ fn encode_column(value: Val) -> String {
     }
 }
 
-fn decode_column(part: &str) -> Value {
+pub(super) fn decode_column(part: &str) -> Value {
     match part.split_at_checked(1) {
         Some(("=", text)) => Value::String(text.to_string()),
         Some(("~", json)) => serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.to_string())),
@@ -407,7 +474,7 @@ impl Detection for RuleDetection {
     }
 
     fn select<'a>(&self, event: &Event<'a>) -> Result<Vec<Selected<'a>>, FieldError> {
-        let row = Row::of_event(event, UserSource::default());
+        let row = Row::of_event(event, self.locale);
         if !test(&self.rule.selection, &row)? {
             return Ok(Vec::new());
         }
@@ -417,7 +484,7 @@ impl Detection for RuleDetection {
             // The main search's rows, each a group of its own kind: its columns are the key.
             // A row without one text in a join field can join nothing: it is dropped, as a
             // null group field drops an event from `stats`.
-            for main in run_steps(&join.steps, vec![Row::of_event(event, UserSource::default())], &self.regexes)? {
+            for main in run_steps(&join.steps, vec![Row::of_event(event, self.locale)], &self.regexes)? {
                 let mut key = vec![Cow::Borrowed(JOIN_MAIN)];
                 for column in self.main_columns() {
                     let value = main.get(column)?;
@@ -530,9 +597,10 @@ impl Detection for RuleDetection {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        let mut counters = match &self.first_seen {
-            Some(l) => vec![("first_seen_keys", l.set.len() as u64), ("evicted_first_seen", l.set.evicted()), ("expired_first_seen", l.set.expired())],
-            None => Vec::new(),
+        let mut counters = match (&self.first_seen, &self.density) {
+            (Some(l), _) => vec![("first_seen_keys", l.set.len() as u64), ("evicted_first_seen", l.set.evicted()), ("expired_first_seen", l.set.expired())],
+            (None, Some(density)) => density.counters(),
+            (None, None) => Vec::new(),
         };
         if self.rule.join.is_some() {
             counters.push(("join_rows_cut", self.join_rows_cut));
@@ -541,9 +609,12 @@ impl Detection for RuleDetection {
     }
 
 
-    /// The shape of the rule; with a first-seen set, the set too, as a model document that
+    /// The shape of the rule; with a baseline, the baseline too, as a model document that
     /// `tripline fit` writes and a host's `models` load.
     fn save_state(&self) -> Value {
+        if let Some(density) = &self.density {
+            return density.document(&self.rule.metadata.key, &self.shape, self.locale);
+        }
         match &self.first_seen {
             Some(l) => json!({
                 "format": FIRST_SEEN_FORMAT,
@@ -570,6 +641,9 @@ impl Detection for RuleDetection {
     /// Refuses windows saved under another form of the rule: their groups and columns would be
     /// read as this form's. State saved before shapes were (`null`) is taken as it is.
     fn restore_state(&mut self, state: &Value) -> Result<(), String> {
+        if let Some(density) = &mut self.density {
+            return density.restore(state, self.locale, &self.shape);
+        }
         match state.get("shape").and_then(Value::as_str) {
             Some(shape) if shape != self.shape => return Err("the rule changed since its state was saved".into()),
             _ => {}
@@ -583,9 +657,15 @@ impl Detection for RuleDetection {
         }
     }
 
-    /// A first-seen set fitted offline (`tripline fit`) replaces the one learned so far.
+    /// A baseline fitted offline (`tripline fit`) replaces the one learned so far.
     fn load_model(&mut self, model: &Value) -> Result<(), String> {
         let key = &self.rule.metadata.key;
+        if let Some(density) = &mut self.density {
+            if model.get("format").and_then(Value::as_str) != Some(BASELINE_FORMAT) {
+                return Err(format!("detection {key} takes a `{BASELINE_FORMAT}` model"));
+            }
+            return density.restore(model, self.locale, &self.shape);
+        }
         if self.first_seen.is_none() {
             return Err(format!("detection {key} takes no model"));
         }
@@ -612,12 +692,11 @@ impl RuleDetection {
         let mut owners = Vec::with_capacity(groups.len());
         let mut rows = Vec::with_capacity(groups.len());
         for (i, group) in groups.iter_mut().enumerate() {
-            if let Some(row) = self.stats_row(group) {
+            if let Some(row) = stats_row(&self.rule, self.locale, group) {
                 owners.push(i);
                 rows.push(row);
             }
         }
-        let window_step = |step: &Step| matches!(step, Step::Eventstats { .. } | Step::FirstSeen { .. });
         let mut after = self.rule.after.as_slice();
         while let Some(step) = after.first() {
             if matches!(step, Step::Eventstats { .. }) {
@@ -633,6 +712,11 @@ impl RuleDetection {
             }
             if matches!(step, Step::FirstSeen { .. }) {
                 self.look_up(step, &mut rows, now);
+                after = &after[1..];
+                continue;
+            }
+            if let (Step::Density, Some(density)) = (step, &mut self.density) {
+                density.judge(&mut owners, &mut rows, groups, self.locale);
                 after = &after[1..];
                 continue;
             }
@@ -719,66 +803,67 @@ impl RuleDetection {
 
     /// The search's result row for a closed group, or `None` where an `after` step drops it.
     fn result_of(&self, group: &mut ClosedGroup) -> Option<Map<String, Value>> {
-        let row = self.stats_row(group)?;
+        let row = stats_row(&self.rule, self.locale, group)?;
         let rows = run_steps(&self.rule.after, vec![row], &self.regexes).ok()?;
         rows.into_iter().next().map(result_row)
     }
+}
 
-    /// The `stats` row of a closed group, before the `after` steps; its `values()` columns are
-    /// moved out of the group's sets.
-    fn stats_row(&self, group: &mut ClosedGroup) -> Option<Row<'_, 'static>> {
-        let stats = self.rule.stats.as_ref()?;
-        let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
-        let mut key = group.key.iter();
-        for field in &stats.by {
-            let value = if field == "_time" {
-                Val::Num(group.window_start as f64)
-            } else {
-                Val::Str(key.next().cloned().unwrap_or_default())
-            };
-            fields.push((Cow::Borrowed(field.as_str()), value));
-        }
-        let mut sets = std::mem::take(&mut group.stats.values).into_iter();
-        let s = &group.stats;
-        // After `bin`, every event's `_time` is its bin's start, and so is any time statistic.
-        let (first, last) = match stats.span_seconds {
-            Some(_) => (group.window_start, group.window_start),
-            None => (s.first, s.last),
+/// The `stats` row of a closed group, before the `after` steps; its `values()` columns are
+/// moved out of the group's sets. Borrows the rule alone: a baseline's step changes the
+/// detection's state while the rows live.
+fn stats_row<'r>(rule: &'r Rule, locale: Locale, group: &mut ClosedGroup) -> Option<Row<'r, 'static>> {
+    let stats = rule.stats.as_ref()?;
+    let mut fields = Vec::with_capacity(stats.by.len() + stats.functions.len());
+    let mut key = group.key.iter();
+    for field in &stats.by {
+        let value = if field == "_time" {
+            Val::Num(group.window_start as f64)
+        } else {
+            Val::Str(key.next().cloned().unwrap_or_default())
         };
-        for agg in &stats.functions {
-            let value = match agg.func {
-                AggFunc::Count => Val::Num(s.count as f64),
-                AggFunc::Min | AggFunc::Earliest => Val::Num(first as f64),
-                AggFunc::Max | AggFunc::Latest => Val::Num(last as f64),
-                AggFunc::Values if agg.name == "*" => {
-                    // One column per field name, in name order; a name another column has
-                    // already is left to that column.
-                    let mut columns: Vec<(String, BTreeSet<String>)> = Vec::new();
-                    for entry in sets.next().into_iter().flatten() {
-                        let (name, value) = entry.split_once(WILDCARD_SEP).unwrap_or((entry.as_str(), ""));
-                        match columns.last_mut() {
-                            Some((last, set)) if last == name => {
-                                set.insert(value.to_string());
-                            }
-                            _ => columns.push((name.to_string(), BTreeSet::from([value.to_string()]))),
-                        }
-                    }
-                    for (name, set) in columns {
-                        if !fields.iter().any(|(f, _)| *f == name) {
-                            fields.push((Cow::Owned(name), Val::multi(set.into_iter().collect())));
-                        }
-                    }
-                    continue;
-                }
-                // values()' output as a row value: the set in order, one value alone, none null.
-                AggFunc::Values => Val::multi(sets.next().into_iter().flatten().collect()),
-                AggFunc::Dc => Val::Num(sets.next().map_or(0, |set| set.len()) as f64),
-                AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum => Val::Null,
-            };
-            fields.push((Cow::Borrowed(agg.name.as_str()), value));
-        }
-        Some(Row::of_fields(fields).at(group.window_end))
+        fields.push((Cow::Borrowed(field.as_str()), value));
     }
+    let mut sets = std::mem::take(&mut group.stats.values).into_iter();
+    let s = &group.stats;
+    // After `bin`, every event's `_time` is its bin's start, and so is any time statistic.
+    let (first, last) = match stats.span_seconds {
+        Some(_) => (group.window_start, group.window_start),
+        None => (s.first, s.last),
+    };
+    for agg in &stats.functions {
+        let value = match agg.func {
+            AggFunc::Count => Val::Num(s.count as f64),
+            AggFunc::Min | AggFunc::Earliest => Val::Num(first as f64),
+            AggFunc::Max | AggFunc::Latest => Val::Num(last as f64),
+            AggFunc::Values if agg.name == "*" => {
+                // One column per field name, in name order; a name another column has
+                // already is left to that column.
+                let mut columns: Vec<(String, BTreeSet<String>)> = Vec::new();
+                for entry in sets.next().into_iter().flatten() {
+                    let (name, value) = entry.split_once(WILDCARD_SEP).unwrap_or((entry.as_str(), ""));
+                    match columns.last_mut() {
+                        Some((last, set)) if last == name => {
+                            set.insert(value.to_string());
+                        }
+                        _ => columns.push((name.to_string(), BTreeSet::from([value.to_string()]))),
+                    }
+                }
+                for (name, set) in columns {
+                    if !fields.iter().any(|(f, _)| *f == name) {
+                        fields.push((Cow::Owned(name), Val::multi(set.into_iter().collect())));
+                    }
+                }
+                continue;
+            }
+            // values()' output as a row value: the set in order, one value alone, none null.
+            AggFunc::Values => Val::multi(sets.next().into_iter().flatten().collect()),
+            AggFunc::Dc => Val::Num(sets.next().map_or(0, |set| set.len()) as f64),
+            AggFunc::Avg | AggFunc::Stdev | AggFunc::Sum => Val::Null,
+        };
+        fields.push((Cow::Borrowed(agg.name.as_str()), value));
+    }
+    Some(Row::of_fields(fields, locale).at(group.window_end))
 }
 
 /// Separates a field's name from its value in a wildcard `values()` column's set: sorted, the
@@ -872,6 +957,8 @@ mod tests {
                 .map(|f| Step::Ctime { field: f.into(), format: "%Y-%m-%dT%H:%M:%S".into() })
                 .to_vec(),
             first_seen: None,
+            density: None,
+            enabled_by_default: None,
             join: None,
             tag_each_event: true,
             warnings: Vec::new(),

@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tripline::detections::abnormally_high_cloud_security_group_api_calls::FIREWALL_COMMANDS;
 use tripline_host_test::artifacts::{dist, project_root};
 use tripline_host_test::fluentbit::FILTER_FUNCTION;
 
@@ -202,7 +201,7 @@ fn measure_row(fluent_bit: &Path, records: &Path, count: u64, work: &Path, row: 
             .arg("-c")
             .arg(&config)
             // For bench/fluent-bit/selection.lua: the list stays in one place.
-            .env("TRIPLINE_FIREWALL_COMMANDS", FIREWALL_COMMANDS.join(","))
+            .env("TRIPLINE_FIREWALL_COMMANDS", tripline_host_test::seeds::security_group_calls().join(","))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -19,10 +19,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
-use tripline::detections::abnormally_high_cloud_security_group_api_calls::FIREWALL_COMMANDS;
 use tripline::input::split_records;
 use tripline::Engine;
-use tripline_host_test::seeds::{every_detection, seeds_only};
+use tripline_host_test::seeds::{every_detection, security_group_calls, seeds_only};
 
 struct CountingAlloc;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -53,10 +52,10 @@ fn detections_off() -> String {
 }
 
 /// The DOM peer: parse everything, then look at two fields.
-fn dom_peer(record: &[u8]) -> (bool, Option<String>) {
+fn dom_peer(record: &[u8], calls: &[String]) -> (bool, Option<String>) {
     match serde_json::from_slice::<Value>(record) {
         Ok(v) => {
-            let wanted = v["eventName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("JobCreated") || FIREWALL_COMMANDS.contains(&n));
+            let wanted = v["eventName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("JobCreated") || calls.iter().any(|c| c == n));
             (wanted, v["eventTime"].as_str().map(str::to_string))
         }
         Err(_) => (false, None),
@@ -90,7 +89,8 @@ fn main() -> anyhow::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/generated/cloudtrail.ndjson".into());
     let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{path}: {e} (run `make example-data`)"))?;
     let all = split_records(&data);
-    let quiet: Vec<&[u8]> = all.iter().copied().filter(|r| !dom_peer(r).0).collect();
+    let calls = security_group_calls();
+    let quiet: Vec<&[u8]> = all.iter().copied().filter(|r| !dom_peer(r, &calls).0).collect();
     let bytes: usize = all.iter().map(|r| r.len()).sum();
     println!("tripline bench: {} records ({} MB) from {path}; {} match no rule", all.len(), bytes / 1_000_000, quiet.len());
     println!();
@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         });
         let (d_ns, d_alloc) = measure(set, rounds, || {
             |r: &[u8]| {
-                std::hint::black_box(dom_peer(r));
+                std::hint::black_box(dom_peer(r, &calls));
             }
         });
         println!("{:<48} {:>12.0} {:>14.2}", format!("tripline engine, {name}"), t_ns, t_alloc);
@@ -164,7 +164,7 @@ fn pack_against_seeds(all: &[&[u8]]) -> anyhow::Result<()> {
             probe.counters().matched == before
         })
         .collect();
-    let rules = tripline::catalog::builtin_rules().len() + tripline::detections::REGISTRY.len();
+    let rules = tripline::catalog::builtin_rules().len();
     println!("{:<48} {:>12} {:>14}", format!("whole pack ({rules} detections) vs the two seeds"), "ns", "allocations");
     for (name, set) in [("records no rule selects", &unselected), ("all records", &all.to_vec())] {
         let mut costs = Vec::new();
@@ -200,13 +200,13 @@ fn real_fluent_bit() -> anyhow::Result<()> {
 mod vrl_peer {
     use std::collections::BTreeMap;
 
-    use tripline::detections::abnormally_high_cloud_security_group_api_calls::FIREWALL_COMMANDS;
+    use tripline_host_test::seeds::security_group_calls;
     use vrl::compiler::{compile, state::RuntimeState, Context, Program, TargetValue, TimeZone};
     use vrl::value::{Secrets, Value};
 
     /// The peer's program, with the security-group calls taken from tripline's own list.
     fn source() -> String {
-        let commands: Vec<String> = FIREWALL_COMMANDS.iter().map(|c| format!("{c:?}")).collect();
+        let commands: Vec<String> = security_group_calls().iter().map(|c| format!("{c:?}")).collect();
         format!(
             r#"
         event = parse_json!(string!(.message))
