@@ -59,12 +59,49 @@ pub fn format_ctime(secs: i64) -> String {
 /// ctime`, eval's `strftime`). A format chrono cannot read, or an offset beyond a day, yields
 /// the number itself rather than a panic.
 pub fn format_ctime_with(secs: i64, format: &str, utc_offset_minutes: i32) -> String {
+    if let Some(text) = format_numeric(secs.saturating_add(i64::from(utc_offset_minutes) * 60), format) {
+        return text;
+    }
     let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
     let zone = FixedOffset::east_opt(utc_offset_minutes.saturating_mul(60));
     match (DateTime::<Utc>::from_timestamp(secs, 0), zone) {
         (Some(t), Some(zone)) if !items.contains(&Item::Error) => t.with_timezone(&zone).format_with_items(items.into_iter()).to_string(),
         _ => secs.to_string(),
     }
+}
+
+/// [`format_ctime_with`] for the formats rules write (`%Y-%m-%dT%H:%M:%S`, `%H`, `%w`): ASCII
+/// text and the numeric specifiers `%Y %m %d %H %M %S %w %%` of a four-digit year, written
+/// without parsing the format into chrono's items, a cost every closed group paid. `None`
+/// for anything else, which chrono writes.
+fn format_numeric(local: i64, format: &str) -> Option<String> {
+    let t = DateTime::<Utc>::from_timestamp(local, 0)?;
+    let mut out = String::with_capacity(format.len() + 8);
+    let mut bytes = format.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(char::from(b).is_ascii().then_some(char::from(b))?);
+            continue;
+        }
+        let (value, digits) = match bytes.next()? {
+            b'Y' if (0..=9999).contains(&t.year()) => (t.year() as u32, 4),
+            b'm' => (t.month(), 2),
+            b'd' => (t.day(), 2),
+            b'H' => (t.hour(), 2),
+            b'M' => (t.minute(), 2),
+            b'S' => (t.second(), 2),
+            b'w' => (t.weekday().num_days_from_sunday(), 1),
+            b'%' => {
+                out.push('%');
+                continue;
+            }
+            _ => return None,
+        };
+        for place in (0..digits).rev() {
+            out.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
+    }
+    Some(out)
 }
 
 /// RFC 3339 with a `Z`, for window bounds and `_time` in alerts.
@@ -150,6 +187,26 @@ pub fn relative_time(t: i64, spec: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_formats_are_written_as_chrono_writes_them() {
+        let chrono = |secs: i64, format: &str| {
+            let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
+            DateTime::<Utc>::from_timestamp(secs, 0).unwrap().format_with_items(items.into_iter()).to_string()
+        };
+        let formats = ["%Y-%m-%dT%H:%M:%S", "%H", "%w", "%d/%m/%Y %H:%M", "100%% at %S"];
+        // Every weekday and hour, across leap days and the epoch, and a year before it.
+        for secs in (-40_000_000..2_000_000_000).step_by(3_599_993) {
+            for format in formats {
+                assert_eq!(format_numeric(secs, format).as_deref(), Some(chrono(secs, format).as_str()), "{secs} {format}");
+            }
+        }
+        // Others are chrono's to write.
+        assert_eq!(format_numeric(0, "%b %e"), None);
+        assert_eq!(format_numeric(0, "é"), None);
+        assert_eq!(format_ctime_with(0, "%b %e, %H", 90), "Jan  1, 01");
+        assert_eq!(format_ctime_with(0, "%w %H:%M", -90), "3 22:30");
+    }
 
     #[test]
     fn relative_times_as_splunk_snaps_them() {

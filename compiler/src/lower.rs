@@ -687,6 +687,7 @@ fn func(name: &str) -> Option<(Func, usize, usize)> {
         "isnotnull" => (Func::Isnotnull, 1, 1),
         "match" => (Func::Match, 2, 2),
         "like" => (Func::Like, 2, 2),
+        "in" => (Func::In, 2, usize::MAX),
         "lower" => (Func::Lower, 1, 1),
         "upper" => (Func::Upper, 1, 1),
         "len" => (Func::Len, 1, 1),
@@ -1188,6 +1189,13 @@ mod tests {
         let e = lower_text("x=1 | stats count by u | eventstats perc95(count) by u").unwrap_err();
         assert!(e.contains("uses perc95(count), not among the functions"), "{e}");
         assert!(lower_text("x=1 | eventstats count by u").unwrap_err().starts_with("`eventstats` (pipe 1) is not supported: `eventstats count by u` gives each event"));
+    }
+
+    #[test]
+    fn eval_in_is_a_function() {
+        let l = lower_text(r#"x=1 | where in(eventName, "A", "B")"#).unwrap();
+        let args = vec![Expr::Field("eventName".into()), Expr::Str("A".into()), Expr::Str("B".into())];
+        assert_eq!(l.steps, [Step::Where(Expr::Call { func: Func::In, args })]);
     }
 
 }

@@ -383,6 +383,19 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
             }
             Val::Null
         }
+        Func::In => {
+            let Some((value, candidates)) = args.split_first() else { return Ok(Val::Null) };
+            let value = operand(value, row, regexes)?;
+            let mut found = false;
+            for candidate in candidates {
+                let candidate = operand(candidate, row, regexes)?;
+                if value.items().any(|a| candidate.items().any(|b| compare(a, b).is_some_and(|o| o.is_eq()))) {
+                    found = true;
+                    break;
+                }
+            }
+            Val::Bool(found)
+        }
         Func::Coalesce => {
             for e in args {
                 let v = eval(e, row, regexes)?;
@@ -764,6 +777,22 @@ pub(crate) mod tests {
             assert!(test(&cmp("n", CompareOp::Gt, "10"), &row).is_ok_and(|b| !b));
             assert!(test(&Cond::In { field: "n".into(), values: vec!["3".into(), "7".into()] }, &row).unwrap());
         });
+    }
+
+    #[test]
+    fn in_compares_as_equality_does() {
+        let row = Row::of_fields(
+            vec![("n".into(), Val::Str("CreateSecurityGroup".into())), ("m".into(), Val::Multi(vec!["x".into(), "07".into()]))],
+            Locale::default(),
+        );
+        let call = |args: Vec<Expr>| eval(&Expr::Call { func: Func::In, args }, &row, &Regexes::default()).unwrap();
+        let (field, text) = (|f: &str| Expr::Field(f.into()), |t: &str| Expr::Str(t.into()));
+        assert_eq!(call(vec![field("n"), text("DeleteSecurityGroup"), text("CreateSecurityGroup")]), Val::Bool(true));
+        // Case-sensitive, as eval's `=`.
+        assert_eq!(call(vec![field("n"), text("createsecuritygroup")]), Val::Bool(false));
+        // Any value of a multivalue field; numbers compare as numbers.
+        assert_eq!(call(vec![field("m"), Expr::Num(7.0)]), Val::Bool(true));
+        assert_eq!(call(vec![field("missing"), text("")]), Val::Bool(false));
     }
 
     #[test]

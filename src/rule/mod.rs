@@ -234,6 +234,9 @@ pub enum Func {
     Match,
     /// `like(value, pattern)`: SQL `%`/`_` pattern.
     Like,
+    /// `in(value, v1, v2, ...)`: whether a value of `value` equals one of the others, as `=`
+    /// compares (`value=v1 OR value=v2 ...`, read once).
+    In,
     Lower,
     Upper,
     Len,
