@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::fnv1a64;
+use crate::digest::fnv1a64;
 
 /// The running result of one group.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::snapshot::fnv1a64;
+use crate::digest::fnv1a64;
 use crate::time::{format_rfc3339, parse_event_time};
 
 /// How alerts are written.

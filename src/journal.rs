@@ -21,7 +21,7 @@
 //! applies nothing twice. A torn last entry (a write cut short) ends the journal.
 
 use crate::engine::Engine;
-use crate::snapshot::fnv1a64;
+use crate::digest::fnv1a64;
 
 const MAGIC: &str = "TRIPLINE-JOURNAL2";
 /// The first format's header, read but no longer written.

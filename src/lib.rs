@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cloudtrail;
 pub mod config;
 pub mod detection;
+pub mod digest;
 pub mod engine;
 pub mod first_seen;
 pub mod input;
@@ -23,6 +24,7 @@ pub mod output;
 pub mod rebalance;
 pub mod rule;
 pub mod snapshot;
+pub mod state;
 pub mod suppress;
 pub mod time;
 

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::engine::{Counters, EngineState, SlotState};
+use crate::state::{Counters, EngineState, SlotState};
 use crate::snapshot;
 
 /// What [`split`] gives: the moved groups as a snapshot of their own, the source's snapshot

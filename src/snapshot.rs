@@ -22,7 +22,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::engine::EngineState;
+use crate::digest::fnv1a64;
+use crate::state::EngineState;
 
 pub const MAGIC: &str = "TRIPLINE-SNAPSHOT";
 /// The header of a section of changes appended to a snapshot.
@@ -56,11 +57,6 @@ impl fmt::Display for SnapshotError {
 }
 
 impl std::error::Error for SnapshotError {}
-
-/// FNV-1a, 64-bit: small, dependency-free, and enough to catch torn or flipped bytes.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
 
 /// A buffer whose growth fails as a write error instead of aborting: a snapshot that does not
 /// fit in the memory left is a counted failure, not a trap.

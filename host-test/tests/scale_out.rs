@@ -77,7 +77,7 @@ fn engine(rules: &[Rule]) -> Engine {
 /// The partition of a key: its value hashed, as a keyed producer does (any deterministic
 /// partitioner gives the same property: one key, one partition).
 fn partition_of(key: &str, partitions: u64) -> usize {
-    (tripline::snapshot::fnv1a64(key.as_bytes()) % partitions) as usize
+    (tripline::digest::fnv1a64(key.as_bytes()) % partitions) as usize
 }
 
 /// The partition a record goes to.

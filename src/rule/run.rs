@@ -16,7 +16,7 @@ use crate::cloudtrail::{Event, FieldError};
 use crate::config::{parse_at, ConfigError};
 use crate::detection::{Detection, Selected, INDEX_FIELDS};
 use crate::first_seen::FirstSeenSet;
-use crate::snapshot::fnv1a64;
+use crate::digest::fnv1a64;
 use crate::time::format_rfc3339;
 
 #[derive(Debug)]

@@ -26,7 +26,7 @@ pub fn scale_out() -> anyhow::Result<()> {
     for record in &all {
         let value: Value = serde_json::from_slice(record)?;
         let key = value["recipientAccountId"].as_str().unwrap_or_default();
-        let partition = (tripline::snapshot::fnv1a64(key.as_bytes()) % INSTANCES) as usize;
+        let partition = (tripline::digest::fnv1a64(key.as_bytes()) % INSTANCES) as usize;
         parts[partition].push(record);
         partition_of.push(partition);
     }
