@@ -352,6 +352,29 @@ mod tests {
         assert_eq!(selected_user(json!({}), r#"{"principalId":""}"#), unknown);
     }
 
+    /// Whether seed B's rule counts a security-group call with these members besides its name.
+    fn counted(members: &str) -> bool {
+        let text = format!(r#"{{"eventName":"CreateSecurityGroup","userIdentity":{{"principalId":"AIDA1"}}{members}}}"#);
+        let record = crate::json::ScannedObject::new(crate::json::RawObject::new(text.as_bytes()).unwrap());
+        let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed("CreateSecurityGroup"), time: 0 };
+        !seed_b(json!({})).unwrap().select(&event).unwrap().is_empty()
+    }
+
+    #[test]
+    fn only_calls_without_a_raw_error_code_count() {
+        assert!(counted(""));
+        assert!(counted(r#","errorCode":null"#));
+        assert!(!counted(r#","errorCode":"Client.UnauthorizedOperation""#));
+        // The add-on's calculated errorCode would say `success` here; the raw field decides.
+        assert!(!counted(r#","errorCode":"success""#));
+        assert!(!counted(r##","errorCode":"""##));
+        // eventName compares exactly, as the data model's mapping does.
+        let text = r#"{"eventName":"createsecuritygroup","userIdentity":{"principalId":"AIDA1"}}"#;
+        let record = crate::json::ScannedObject::new(crate::json::RawObject::new(text.as_bytes()).unwrap());
+        let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed("createsecuritygroup"), time: 0 };
+        assert!(seed_b(json!({})).unwrap().select(&event).unwrap().is_empty());
+    }
+
     #[test]
     fn settings_are_validated() {
         let err = |v: serde_json::Value| seed_b(v).err().unwrap().to_string();
