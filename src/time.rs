@@ -80,7 +80,10 @@ fn format_numeric(local: i64, format: &str) -> Option<String> {
     let mut bytes = format.bytes();
     while let Some(b) = bytes.next() {
         if b != b'%' {
-            out.push(char::from(b).is_ascii().then_some(char::from(b))?);
+            if !b.is_ascii() {
+                return None;
+            }
+            out.push(char::from(b));
             continue;
         }
         let (value, digits) = match bytes.next()? {

@@ -93,6 +93,8 @@ impl DensityBaseline {
     /// `Step::Density` over a window's rows (`owners[i]` is the index in `groups` of row `i`'s
     /// group): keeps the rows it judges, with MLTK's fields set, and notes what each teaches.
     pub fn judge<'r>(&mut self, owners: &mut Vec<usize>, rows: &mut Vec<Row<'r, 'static>>, groups: &[ClosedGroup], locale: Locale) {
+        let tail = self.settings.threshold / 2.0;
+        let z = normal_quantile(1.0 - tail);
         let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
         for (owner, mut row) in owners.drain(..).zip(rows.drain(..)) {
             let group = &groups[owner];
@@ -108,8 +110,6 @@ impl DensityBaseline {
                 self.pending.push((key, day, value));
             }
             let Some(fit) = fit.filter(|f| self.settings.mode != Mode::Learn && f.cardinality >= self.settings.min_cardinality) else { continue };
-            let tail = self.settings.threshold / 2.0;
-            let z = normal_quantile(1.0 - tail);
             let (lower, upper) = (fit.mean - z * fit.std, fit.mean + z * fit.std);
             let outlier = value < lower || value > upper;
             let bound = |b: f64| format_number(round4(b));
@@ -205,8 +205,7 @@ impl DensityBaseline {
         for mut group in doc.groups {
             let days: Vec<DayStats> = serde_json::from_value(group.remove("days").unwrap_or_default()).map_err(|e| format!("baseline model: days: {e}"))?;
             let key = self.spec.by.iter().map(|field| match group.remove(field) {
-                Some(Value::String(text)) => Ok(format!("={text}")),
-                Some(value @ (Value::Number(_) | Value::Array(_))) => Ok(format!("~{value}")),
+                Some(value @ (Value::String(_) | Value::Number(_) | Value::Array(_))) => Ok(super::run::encode_json(value)),
                 _ => Err(format!("baseline model: a group without `{field}`")),
             });
             groups.push((key.collect::<Result<Vec<_>, _>>()?, days));

@@ -278,9 +278,13 @@ fn binary(op: BinaryOp, left: &Expr, right: &Expr, row: &Row<'_, '_>, regexes: &
     if l.items().next().is_none() || r.items().next().is_none() {
         return Ok(Val::Null);
     }
-    // A multivalue side holds when any of its values does.
-    let holds = l.items().any(|a| r.items().any(|b| compare(a, b).is_some_and(test)));
-    Ok(Val::Bool(holds))
+    Ok(Val::Bool(any_pair(&l, &r, test)))
+}
+
+/// Whether a value of `left` and a value of `right` compare as `test` asks: a multivalue side
+/// holds when any of its values does.
+fn any_pair(left: &Operand<'_>, right: &Operand<'_>, test: impl Fn(std::cmp::Ordering) -> bool) -> bool {
+    left.items().any(|a| right.items().any(|b| compare(a, b).is_some_and(&test)))
 }
 
 /// A comparison's side, borrowed where the rule or the row holds it: most of a rule's work is
@@ -386,15 +390,12 @@ fn call(func: Func, args: &[Expr], row: &Row<'_, '_>, regexes: &Regexes) -> Resu
         Func::In => {
             let Some((value, candidates)) = args.split_first() else { return Ok(Val::Null) };
             let value = operand(value, row, regexes)?;
-            let mut found = false;
             for candidate in candidates {
-                let candidate = operand(candidate, row, regexes)?;
-                if value.items().any(|a| candidate.items().any(|b| compare(a, b).is_some_and(|o| o.is_eq()))) {
-                    found = true;
-                    break;
+                if any_pair(&value, &operand(candidate, row, regexes)?, std::cmp::Ordering::is_eq) {
+                    return Ok(Val::Bool(true));
                 }
             }
-            Val::Bool(found)
+            Val::Bool(false)
         }
         Func::Coalesce => {
             for e in args {

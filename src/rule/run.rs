@@ -370,7 +370,12 @@ fn check_join(join: &Join, rule: &Rule) -> Result<(), String> {
 /// value, `~` and the JSON for anything else (a multivalue field, a number). A text cut by
 /// `max_value_bytes` still reads back (as the text it was cut to).
 pub(super) fn encode_column(value: Val) -> String {
-    match value.into_json() {
+    encode_json(value.into_json())
+}
+
+/// [`encode_column`] of a value as JSON holds it (a saved document's key part).
+pub(super) fn encode_json(value: Value) -> String {
+    match value {
         Value::Null => String::new(),
         Value::String(text) => format!("={text}"),
         other => format!("~{other}"),
@@ -715,8 +720,12 @@ impl RuleDetection {
                 after = &after[1..];
                 continue;
             }
-            if let (Step::Density, Some(density)) = (step, &mut self.density) {
-                density.judge(&mut owners, &mut rows, groups, self.locale);
+            if matches!(step, Step::Density) {
+                match &mut self.density {
+                    Some(density) => density.judge(&mut owners, &mut rows, groups, self.locale),
+                    // `new` pairs the step with its baseline; without one the inner join keeps nothing.
+                    None => (owners, rows) = (Vec::new(), Vec::new()),
+                }
                 after = &after[1..];
                 continue;
             }
