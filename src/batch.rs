@@ -29,44 +29,63 @@ impl BatchOutput {
     }
 }
 
-/// Closes windows by the host's wall clock (`now`, Unix seconds) and returns the alerts.
-pub fn flush_batch(engine: &mut Engine, now: i64) -> BatchOutput {
-    engine.flush(now);
-    let mut out = BatchOutput::default();
-    append_alerts(engine, &mut out.alerts);
-    out
+/// A batch host's engine beside the one host setting batch processing reads: the field results
+/// are attached under (`output.field`).
+pub struct BatchEngine {
+    pub engine: Engine,
+    pub field: String,
 }
 
-/// Runs `input` through `engine`. `now` is the host's clock where it has one (it bounds how far
-/// in the future an `eventTime` may lie); hosts without a clock pass `None`.
-pub fn process_batch(engine: &mut Engine, input: &[u8], now: Option<i64>) -> BatchOutput {
-    let mut out = BatchOutput { records: Vec::with_capacity(input.len() + 64), alerts: Vec::new() };
-    let field = engine.config().output.field.clone();
-    for record in split_records(input) {
-        let scanned = ScannedObject::validated(record);
-        let arrives = arrives_with(&scanned, &field);
-        let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
-        let processed = engine.process_scanned(scanned, now);
-        let mut tagged = false;
-        if !processed.matches.is_empty() || arrives {
-            let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
-            match valid.map(|valid| Carrier::new(valid, &field)) {
-                Some(Ok(carrier)) => {
-                    engine.counters_mut().quarantined += carrier.quarantined() as u64;
-                    carrier.write_to(&annotation, &mut out.records);
-                    tagged = true;
-                }
-                // A record the scan rejected cannot carry results: they wait for the next.
-                _ => engine.counters_mut().unannotatable += 1,
-            }
-        }
-        if !tagged {
-            out.records.extend_from_slice(record);
-        }
-        out.records.push(b'\n');
+impl BatchEngine {
+    /// The engine for a host's configuration document, where blank means the defaults (`{}`);
+    /// an invalid document gives the pass-through engine that reports it (see `Engine::for_host`).
+    /// Batch hosts read no files: their models come by call.
+    pub fn from_config(config: &[u8]) -> BatchEngine {
+        let config = if config.trim_ascii().is_empty() { b"{}" } else { config };
+        let (engine, host) = Engine::for_host(config, |name| Err(format!("{name}: this host reads no rule files")));
+        BatchEngine { engine, field: host.output.field }
     }
-    append_alerts(engine, &mut out.alerts);
-    out
+
+    /// Closes windows by the host's wall clock (`now`, Unix seconds) and returns the alerts.
+    pub fn flush(&mut self, now: i64) -> BatchOutput {
+        self.engine.flush(now);
+        let mut out = BatchOutput::default();
+        append_alerts(&mut self.engine, &mut out.alerts);
+        out
+    }
+
+    /// Runs `input` through the engine. `now` is the host's clock where it has one (it bounds
+    /// how far in the future an `eventTime` may lie); hosts without a clock pass `None`.
+    pub fn process(&mut self, input: &[u8], now: Option<i64>) -> BatchOutput {
+        let engine = &mut self.engine;
+        let field = &self.field;
+        let mut out = BatchOutput { records: Vec::with_capacity(input.len() + 64), alerts: Vec::new() };
+        for record in split_records(input) {
+            let scanned = ScannedObject::validated(record);
+            let arrives = arrives_with(&scanned, field);
+            let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
+            let processed = engine.process_scanned(scanned, now);
+            let mut tagged = false;
+            if !processed.matches.is_empty() || arrives {
+                let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
+                match valid.map(|valid| Carrier::new(valid, field)) {
+                    Some(Ok(carrier)) => {
+                        engine.counters_mut().quarantined += carrier.quarantined() as u64;
+                        carrier.write_to(&annotation, &mut out.records);
+                        tagged = true;
+                    }
+                    // A record the scan rejected cannot carry results: they wait for the next.
+                    _ => engine.counters_mut().unannotatable += 1,
+                }
+            }
+            if !tagged {
+                out.records.extend_from_slice(record);
+            }
+            out.records.push(b'\n');
+        }
+        append_alerts(engine, &mut out.alerts);
+        out
+    }
 }
 
 /// Moves every waiting alert to `out` as NDJSON.
@@ -86,11 +105,4 @@ pub fn outcome_json(result: Result<(), String>) -> String {
         Err(error) => serde_json::json!({"ok": false, "error": error}),
     }
     .to_string()
-}
-
-/// An engine for a host's configuration document, where blank means the defaults (`{}`); an
-/// invalid document gives the pass-through engine that reports it (see `Engine::from_json`).
-pub fn engine_from_config(config: &[u8]) -> Engine {
-    let config = if config.trim_ascii().is_empty() { b"{}" } else { config };
-    Engine::from_json(config)
 }

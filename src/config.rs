@@ -1,8 +1,10 @@
 //! Per-host configuration: one JSON document, validated with errors that name the key, say what
 //! was wrong and what is allowed.
 //!
-//! Every section has defaults, so `{}` is a working configuration. Each detection validates its
-//! own settings (see its file); this module knows only what all detections share.
+//! Every section has defaults, so `{}` is a working configuration. The document splits into the
+//! engine's [`Config`] and the host adapter's [`HostConfig`]: the engine never sees where its
+//! host keeps state or puts results. Each detection validates its own settings (see its file);
+//! this module knows only what all detections share.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,29 +56,72 @@ pub const CONFIG_FILE: &str = "tripline.json";
 /// Clocks drift and pipelines buffer, but an event a week ahead of the host's clock is forged.
 const MAX_FUTURE_SECONDS: i64 = 7 * 86_400;
 
-/// The whole per-host configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The configuration document (`tripline.json`, or what a batch host is handed): the engine's
+/// settings and the host adapter's, in one document validated as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    pub engine: Config,
+    pub host: HostConfig,
+}
+
+/// What the engine runs by: windows, caps, how alerts are written and the detections.
+#[derive(Debug, Clone, Default)]
 pub struct Config {
-    #[serde(default)]
     pub window: WindowConfig,
-    #[serde(default)]
     pub limits: Limits,
-    #[serde(default)]
+    /// How alerts are written, wherever the host delivers them (`alert_format.rs`); the
+    /// document's `output.alert_format`.
+    pub alert_format: AlertFormat,
+    /// Per detection, by key: `enabled`, `suppress`, and the detection's own settings.
+    pub detections: BTreeMap<String, Map<String, Value>>,
+}
+
+/// What a host adapter does around the engine: where results go on a record, where state and
+/// models are kept, which rule files it reads. The engine knows none of it.
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
     pub output: OutputConfig,
-    #[serde(default)]
     pub snapshot: SnapshotConfig,
     /// Model files (fitted baselines) to load, relative to the configuration's directory.
     /// Used by file-based hosts (Fluent Bit); batch hosts pass models directly.
-    #[serde(default)]
     pub models: Vec<String>,
     /// The host's own rule files (a rule, a list of rules, or a pack; see `rule/`), relative to
     /// the configuration's directory, run beside the built-in ones.
-    #[serde(default)]
     pub rules: Vec<String>,
-    /// Per detection, by key: `enabled`, `suppress`, and the detection's own settings.
+}
+
+/// The document as written: one schema, so that a misspelt key anywhere is an error naming it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentFile {
     #[serde(default)]
-    pub detections: BTreeMap<String, Map<String, Value>>,
+    window: WindowConfig,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    output: OutputSection,
+    #[serde(default)]
+    snapshot: SnapshotConfig,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    rules: Vec<String>,
+    #[serde(default)]
+    detections: BTreeMap<String, Map<String, Value>>,
+}
+
+/// The document's `output` section: the host's settings and the engine's alert format.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OutputSection {
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    max_alerts_per_record: Option<usize>,
+    #[serde(default)]
+    stats_every_records: Option<u64>,
+    #[serde(default)]
+    alert_format: AlertFormat,
 }
 
 /// Event-time windows and the watermark.
@@ -146,8 +191,7 @@ impl Default for Limits {
 }
 
 /// How results are attached to records (record-at-a-time hosts such as Fluent Bit).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct OutputConfig {
     /// The one top-level field tripline adds to a record.
     pub field: String,
@@ -155,13 +199,11 @@ pub struct OutputConfig {
     pub max_alerts_per_record: usize,
     /// Attach the counters to every Nth record (0: never).
     pub stats_every_records: u64,
-    /// How alerts are written, wherever the host delivers them (`alert_format.rs`).
-    pub alert_format: AlertFormat,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { field: "tripline".to_string(), max_alerts_per_record: 100, stats_every_records: 0, alert_format: AlertFormat::Splunk }
+        OutputConfig { field: "tripline".to_string(), max_alerts_per_record: 100, stats_every_records: 0 }
     }
 }
 
@@ -183,19 +225,30 @@ impl Default for SnapshotConfig {
     }
 }
 
-impl Config {
+impl Document {
     /// Parses and validates a configuration document.
-    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+    pub fn from_json(bytes: &[u8]) -> Result<Document, ConfigError> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| ConfigError::new("", format!("not valid JSON ({e})")))?;
         if !value.is_object() {
             return Err(ConfigError::new("", "must be a JSON object"));
         }
-        let config: Config = parse_at("", value)?;
-        config.validate()?;
-        Ok(config)
+        let file: DocumentFile = parse_at("", value)?;
+        let defaults = OutputConfig::default();
+        let output = OutputConfig {
+            field: file.output.field.unwrap_or(defaults.field),
+            max_alerts_per_record: file.output.max_alerts_per_record.unwrap_or(defaults.max_alerts_per_record),
+            stats_every_records: file.output.stats_every_records.unwrap_or(defaults.stats_every_records),
+        };
+        let engine = Config { window: file.window, limits: file.limits, alert_format: file.output.alert_format, detections: file.detections };
+        let host = HostConfig { output, snapshot: file.snapshot, models: file.models, rules: file.rules };
+        engine.validate()?;
+        host.validate()?;
+        Ok(Document { engine, host })
     }
+}
 
+impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.window;
         if w.length_seconds < 60 || w.length_seconds > 7 * 86_400 || 86_400 % w.length_seconds != 0 && w.length_seconds % 86_400 != 0 {
@@ -222,12 +275,16 @@ impl Config {
             ("limits.max_pending_bytes", l.max_pending_bytes, 64 << 10, 1 << 30),
             ("limits.max_window_bytes", l.max_window_bytes, 64 << 10, 1 << 30),
             ("limits.max_value_bytes", l.max_value_bytes, 16, 1 << 20),
-            ("output.max_alerts_per_record", self.output.max_alerts_per_record, 1, 10_000),
         ] {
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::new(key, format!("{value} is not allowed: use {min} to {max}")));
-            }
+            check_range(key, value, min, max)?;
         }
+        Ok(())
+    }
+}
+
+impl HostConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_range("output.max_alerts_per_record", self.output.max_alerts_per_record, 1, 10_000)?;
         let field = &self.output.field;
         if field.is_empty() || field.len() > 64 || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(ConfigError::new("output.field", "must be 1 to 64 letters, digits or underscores"));
@@ -295,6 +352,14 @@ pub fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, Co
     })
 }
 
+fn check_range(key: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("{value} is not allowed: use {min} to {max}")))
+    }
+}
+
 fn check_file_name(key: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty() && !name.contains('/') && !name.contains('\\') && name != "." && name != "..";
     if ok {
@@ -309,15 +374,26 @@ mod tests {
     use super::*;
 
     fn err(json: &str) -> String {
-        Config::from_json(json.as_bytes()).unwrap_err().to_string()
+        Document::from_json(json.as_bytes()).unwrap_err().to_string()
     }
 
     #[test]
     fn empty_document_is_the_defaults() {
-        let c = Config::from_json(b"{}").unwrap();
-        assert_eq!(c.window.length_seconds, 3600);
-        assert_eq!(c.window.allowed_lateness_seconds, 600);
-        assert_eq!(c.output.field, "tripline");
+        let Document { engine, host } = Document::from_json(b"{}").unwrap();
+        assert_eq!(engine.window.length_seconds, 3600);
+        assert_eq!(engine.window.allowed_lateness_seconds, 600);
+        assert_eq!(engine.alert_format, AlertFormat::Splunk);
+        assert_eq!(host.output.field, "tripline");
+        assert_eq!(host.snapshot.file, "tripline-state.snap");
+    }
+
+    #[test]
+    fn output_splits_between_engine_and_host() {
+        let Document { engine, host } =
+            Document::from_json(br#"{"output":{"alert_format":"ocsf","field":"tl","stats_every_records":5}}"#).unwrap();
+        assert_eq!(engine.alert_format, AlertFormat::Ocsf);
+        assert_eq!((host.output.field.as_str(), host.output.stats_every_records, host.output.max_alerts_per_record), ("tl", 5, 100));
+        assert!(err(r#"{"output":{"feild":"tl"}}"#).contains("`output.feild`: unknown field `feild`, expected one of `field`"));
     }
 
     #[test]

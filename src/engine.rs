@@ -17,7 +17,7 @@ use crate::aggregate::{clip, late_group, Caps, ClosedGroup, GroupStats, Windows}
 use crate::alert::{build_match, Alert, AlertBlocks};
 use crate::alert_format::AlertFormat;
 use crate::cloudtrail::{Event, FieldError, UserSource};
-use crate::config::{split_common, Config, ConfigError, LatePolicy};
+use crate::config::{split_common, Config, ConfigError, Document, HostConfig, LatePolicy};
 use crate::catalog::{builtin_rules, catalog, Entry};
 use crate::detection::{value_text, Detection, Selected};
 use crate::rule::{parse_rule_file, Rule};
@@ -270,22 +270,19 @@ impl Engine {
         })
     }
 
-    /// An engine from a configuration document whose `rules` files `read` fetches by name (file
-    /// hosts). A file that cannot be read or parsed is reported in [`Engine::rule_errors`].
-    pub fn from_json_with_rules(bytes: &[u8], read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Engine {
-        let config = match Config::from_json(bytes) {
-            Ok(config) => config,
-            Err(e) => return Engine::disabled(e),
-        };
+    /// An engine from a parsed configuration document whose `rules` files `read` fetches by
+    /// name (file hosts). A file that cannot be read or parsed is reported in
+    /// [`Engine::rule_errors`].
+    pub fn from_document(document: &Document, read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Engine {
         let mut rules = builtin_rules();
         let mut file_errors = Vec::new();
-        for file in &config.rules {
+        for file in &document.host.rules {
             match read(file).and_then(|bytes| parse_rule_file(file, &bytes)) {
                 Ok(local) => rules.extend(local),
                 Err(e) => file_errors.push(e),
             }
         }
-        match Engine::with_rules(config, rules) {
+        match Engine::with_rules(document.engine.clone(), rules) {
             Ok(mut engine) => {
                 engine.counters.rule_errors += file_errors.len() as u64;
                 engine.rule_errors.splice(0..0, file_errors);
@@ -293,6 +290,21 @@ impl Engine {
             }
             Err(e) => Engine::disabled(e),
         }
+    }
+
+    /// A host's engine and its own settings from its configuration document. An invalid
+    /// document gives the engine that runs no detection, passes every record through and
+    /// reports the error in its stats, beside the default host settings.
+    pub fn for_host(bytes: &[u8], read: impl Fn(&str) -> Result<Vec<u8>, String>) -> (Engine, HostConfig) {
+        match Document::from_json(bytes) {
+            Ok(document) => (Engine::from_document(&document, read), document.host),
+            Err(e) => (Engine::disabled(e), HostConfig::default()),
+        }
+    }
+
+    /// [`Engine::for_host`] without the host's settings.
+    pub fn from_json_with_rules(bytes: &[u8], read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Engine {
+        Engine::for_host(bytes, read).0
     }
 
     /// An engine from a configuration document. An invalid document yields an engine that runs
@@ -595,7 +607,7 @@ impl Engine {
             return;
         }
         let alert = Alert::new(slot.detection.metadata(), &slot.blocks, &group, &row);
-        let text = match self.config.output.alert_format {
+        let text = match self.config.alert_format {
             AlertFormat::Splunk => serde_json::value::to_raw_value(&alert),
             format => serde_json::to_value(&alert).and_then(|risk_event| serde_json::value::to_raw_value(&format.write(risk_event))),
         };

@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tripline::batch::{flush_batch, process_batch};
+use tripline::batch::BatchEngine;
 use tripline::Engine;
 
 /// Counts allocations made by the current thread, so the hot-path test is exact and immune to
@@ -67,6 +67,13 @@ fn engine(config: Value) -> Engine {
     let engine = Engine::from_json(config.to_string().as_bytes());
     assert_eq!(engine.config_error(), None);
     engine
+}
+
+/// [`engine`] as the batch hosts run it.
+fn batch(config: Value) -> BatchEngine {
+    let batch = BatchEngine::from_config(config.to_string().as_bytes());
+    assert_eq!(batch.engine.config_error(), None);
+    batch
 }
 
 fn alerts_of(engine: &mut Engine) -> Vec<Value> {
@@ -159,17 +166,17 @@ fn any_host_time_is_safe_arithmetic() {
 
 #[test]
 fn suppression_drops_the_alert_not_the_record() {
-    let mut e = engine(json!({"detections": {BATCH: {"suppress": [{"aws_account_id": {"equals": "111"}}]}}}));
-    let out = process_batch(&mut e, job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
+    let mut e = batch(json!({"detections": {BATCH: {"suppress": [{"aws_account_id": {"equals": "111"}}]}}}));
+    let out = e.process(job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a").as_bytes(), None);
     assert!(String::from_utf8(out.records).unwrap().contains("\"tripline\""));
-    let flushed = flush_batch(&mut e, 1_791_200_000);
+    let flushed = e.flush(1_791_200_000);
     assert!(flushed.alerts.is_empty());
-    assert_eq!(e.counters().suppressed, 1);
+    assert_eq!(e.engine.counters().suppressed, 1);
 }
 
 #[test]
 fn group_cap_closes_small_groups_early_and_keeps_busy_ones() {
-    let mut e = engine(json!({"limits": {"max_groups": 50, "max_values": 3}}));
+    let mut e = batch(json!({"limits": {"max_groups": 50, "max_values": 3}}));
     let mut input = String::new();
     for i in 0..20 {
         input.push_str(&job_created("2026-10-05T10:05:00Z", "9.9.9.9", "111", &format!("busy-{i:02}")));
@@ -179,8 +186,8 @@ fn group_cap_closes_small_groups_early_and_keeps_busy_ones() {
         input.push_str(&job_created("2026-10-05T10:10:00Z", &format!("10.0.{}.{}", i / 256, i % 256), "222", "x"));
         input.push('\n');
     }
-    let out = process_batch(&mut e, input.as_bytes(), None);
-    let flushed = flush_batch(&mut e, 1_791_200_000);
+    let out = e.process(input.as_bytes(), None);
+    let flushed = e.flush(1_791_200_000);
     let alerts: Vec<Value> = [out.alerts, flushed.alerts]
         .concat()
         .split(|&b| b == b'\n')
@@ -193,8 +200,8 @@ fn group_cap_closes_small_groups_early_and_keeps_busy_ones() {
     assert_eq!(busy[0]["result"]["count"], 20);
     assert_eq!(busy[0]["window"]["values_dropped"], 17);
     assert_eq!(busy[0]["result"]["job_arn"].as_array().unwrap().len(), 3);
-    assert!(e.counters().evicted_groups >= 1900);
-    assert_eq!(e.counters().evicted_values, 17);
+    assert!(e.engine.counters().evicted_groups >= 1900);
+    assert_eq!(e.engine.counters().evicted_values, 17);
 }
 
 #[test]
@@ -329,12 +336,12 @@ fn a_configuration_change_refuses_only_the_state_it_invalidates() {
 fn invalid_config_passes_everything_through_and_says_why() {
     let e = Engine::from_json(br#"{"detections":{"nope":{}}}"#);
     assert!(e.config_error().unwrap().to_string().contains("`detections.nope`: unknown detection"));
-    let mut e = Engine::from_json(br#"{"window":{"length_seconds":"hour"}}"#);
+    let mut e = BatchEngine::from_config(br#"{"window":{"length_seconds":"hour"}}"#);
     let record = job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a");
-    let out = process_batch(&mut e, record.as_bytes(), None);
+    let out = e.process(record.as_bytes(), None);
     assert_eq!(out.records, format!("{record}\n").into_bytes());
-    assert_eq!(e.stats()["counters"]["config_errors"], 1);
-    assert!(e.stats()["config_error"].as_str().unwrap().contains("window.length_seconds"));
+    assert_eq!(e.engine.stats()["counters"]["config_errors"], 1);
+    assert!(e.engine.stats()["config_error"].as_str().unwrap().contains("window.length_seconds"));
 }
 
 /// Splunk's `stats ... by` over whole hours, computed the plain way from all events at once.
@@ -395,9 +402,9 @@ proptest! {
 #[test]
 fn the_shipped_example_configuration_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fluent-bit/tripline.json");
-    let config = tripline::config::Config::from_json(&std::fs::read(path).unwrap()).unwrap();
-    assert_eq!(config.models, ["baseline.json"]);
-    assert!(Engine::new(config).is_ok());
+    let document = tripline::config::Document::from_json(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(document.host.models, ["baseline.json"]);
+    assert!(Engine::new(document.engine).is_ok());
 }
 
 /// A rule document as the compiler writes it, with the parts these tests vary.
@@ -428,7 +435,7 @@ fn rules_run_in_their_own_windows_and_rows() {
         json!([{"where": {"binary": {"op": "ge", "left": {"field": "n"}, "right": {"num": 2.0}}}}]),
     );
     let per_event = rule("each", json!(["JobCreated"]), eq("eventName", "JobCreated"), Value::Null, json!([]));
-    let config: tripline::config::Config = serde_json::from_value(json!({})).unwrap();
+    let config = tripline::config::Config::default();
     let mut e = Engine::with_rules(config, vec![five_minutes, per_event]).unwrap();
 
     e.process(other("2026-10-05T10:01:00Z").as_bytes(), None);
@@ -456,7 +463,7 @@ fn windows_saved_under_another_form_of_a_rule_are_not_restored() {
         rule("per_ip", json!(["DescribeInstances"]), eq("eventName", "DescribeInstances"),
              json!({"by": fields, "functions": [{"func": "count", "name": "n"}]}), json!([]))
     };
-    let config = || -> tripline::config::Config { serde_json::from_value(json!({})).unwrap() };
+    let config = tripline::config::Config::default;
     let mut saved = Engine::with_rules(config(), vec![by(json!(["src_ip"]))]).unwrap();
     saved.process(other("2026-10-05T10:01:00Z").as_bytes(), None);
     let snap = saved.snapshot().unwrap();
@@ -512,7 +519,7 @@ fn a_rule_that_reads_every_record_allocates_nothing_to_reject_one() {
         Value::Null,
         json!([]),
     );
-    let mut e = Engine::with_rules(serde_json::from_value(json!({})).unwrap(), vec![everywhere]).unwrap();
+    let mut e = Engine::with_rules(tripline::config::Config::default(), vec![everywhere]).unwrap();
     let records: Vec<String> = (0..100).map(|i| other(&format!("2026-10-05T10:{:02}:00Z", i % 60))).collect();
     e.process(records[0].as_bytes(), None);
     let before = ALLOCATIONS.with(Cell::get);
@@ -544,7 +551,7 @@ fn rules_that_name_no_event_are_indexed_by_the_value_they_require() {
         json!([]),
     );
     let succeeded = rule("succeeded", json!([]), json!({"compare": {"field": "errorCode", "op": "eq", "value": "success"}}), Value::Null, json!([]));
-    let config: tripline::config::Config = serde_json::from_value(json!({})).unwrap();
+    let config = tripline::config::Config::default();
     let mut e = Engine::with_rules(config, vec![denied, succeeded]).unwrap();
     let with_error = |code: Value| {
         let mut record: Value = serde_json::from_str(&other("2026-10-05T10:01:00Z")).unwrap();
@@ -580,7 +587,7 @@ fn sigma_rules_are_indexed_by_the_identity_type_they_require() {
     // Sigma folds a non-ASCII pattern's case beyond ASCII (`Ä` is `ä`): the index must not
     // turn such a record away, as ASCII folding would.
     let umlaut = rule("umlaut", json!([]), sigma("userIdentity.type", "Äb"), Value::Null, json!([]));
-    let config: tripline::config::Config = serde_json::from_value(json!({})).unwrap();
+    let config = tripline::config::Config::default();
     let mut e = Engine::with_rules(config, vec![root, umlaut]).unwrap();
     let of_type = |kind: Value| {
         let mut record: Value = serde_json::from_str(&quiet("2026-10-05T10:01:00Z")).unwrap();

@@ -1,5 +1,5 @@
 //! `tripline check`: a host's configuration directory as the module would load it, with the
-//! module's own messages (the same core calls: `Engine::from_json_with_rules`, `load_model`),
+//! module's own messages (the same core calls: `Engine::for_host`, `load_model`),
 //! before deploying it.
 
 use std::path::PathBuf;
@@ -33,19 +33,18 @@ pub fn run(a: Args) -> Result<u8> {
     let mut summary = Vec::new();
     if a.config.is_some() || a.rules.is_empty() {
         let place = Place::locate(a.config.as_deref().unwrap_or(std::path::Path::new(".")))?;
-        let mut engine = place.engine(&place.read()?);
+        let (mut engine, host) = place.engine(&place.read()?);
         match place.config_problem(&engine) {
             Some(problem) => problems.push(problem),
             None => {
-                problems.extend(place.rule_problems(&engine));
-                problems.extend(place.load_models(&mut engine));
+                problems.extend(place.rule_problems(&engine, &host));
+                problems.extend(place.load_models(&mut engine, &host));
                 let enabled = engine.stats()["detections"].as_object().map_or(0, |d| d.len());
-                let config = engine.config();
                 summary.push(format!(
                     "{}: {enabled} detections enabled, {} rule file(s), {} model(s)",
                     place.file.display(),
-                    config.rules.len(),
-                    config.models.len()
+                    host.rules.len(),
+                    host.models.len()
                 ));
             }
         }

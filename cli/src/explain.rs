@@ -80,9 +80,9 @@ fn find_rule(a: &Args) -> Result<Rule> {
     let mut rules = Vec::new();
     if let Some(path) = &a.config {
         let place = Place::locate(path)?;
-        let config = tripline::config::Config::from_json(&place.read()?)
+        let document = tripline::config::Document::from_json(&place.read()?)
             .map_err(|e| anyhow!("{}: {e}; fix the configuration (`tripline check`)", place.file.display()))?;
-        for file in &config.rules {
+        for file in &document.host.rules {
             let path = place.dir.join(file);
             let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read the rule file", path.display()))?;
             rules.extend(parse_rule_file(&path.display().to_string(), &bytes).map_err(|e| anyhow!("{e}"))?);

@@ -141,7 +141,7 @@ fn fit_engine(document: &Value, key: &str, place: Option<&Place>) -> Result<Engi
         let doc = fit_config(document, key, learn)?;
         let bytes = serde_json::to_vec(&doc)?;
         Ok(match place {
-            Some(p) => p.engine(&bytes),
+            Some(p) => p.engine(&bytes).0,
             None => Engine::from_json(&bytes),
         })
     };

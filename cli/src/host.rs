@@ -1,12 +1,12 @@
 //! A host's configuration as the Fluent Bit module reads it: `tripline.json` in a directory
 //! (`Accessible_Paths`), the rule files and models it names read from that directory, through
-//! the same core calls (`Engine::from_json_with_rules`, `Engine::load_model`) and with the same
+//! the same core calls (`Engine::for_host`, `Engine::load_model`) and with the same
 //! messages.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use tripline::config::CONFIG_FILE;
+use tripline::config::{HostConfig, CONFIG_FILE};
 use tripline::Engine;
 
 /// A configuration as given on the command line: its directory and its file.
@@ -39,18 +39,18 @@ impl Place {
         std::fs::read(&self.file).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}; check its permissions", self.file.display()))
     }
 
-    /// The engine the module would build from this configuration document.
-    pub fn engine(&self, document: &[u8]) -> Engine {
-        let dir = self.dir.clone();
-        Engine::from_json_with_rules(document, move |name| std::fs::read(dir.join(name)).map_err(|e| format!("{name}: cannot read: {e}")))
+    /// The engine the module would build from this configuration document, and the module's
+    /// own settings from it.
+    pub fn engine(&self, document: &[u8]) -> (Engine, HostConfig) {
+        Engine::for_host(document, |name| std::fs::read(self.dir.join(name)).map_err(|e| format!("{name}: cannot read: {e}")))
     }
 
     /// Loads the models the configuration lists, as the module does at start; the problems,
     /// each with the module's message, placed at their file.
-    pub fn load_models(&self, engine: &mut Engine) -> Vec<String> {
+    pub fn load_models(&self, engine: &mut Engine, host: &HostConfig) -> Vec<String> {
         let mut problems = Vec::new();
-        for model in engine.config().models.clone() {
-            let path = self.dir.join(&model);
+        for model in &host.models {
+            let path = self.dir.join(model);
             let loaded = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| engine.load_model(&bytes));
             if let Err(e) = loaded {
                 problems.push(format!(
@@ -68,8 +68,8 @@ impl Place {
     }
 
     /// The rule problems, each placed at its rule file where the message names one.
-    pub fn rule_problems(&self, engine: &Engine) -> Vec<String> {
-        let files = &engine.config().rules;
+    pub fn rule_problems(&self, engine: &Engine, host: &HostConfig) -> Vec<String> {
+        let files = &host.rules;
         engine
             .rule_errors()
             .iter()
@@ -84,15 +84,15 @@ impl Place {
 /// The engine for `config` (a directory or file; the defaults without one), refusing a
 /// configuration the module would refuse. Rule and model problems are printed as warnings: the
 /// module runs without them.
-pub fn engine_for(config: Option<&Path>) -> Result<Engine> {
-    let Some(path) = config else { return Ok(Engine::from_json(b"{}")) };
+pub fn engine_for(config: Option<&Path>) -> Result<(Engine, HostConfig)> {
+    let Some(path) = config else { return Ok((Engine::from_json(b"{}"), HostConfig::default())) };
     let place = Place::locate(path)?;
-    let mut engine = place.engine(&place.read()?);
+    let (mut engine, host) = place.engine(&place.read()?);
     if let Some(problem) = place.config_problem(&engine) {
         bail!("{problem}");
     }
-    for problem in place.rule_problems(&engine).into_iter().chain(place.load_models(&mut engine)) {
+    for problem in place.rule_problems(&engine, &host).into_iter().chain(place.load_models(&mut engine, &host)) {
         eprintln!("tripline: warning: {problem}");
     }
-    Ok(engine)
+    Ok((engine, host))
 }

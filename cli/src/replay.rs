@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tripline::batch::{flush_batch, process_batch};
+use tripline::batch::BatchEngine;
 
 use crate::input::{for_each_record, total_disk_size};
 use crate::progress::{thousands, Progress};
@@ -55,10 +55,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<u8> {
     let files = input_files(&a.files)?;
-    let mut engine = host::engine_for(a.config.as_deref())?;
+    let (engine, host) = host::engine_for(a.config.as_deref())?;
+    let mut batch = BatchEngine { engine, field: host.output.field };
     for model in &a.model {
         let bytes = std::fs::read(model).with_context(|| format!("{}: cannot read the model", model.display()))?;
-        engine.load_model(&bytes).map_err(|e| {
+        batch.engine.load_model(&bytes).map_err(|e| {
             anyhow::anyhow!("{}: model not loaded: {e}; fit it with `tripline fit` under the same configuration", model.display())
         })?;
     }
@@ -71,7 +72,7 @@ pub fn run(a: Args) -> Result<u8> {
     let mut alerts: Vec<Value> = Vec::new();
     for_each_record(&files, |_, record, position| {
         records += 1;
-        let result = process_batch(&mut engine, record, Some(now));
+        let result = batch.process(record, Some(now));
         tagged += u64::from(result.records.strip_suffix(b"\n") != Some(record));
         if let Some(w) = out.as_mut() {
             w.write_all(&result.records)?;
@@ -83,7 +84,7 @@ pub fn run(a: Args) -> Result<u8> {
     progress.finish();
     let during = alerts.len();
     if !a.keep_open {
-        take_alerts(&flush_batch(&mut engine, now).alerts, &mut alerts, &mut alerts_out)?;
+        take_alerts(&batch.flush(now).alerts, &mut alerts, &mut alerts_out)?;
     }
     for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
         w.flush()?;
@@ -91,7 +92,7 @@ pub fn run(a: Args) -> Result<u8> {
     let elapsed = started.elapsed().as_secs_f64();
 
     if !alerts.is_empty() {
-        print!("{}", table::alerts_table(&alerts, engine.config().output.alert_format, a.max_rows));
+        print!("{}", table::alerts_table(&alerts, batch.engine.config().alert_format, a.max_rows));
         println!();
     }
     println!(
@@ -106,7 +107,7 @@ pub fn run(a: Args) -> Result<u8> {
     if !a.keep_open {
         row("  at the end", (alerts.len() - during) as u64, "(windows closed when the input ended)");
     }
-    let counters = serde_json::to_value(engine.counters())?;
+    let counters = serde_json::to_value(batch.engine.counters())?;
     let shown: Vec<String> = counters
         .as_object()
         .into_iter()

@@ -88,18 +88,18 @@ struct Instance {
 impl Instance {
     fn open(dir: &Path) -> Result<Instance> {
         let place = Place::locate(dir)?;
-        let engine = place.engine(&place.read()?);
+        let (engine, host) = place.engine(&place.read()?);
         if let Some(problem) = place.config_problem(&engine) {
             bail!("{problem}");
         }
-        let file = &engine.config().snapshot.file;
+        let file = &host.snapshot.file;
         if file.is_empty() {
             bail!("{}: `snapshot.file` is \"\", so this instance keeps no state to move", place.file.display());
         }
         let snapshot = place.dir.join(file);
         let journal = snapshot.with_extension("journal");
         let mut rules = tripline::catalog::builtin_rules();
-        for name in &engine.config().rules {
+        for name in &host.rules {
             let bytes = std::fs::read(place.dir.join(name)).with_context(|| format!("{}: cannot read", place.dir.join(name).display()))?;
             rules.extend(tripline::rule::parse_rule_file(name, &bytes).map_err(|e| anyhow!(e))?);
         }
@@ -113,7 +113,7 @@ impl Instance {
         if snapshot.is_none() && journal.is_none() {
             return Ok(None);
         }
-        let mut engine = self.place.engine(&self.place.read()?);
+        let (mut engine, _) = self.place.engine(&self.place.read()?);
         if let Some(bytes) = &snapshot {
             engine.restore(bytes).map_err(|e| anyhow!("{}: {e}", self.snapshot.display()))?;
         }

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tripline::batch::{flush_batch, process_batch};
+use tripline::batch::BatchEngine;
 use tripline_generate::{generate, Options};
 use tripline_host_test::artifacts::{dist, project_root, shared_data};
 use tripline_host_test::component_host::{ComponentEngine, ComponentHost};
@@ -156,9 +156,9 @@ fn state_carried_through_snapshots_across_instances_matches_the_native_core() {
         .collect();
     let bounds: Vec<usize> = [0].into_iter().chain(cuts).chain([data.len()]).collect();
 
-    let mut native = tripline::Engine::from_json(b"{}");
-    let mut expected = process_batch(&mut native, data, None);
-    expected.alerts.extend(flush_batch(&mut native, wall_clock()).alerts);
+    let mut native = BatchEngine::from_config(b"{}");
+    let mut expected = native.process(data, None);
+    expected.alerts.extend(native.flush(wall_clock()).alerts);
     // The four planted anomalies and what the rest of the default pack finds.
     assert!(json_lines(&expected.alerts).len() >= 4, "the generator plants four anomalies");
 
@@ -181,7 +181,7 @@ fn state_carried_through_snapshots_across_instances_matches_the_native_core() {
     assert_eq!(json_lines(&alerts), json_lines(&expected.alerts));
     assert!(records == expected.records, "tagged records differ from the native core's");
     let counters = &last.stats().unwrap()["counters"];
-    assert_eq!(counters["records"], native.counters().records);
+    assert_eq!(counters["records"], native.engine.counters().records);
     assert_eq!(counters["restores"], 4);
     assert_eq!(counters["snapshot_saves"], 4, "each snapshot counts itself");
 
@@ -237,9 +237,9 @@ fn ocsf_and_ecs_alerts_through_the_component_are_the_splunk_alerts() {
         assert_eq!(engine.config_error().unwrap(), None);
         let mut alerts = engine.process(example_data()).unwrap().alerts;
         alerts.extend(engine.flush(now).unwrap().alerts);
-        let mut native = tripline::Engine::from_json(config.as_bytes());
-        let mut expected = process_batch(&mut native, example_data(), None).alerts;
-        expected.extend(flush_batch(&mut native, now).alerts);
+        let mut native = BatchEngine::from_config(config.as_bytes());
+        let mut expected = native.process(example_data(), None).alerts;
+        expected.extend(native.flush(now).alerts);
         assert!(alerts == expected, "{config}: the component's alerts differ from the native core's");
         json_lines(&alerts)
     };

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tripline::config::Config;
 use tripline::rule::{parse_rule_file, Rule};
 use tripline::Engine;
@@ -69,8 +69,8 @@ fn rules() -> Vec<Rule> {
 
 /// Every rule on (Hunting and experimental ones too), and the hand-written detections.
 fn engine(rules: &[Rule]) -> Engine {
-    let detections: serde_json::Map<String, Value> = rules.iter().map(|r| (r.metadata.key.clone(), json!({"enabled": true}))).collect();
-    let config = Config::from_json(json!({"detections": detections}).to_string().as_bytes()).unwrap();
+    let on = serde_json::Map::from_iter([("enabled".to_string(), Value::Bool(true))]);
+    let config = Config { detections: rules.iter().map(|r| (r.metadata.key.clone(), on.clone())).collect(), ..Config::default() };
     Engine::with_rules(config, rules.to_vec()).unwrap()
 }
 

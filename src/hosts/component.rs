@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use crate::batch::{engine_from_config, flush_batch, process_batch, BatchOutput};
+use crate::batch::{BatchEngine, BatchOutput};
 
 wit_bindgen::generate!({
     path: "wit",
@@ -18,7 +18,7 @@ use exports::tripline::detect::detector;
 struct Component;
 
 /// The `engine` resource: the component model hands methods `&self`.
-struct Engine(RefCell<crate::Engine>);
+struct Engine(RefCell<BatchEngine>);
 
 impl From<BatchOutput> for detector::BatchOutput {
     fn from(out: BatchOutput) -> Self {
@@ -32,39 +32,39 @@ impl detector::Guest for Component {
 
 impl detector::GuestEngine for Engine {
     fn new(config: String) -> Self {
-        Engine(RefCell::new(engine_from_config(config.as_bytes())))
+        Engine(RefCell::new(BatchEngine::from_config(config.as_bytes())))
     }
 
     fn process(&self, batch: Vec<u8>) -> detector::BatchOutput {
-        process_batch(&mut self.0.borrow_mut(), &batch, None).into()
+        self.0.borrow_mut().process(&batch, None).into()
     }
 
     fn flush(&self, now: i64) -> detector::BatchOutput {
-        flush_batch(&mut self.0.borrow_mut(), now).into()
+        self.0.borrow_mut().flush(now).into()
     }
 
     fn stats(&self) -> String {
-        self.0.borrow().stats().to_string()
+        self.0.borrow().engine.stats().to_string()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, String> {
-        self.0.borrow_mut().snapshot()
+        self.0.borrow_mut().engine.snapshot()
     }
 
     fn restore(&self, snapshot: Vec<u8>) -> Result<(), String> {
-        self.0.borrow_mut().restore(&snapshot)
+        self.0.borrow_mut().engine.restore(&snapshot)
     }
 
     fn load_model(&self, model: Vec<u8>) -> Result<(), String> {
-        self.0.borrow_mut().load_model(&model)
+        self.0.borrow_mut().engine.load_model(&model)
     }
 
     fn model(&self, detection: String) -> Option<String> {
-        self.0.borrow().model(&detection).map(|m| m.to_string())
+        self.0.borrow().engine.model(&detection).map(|m| m.to_string())
     }
 
     fn config_error(&self) -> Option<String> {
-        self.0.borrow().config_error().map(|e| e.to_string())
+        self.0.borrow().engine.config_error().map(|e| e.to_string())
     }
 }
 

@@ -26,11 +26,11 @@ use std::cell::RefCell;
 use extism_pdk::{config, plugin_fn, FnResult};
 use serde_json::Value;
 
-use crate::batch::{engine_from_config, flush_batch, outcome_json, process_batch};
+use crate::batch::{outcome_json, BatchEngine};
 use crate::engine::Engine;
 
 thread_local! {
-    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static ENGINE: RefCell<Option<BatchEngine>> = const { RefCell::new(None) };
 }
 
 /// Reads a manifest `config` value as bytes (a non-UTF-8 value must not panic the plugin).
@@ -38,17 +38,21 @@ fn config_bytes(key: &str) -> Option<Vec<u8>> {
     config::get_memory(key).ok().flatten().map(|m| m.to_vec())
 }
 
-fn build() -> Engine {
-    let mut engine = engine_from_config(&config_bytes("tripline").unwrap_or_default());
+fn build() -> BatchEngine {
+    let mut batch = BatchEngine::from_config(&config_bytes("tripline").unwrap_or_default());
     if let Some(model) = config_bytes("tripline_model") {
         // A bad model is counted (`model_errors`) and leaves the detection unfitted.
-        let _ = engine.load_model(&model);
+        let _ = batch.engine.load_model(&model);
     }
-    engine
+    batch
+}
+
+fn with_batch<R>(f: impl FnOnce(&mut BatchEngine) -> R) -> R {
+    ENGINE.with(|cell| f(cell.borrow_mut().get_or_insert_with(build)))
 }
 
 fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
-    ENGINE.with(|cell| f(cell.borrow_mut().get_or_insert_with(build)))
+    with_batch(|batch| f(&mut batch.engine))
 }
 
 /// `flush`'s input: whole Unix seconds as ASCII decimal (surrounding blanks allowed).
@@ -60,13 +64,13 @@ fn unix_seconds(input: &[u8]) -> Result<i64, extism_pdk::Error> {
 
 #[plugin_fn]
 pub fn process(input: Vec<u8>) -> FnResult<Vec<u8>> {
-    Ok(with_engine(|engine| process_batch(engine, &input, None).framed()))
+    Ok(with_batch(|batch| batch.process(&input, None).framed()))
 }
 
 #[plugin_fn]
 pub fn flush(input: Vec<u8>) -> FnResult<Vec<u8>> {
     let now = unix_seconds(&input)?;
-    Ok(with_engine(|engine| flush_batch(engine, now).framed()))
+    Ok(with_batch(|batch| batch.flush(now).framed()))
 }
 
 #[plugin_fn]

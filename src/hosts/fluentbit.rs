@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, CONFIG_FILE};
+use crate::config::{ConfigError, HostConfig, CONFIG_FILE};
 use crate::engine::Engine;
 use crate::journal;
 use crate::json::{validate, Kind, RawObject, ScannedObject};
@@ -26,6 +26,8 @@ const DROP: &[u8] = b"\0";
 
 struct Filter {
     engine: Engine,
+    /// This adapter's settings from the same document: output, snapshot, models.
+    host: HostConfig,
     dir: Option<PathBuf>,
     output: Vec<u8>,
     /// Where state survives the instance; `None` when saving is off or impossible.
@@ -141,7 +143,7 @@ impl Filter {
     fn start() -> Filter {
         let mut filter = Filter::read_only();
         let Some(dir) = filter.dir.clone() else { return filter };
-        for model in filter.engine.config().models.clone() {
+        for model in filter.host.models.clone() {
             let loaded = std::fs::read(dir.join(&model))
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| filter.engine.load_model(&bytes));
@@ -150,9 +152,9 @@ impl Filter {
                 Err(e) => log(&format!("model {model} not loaded: {e}")),
             }
         }
-        let file = &filter.engine.config().snapshot.file;
-        if !file.is_empty() && filter.engine.config_error().is_none() {
-            filter.durable = DurableState::open(&dir.join(file), &mut filter.engine);
+        let snapshot = &filter.host.snapshot;
+        if !snapshot.file.is_empty() && filter.engine.config_error().is_none() {
+            filter.durable = DurableState::open(&dir.join(&snapshot.file), snapshot.every_records, &mut filter.engine);
         }
         filter
     }
@@ -161,20 +163,21 @@ impl Filter {
     fn read_only() -> Filter {
         let dirs = preopened_dirs();
         let dir = dirs.iter().find(|d| d.join(CONFIG_FILE).is_file()).or(dirs.first()).cloned();
-        let engine = match &dir {
+        let (engine, host) = match &dir {
             None => {
                 log(&format!("no Accessible_Paths directory, so no {CONFIG_FILE}: running the defaults, keeping no state"));
-                Engine::from_json(b"{}")
+                (Engine::from_json(b"{}"), HostConfig::default())
             }
             Some(d) => match std::fs::read(d.join(CONFIG_FILE)) {
-                Ok(bytes) => Engine::from_json_with_rules(&bytes, |name| {
-                    std::fs::read(d.join(name)).map_err(|e| format!("{name}: cannot read: {e}"))
-                }),
+                Ok(bytes) => Engine::for_host(&bytes, |name| std::fs::read(d.join(name)).map_err(|e| format!("{name}: cannot read: {e}"))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     log(&format!("no {CONFIG_FILE} in any Accessible_Paths directory: running the defaults"));
-                    Engine::from_json(b"{}")
+                    (Engine::from_json(b"{}"), HostConfig::default())
                 }
-                Err(e) => Engine::disabled(ConfigError::new("", format!("cannot read {}: {e}", d.join(CONFIG_FILE).display()))),
+                Err(e) => (
+                    Engine::disabled(ConfigError::new("", format!("cannot read {}: {e}", d.join(CONFIG_FILE).display()))),
+                    HostConfig::default(),
+                ),
             },
         };
         if let Some(e) = engine.config_error() {
@@ -183,26 +186,25 @@ impl Filter {
         for e in engine.rule_errors() {
             log(e);
         }
-        Filter { engine, dir, output: Vec::new(), durable: None, said_several: false }
+        Filter { engine, host, dir, output: Vec::new(), durable: None, said_several: false }
     }
 
     /// `None` keeps the record as it is (the host reuses the input pointer).
     fn filter(&mut self, record: &[u8], now: i64) -> Option<*const u8> {
         let watermark = self.engine.watermark();
         let scanned = ScannedObject::validated(record);
-        let arrives = arrives_with(&scanned, &self.engine.config().output.field);
+        let output = &self.host.output;
+        let arrives = arrives_with(&scanned, &output.field);
         let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
         let processed = self.engine.process_scanned(scanned, Some(now));
-        let output = &self.engine.config().output;
         let every = output.stats_every_records;
         let stats_due = every > 0 && self.engine.counters().records % every == 0;
         let mut result = None;
         let mut taken = 0;
         if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || arrives {
-            let field = output.field.clone();
             let max_alerts = output.max_alerts_per_record;
             self.output.clear();
-            match valid.map(|valid| Carrier::new(valid, &field)) {
+            match valid.map(|valid| Carrier::new(valid, &output.field)) {
                 // A record too large for the memory left passes as it is; its results wait.
                 Some(Ok(_)) if self.output.try_reserve(record.len() + 64 * 1024).is_err() => self.engine.counters_mut().out_of_memory += 1,
                 Some(Ok(carrier)) => {
@@ -232,7 +234,7 @@ impl Filter {
 
     fn alerts_only(&mut self, record: &[u8], framing: Framing) -> Option<()> {
         let object = RawObject::new(record).ok()?;
-        let carried = object.get(&self.engine.config().output.field).ok()??.as_object()?;
+        let carried = object.get(&self.host.output.field).ok()??.as_object()?;
         let alerts = carried.get("alerts").ok()??;
         // The scan only delimits the value: returning it unchecked could hand Fluent Bit
         // invalid JSON, which 5.1.1 can abort on.
@@ -286,6 +288,8 @@ struct DurableState {
     entry: Vec<u8>,
     journal_bytes: u64,
     records_since_save: u64,
+    /// `snapshot.every_records`: fold the journal into a new snapshot after this many records.
+    every_records: u64,
 }
 
 /// A journal this large is folded into the snapshot, bounding the replay at start.
@@ -299,7 +303,7 @@ const ONE_WRITE_BYTES: usize = 64 << 10;
 impl DurableState {
     /// Restores the snapshot and replays the journal into `engine`. `None` (after one log line)
     /// when either path is taken by something that is not a plain file: that is left untouched.
-    fn open(snapshot: &Path, engine: &mut Engine) -> Option<DurableState> {
+    fn open(snapshot: &Path, every_records: u64, engine: &mut Engine) -> Option<DurableState> {
         let journal = snapshot.with_extension("journal");
         for path in [snapshot, journal.as_path()] {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -333,6 +337,7 @@ impl DurableState {
             entry: Vec::new(),
             journal_bytes: 0,
             records_since_save: 0,
+            every_records,
         };
         if let Ok(bytes) = std::fs::read(&state.journal) {
             let replayed = journal::replay(engine, &bytes);
@@ -384,7 +389,7 @@ impl DurableState {
 
     fn after_record(&mut self, engine: &mut Engine) {
         self.records_since_save += 1;
-        let every = engine.config().snapshot.every_records;
+        let every = self.every_records;
         if (every > 0 && self.records_since_save >= every) || self.journal_bytes >= JOURNAL_COMPACT_BYTES {
             self.compact(engine);
         }

@@ -24,8 +24,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::batch::{append_alerts, engine_from_config, flush_batch, outcome_json, process_batch};
-use crate::engine::Engine;
+use crate::batch::{append_alerts, outcome_json, BatchEngine};
 
 /// Every detection this build can run, as JSON text: `[{"key", "enabled_by_default"}]` in the
 /// catalog's order (the keys a configuration's `detections` takes).
@@ -62,7 +61,7 @@ impl Batch {
 
 #[wasm_bindgen(js_name = Tripline)]
 pub struct TriplineRaw {
-    engine: Engine,
+    batch: BatchEngine,
 }
 
 #[wasm_bindgen(js_class = Tripline)]
@@ -70,53 +69,53 @@ impl TriplineRaw {
     /// An engine for the configuration document `config` (JSON bytes; empty means `{}`).
     #[wasm_bindgen(constructor)]
     pub fn new(config: &[u8]) -> TriplineRaw {
-        TriplineRaw { engine: engine_from_config(config) }
+        TriplineRaw { batch: BatchEngine::from_config(config) }
     }
 
     /// Runs one batch (NDJSON or S3 export bytes) through the engine.
     pub fn process(&mut self, input: &[u8]) -> Batch {
-        let out = process_batch(&mut self.engine, input, None);
+        let out = self.batch.process(input, None);
         Batch { records: out.records, alerts: out.alerts }
     }
 
     /// Closes windows by the wall clock (`now`, Unix seconds); the alerts as NDJSON bytes.
     pub fn flush(&mut self, now: f64) -> Vec<u8> {
-        flush_batch(&mut self.engine, now as i64).alerts
+        self.batch.flush(now as i64).alerts
     }
 
     /// Closes every open window (end of a replay); the alerts as NDJSON bytes.
     #[wasm_bindgen(js_name = finishAll)]
     pub fn finish_all(&mut self) -> Vec<u8> {
-        self.engine.finish_all();
+        self.batch.engine.finish_all();
         let mut alerts = Vec::new();
-        append_alerts(&mut self.engine, &mut alerts);
+        append_alerts(&mut self.batch.engine, &mut alerts);
         alerts
     }
 
     /// The engine's stats as JSON text.
     pub fn stats(&self) -> String {
-        self.engine.stats().to_string()
+        self.batch.engine.stats().to_string()
     }
 
     /// The whole state as bytes. Throws (a JS `Error`) only if the state cannot be encoded;
     /// the failure is counted (`snapshot_failures`).
     pub fn snapshot(&mut self) -> Result<Vec<u8>, JsError> {
-        self.engine.snapshot().map_err(|error| JsError::new(&error))
+        self.batch.engine.snapshot().map_err(|error| JsError::new(&error))
     }
 
     /// Restores a snapshot; `{"ok":..}` as JSON text.
     pub fn restore(&mut self, bytes: &[u8]) -> String {
-        outcome_json(self.engine.restore(bytes))
+        outcome_json(self.batch.engine.restore(bytes))
     }
 
     /// Loads a model document (JSON bytes); `{"ok":..}` as JSON text.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&mut self, model: &[u8]) -> String {
-        outcome_json(self.engine.load_model(model))
+        outcome_json(self.batch.engine.load_model(model))
     }
 
     /// A detection's learned model as JSON text (`null` if that detection is not enabled).
     pub fn model(&self, key: &str) -> String {
-        self.engine.model(key).unwrap_or(serde_json::Value::Null).to_string()
+        self.batch.engine.model(key).unwrap_or(serde_json::Value::Null).to_string()
     }
 }
