@@ -549,7 +549,7 @@ impl<'a> Event<'a> {
         let Some(value) = self.record.get_path(path)? else { return Ok(None) };
         match value.kind() {
             Kind::Object | Kind::Array => Err(FieldError::WrongType { field: path.to_string() }),
-            _ => Ok(value.as_text()?),
+            _ => Ok(self.record.text_of(value)?),
         }
     }
 }

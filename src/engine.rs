@@ -401,12 +401,12 @@ impl Engine {
         let time = object.get("eventTime").map_err(RecordError::Parse)?;
         let name = object.get("eventName").map_err(RecordError::Parse)?;
         let time = match time {
-            Some(t) if t.kind() == Kind::String => t.as_str().map_err(RecordError::Parse)?.and_then(|s| parse_event_time(&s)),
+            Some(t) if t.kind() == Kind::String => object.text_of(t).map_err(RecordError::Parse)?.and_then(|s| parse_event_time(&s)),
             _ => None,
         };
         let name = match name {
             None => None,
-            Some(v) if v.kind() == Kind::String => v.as_str().map_err(RecordError::Parse)?,
+            Some(v) if v.kind() == Kind::String => object.text_of(v).map_err(RecordError::Parse)?,
             Some(_) => return Err(RecordError::Field("eventName is not a string".into())),
         };
         let named = name.is_some();

@@ -221,6 +221,27 @@ impl<'a> ScannedObject<'a> {
         Ok(scanned)
     }
 
+    /// [`RawValue::as_text`] of a value read from this object, without repeating the UTF-8
+    /// check where [`ScannedObject::validated`] has made it: every field a rule reads is text,
+    /// and checking each again cost a twentieth of the pack's work on the example.
+    pub fn text_of(&self, value: RawValue<'a>) -> Result<Option<Cow<'a, str>>, ScanError> {
+        let record = self.object.bytes.as_ptr_range();
+        let within = record.start <= value.bytes.as_ptr() && value.bytes.as_ptr_range().end <= record.end;
+        let inner = match (self.validated.is_some() && within, value.kind()) {
+            (false, _) | (true, Kind::Null | Kind::Object | Kind::Array) => return value.as_text(),
+            (true, Kind::String) => match value.unescaped_string() {
+                Some(inner) => inner,
+                None => return value.as_str(),
+            },
+            (true, Kind::Number | Kind::Bool) => value.bytes,
+        };
+        // SAFETY: a `RawValue` is made only by this module's scans, whole tokens (a string's
+        // bytes between its quotes, a number, a literal) of the bytes scanned; these lie within
+        // this record, which `validated` proved to be JSON, so valid UTF-8, and a token of it
+        // starts and ends on a character boundary.
+        Ok(Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(inner) })))
+    }
+
     /// The object's text, from its opening brace (Splunk's `_raw`).
     pub fn raw(&self) -> &'a [u8] {
         self.object.bytes
@@ -767,6 +788,22 @@ mod tests {
 
     const RECORD: &str = r#"{"userIdentity":{"type":"AWSService","note":"}{\"x"},"eventName":"JobCreated",
         "n":12.5,"ok":true,"list":[1,[2,{"a":"]"}]],"serviceEventDetails":{"jobArn":"arn:x","status":"New"}}"#;
+
+    #[test]
+    fn text_of_a_validated_record_reads_as_as_text_does() {
+        let record = r#"{"a":"caf\u00e9","b":"plain é","n":-1.5e3,"t":true,"z":null,"o":{"k":"v"}}"#.as_bytes();
+        let other = ScannedObject::validated(br#"{"a":"elsewhere"}"#).unwrap();
+        for scanned in [ScannedObject::new(RawObject::new(record).unwrap()), ScannedObject::validated(record).unwrap()] {
+            for path in ["a", "b", "n", "t", "z", "o", "o.k"] {
+                let value = scanned.get_path(path).unwrap().unwrap();
+                assert_eq!(scanned.text_of(value).unwrap(), value.as_text().unwrap(), "{path}");
+                // A value of another record is read as `as_text` reads it.
+                assert_eq!(other.text_of(value).unwrap(), value.as_text().unwrap(), "{path}");
+            }
+        }
+        let unchecked = ScannedObject::new(RawObject::new(b"{\"a\":\"\xff\"}").unwrap());
+        assert_eq!(unchecked.text_of(unchecked.get("a").unwrap().unwrap()), Err(ScanError::Malformed));
+    }
 
     #[test]
     fn finds_top_level_and_nested_values() {

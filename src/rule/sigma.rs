@@ -110,7 +110,7 @@ pub fn any_value(event: &Event<'_>, path: &str, visit: &mut dyn FnMut(&str) -> b
         return match value.kind() {
             Kind::Null => Ok(None),
             Kind::Object | Kind::Array => Ok(visit_all(&leaves(&parse(value.bytes())?, ""), visit)),
-            _ => Ok(value.as_text()?.map(|text| visit(&text))),
+            _ => Ok(record.text_of(value)?.map(|text| visit(&text))),
         };
     }
     // A path through an array (`a.list.b`): the longest prefix present decides.
