@@ -111,17 +111,20 @@ struct DocumentFile {
 }
 
 /// The document's `output` section: the host's settings and the engine's alert format.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct OutputSection {
-    #[serde(default)]
-    field: Option<String>,
-    #[serde(default)]
-    max_alerts_per_record: Option<usize>,
-    #[serde(default)]
-    stats_every_records: Option<u64>,
-    #[serde(default)]
+    field: String,
+    max_alerts_per_record: usize,
+    stats_every_records: u64,
     alert_format: AlertFormat,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        let OutputConfig { field, max_alerts_per_record, stats_every_records } = OutputConfig::default();
+        OutputSection { field, max_alerts_per_record, stats_every_records, alert_format: AlertFormat::default() }
+    }
 }
 
 /// Event-time windows and the watermark.
@@ -234,13 +237,9 @@ impl Document {
             return Err(ConfigError::new("", "must be a JSON object"));
         }
         let file: DocumentFile = parse_at("", value)?;
-        let defaults = OutputConfig::default();
-        let output = OutputConfig {
-            field: file.output.field.unwrap_or(defaults.field),
-            max_alerts_per_record: file.output.max_alerts_per_record.unwrap_or(defaults.max_alerts_per_record),
-            stats_every_records: file.output.stats_every_records.unwrap_or(defaults.stats_every_records),
-        };
-        let engine = Config { window: file.window, limits: file.limits, alert_format: file.output.alert_format, detections: file.detections };
+        let OutputSection { field, max_alerts_per_record, stats_every_records, alert_format } = file.output;
+        let output = OutputConfig { field, max_alerts_per_record, stats_every_records };
+        let engine = Config { window: file.window, limits: file.limits, alert_format, detections: file.detections };
         let host = HostConfig { output, snapshot: file.snapshot, models: file.models, rules: file.rules };
         engine.validate()?;
         host.validate()?;
@@ -394,6 +393,7 @@ mod tests {
         assert_eq!(engine.alert_format, AlertFormat::Ocsf);
         assert_eq!((host.output.field.as_str(), host.output.stats_every_records, host.output.max_alerts_per_record), ("tl", 5, 100));
         assert!(err(r#"{"output":{"feild":"tl"}}"#).contains("`output.feild`: unknown field `feild`, expected one of `field`"));
+        assert!(err(r#"{"output":{"field":null}}"#).contains("`output.field`: invalid type: null, expected a string"));
     }
 
     #[test]

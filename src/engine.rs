@@ -273,7 +273,7 @@ impl Engine {
     /// An engine from a parsed configuration document whose `rules` files `read` fetches by
     /// name (file hosts). A file that cannot be read or parsed is reported in
     /// [`Engine::rule_errors`].
-    pub fn from_document(document: &Document, read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Engine {
+    fn from_document(document: &Document, read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Engine {
         let mut rules = builtin_rules();
         let mut file_errors = Vec::new();
         for file in &document.host.rules {

@@ -143,8 +143,8 @@ impl Filter {
     fn start() -> Filter {
         let mut filter = Filter::read_only();
         let Some(dir) = filter.dir.clone() else { return filter };
-        for model in filter.host.models.clone() {
-            let loaded = std::fs::read(dir.join(&model))
+        for model in &filter.host.models {
+            let loaded = std::fs::read(dir.join(model))
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| filter.engine.load_model(&bytes));
             match loaded {
