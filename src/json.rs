@@ -370,7 +370,7 @@ impl<'a> RawValue<'a> {
             return Ok(None);
         }
         let inner = &self.bytes[1..self.bytes.len() - 1];
-        if !inner.contains(&b'\\') {
+        if !holds_escape(inner) {
             return std::str::from_utf8(inner).map(|s| Some(Cow::Borrowed(s))).map_err(|_| ScanError::Malformed);
         }
         serde_json::from_slice::<String>(self.bytes).map(|s| Some(Cow::Owned(s))).map_err(|_| ScanError::Malformed)
@@ -383,7 +383,7 @@ impl<'a> RawValue<'a> {
             [b'"', inner @ .., b'"'] => inner,
             _ => return None,
         };
-        (!inner.contains(&b'\\')).then_some(inner)
+        (!holds_escape(inner)).then_some(inner)
     }
 
     /// A scalar as Splunk would show it: strings unescaped, numbers and booleans as written.
@@ -624,8 +624,8 @@ pub fn key_equals(raw: &[u8], wanted: &str) -> bool {
     // than the wanted one can need decoding, and most keys differ in length, which costs nothing.
     match raw.len().cmp(&wanted.len()) {
         std::cmp::Ordering::Less => return false,
-        std::cmp::Ordering::Equal => return raw == wanted.as_bytes() && !raw.contains(&b'\\'),
-        std::cmp::Ordering::Greater if !raw.contains(&b'\\') => return false,
+        std::cmp::Ordering::Equal => return raw == wanted.as_bytes() && !holds_escape(raw),
+        std::cmp::Ordering::Greater if !holds_escape(raw) => return false,
         std::cmp::Ordering::Greater => {}
     }
     // An escaped key is rare enough to pay for a decode.
@@ -716,13 +716,25 @@ fn skip_unflagged(b: &[u8], mut i: usize, flags: impl Fn(u64) -> u64) -> usize {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
+/// The high bit of each zero byte of `word`; exact for the lowest.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
 /// The high bit of each byte of `word` that ends or escapes a string (`"`, `\\`) or cannot
 /// stand in one (a control byte); exact for the lowest such byte.
 fn string_specials(word: u64) -> u64 {
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    zero_byte(word ^ (ONES * u64::from(b'"')))
-        | zero_byte(word ^ (ONES * u64::from(b'\\')))
+    zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
         | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+}
+
+/// Whether a string's bytes between its quotes (or a raw key) hold a backslash: a word at a
+/// time, as the scans step over strings. Every field a rule reads asks, and the slice search of
+/// the standard library costs more in set-up than these few words.
+fn holds_escape(inner: &[u8]) -> bool {
+    let i = skip_unflagged(inner, 0, |word| zero_bytes(word ^ (ONES * u64::from(b'\\'))));
+    inner[i..].iter().any(|&b| b == b'\\')
 }
 
 /// `pos` is at the first byte of a value; returns the index just past it.
@@ -788,6 +800,22 @@ mod tests {
 
     const RECORD: &str = r#"{"userIdentity":{"type":"AWSService","note":"}{\"x"},"eventName":"JobCreated",
         "n":12.5,"ok":true,"list":[1,[2,{"a":"]"}]],"serviceEventDetails":{"jobArn":"arn:x","status":"New"}}"#;
+
+    #[test]
+    fn holds_escape_finds_a_backslash_anywhere() {
+        for len in 0..24 {
+            let plain = vec![b'a'; len];
+            assert!(!holds_escape(&plain));
+            for at in 0..len {
+                let mut escaped = plain.clone();
+                escaped[at] = b'\\';
+                assert!(holds_escape(&escaped), "{len} {at}");
+                // Bytes that differ from a backslash by one bit are not one.
+                escaped[at] = b'\\' ^ 1;
+                assert!(!holds_escape(&escaped), "{len} {at}");
+            }
+        }
+    }
 
     #[test]
     fn text_of_a_validated_record_reads_as_as_text_does() {
