@@ -59,13 +59,14 @@ pub fn format_ctime(secs: i64) -> String {
 /// ctime`, eval's `strftime`). A format chrono cannot read, or an offset beyond a day, yields
 /// the number itself rather than a panic.
 pub fn format_ctime_with(secs: i64, format: &str, utc_offset_minutes: i32) -> String {
+    // The zone first: both ways of writing refuse the same offsets.
+    let Some(zone) = FixedOffset::east_opt(utc_offset_minutes.saturating_mul(60)) else { return secs.to_string() };
     if let Some(text) = format_numeric(secs.saturating_add(i64::from(utc_offset_minutes) * 60), format) {
         return text;
     }
     let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
-    let zone = FixedOffset::east_opt(utc_offset_minutes.saturating_mul(60));
-    match (DateTime::<Utc>::from_timestamp(secs, 0), zone) {
-        (Some(t), Some(zone)) if !items.contains(&Item::Error) => t.with_timezone(&zone).format_with_items(items.into_iter()).to_string(),
+    match DateTime::<Utc>::from_timestamp(secs, 0) {
+        Some(t) if !items.contains(&Item::Error) => t.with_timezone(&zone).format_with_items(items.into_iter()).to_string(),
         _ => secs.to_string(),
     }
 }
@@ -209,6 +210,9 @@ mod tests {
         assert_eq!(format_numeric(0, "é"), None);
         assert_eq!(format_ctime_with(0, "%b %e, %H", 90), "Jan  1, 01");
         assert_eq!(format_ctime_with(0, "%w %H:%M", -90), "3 22:30");
+        // An offset of a whole day is no zone: the number, whichever way the format is written.
+        assert_eq!(format_ctime_with(0, "%H", 1440), "0");
+        assert_eq!(format_ctime_with(0, "%b", -1440), "0");
     }
 
     #[test]
