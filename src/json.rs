@@ -227,19 +227,21 @@ impl<'a> ScannedObject<'a> {
     pub fn text_of(&self, value: RawValue<'a>) -> Result<Option<Cow<'a, str>>, ScanError> {
         let record = self.object.bytes.as_ptr_range();
         let within = record.start <= value.bytes.as_ptr() && value.bytes.as_ptr_range().end <= record.end;
-        let inner = match (self.validated.is_some() && within, value.kind()) {
-            (false, _) | (true, Kind::Null | Kind::Object | Kind::Array) => return value.as_text(),
-            (true, Kind::String) => match value.unescaped_string() {
-                Some(inner) => inner,
-                None => return value.as_str(),
-            },
-            (true, Kind::Number | Kind::Bool) => value.bytes,
+        let checked = self.validated.is_some() && within;
+        let text = match value.kind() {
+            Kind::String if checked => value.unescaped_string(),
+            Kind::Number | Kind::Bool if checked => Some(value.bytes),
+            // Escaped strings, null, containers, and values of a record not validated.
+            _ => None,
         };
-        // SAFETY: a `RawValue` is made only by this module's scans, whole tokens (a string's
-        // bytes between its quotes, a number, a literal) of the bytes scanned; these lie within
-        // this record, which `validated` proved to be JSON, so valid UTF-8, and a token of it
-        // starts and ends on a character boundary.
-        Ok(Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(inner) })))
+        match text {
+            // SAFETY: a `RawValue` is made only by this module's scans, whole tokens (a string's
+            // bytes between its quotes, a number, a literal) of the bytes scanned; these lie
+            // within this record, which `validated` proved to be JSON, so valid UTF-8, and a
+            // token of it starts and ends on a character boundary.
+            Some(text) => Ok(Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(text) }))),
+            None => value.as_text(),
+        }
     }
 
     /// The object's text, from its opening brace (Splunk's `_raw`).

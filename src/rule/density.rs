@@ -351,12 +351,16 @@ mod tests {
         assert_eq!(selected_user(json!({}), r#"{"principalId":""}"#), unknown);
     }
 
-    /// Whether seed B's rule counts a security-group call with these members besides its name.
-    fn counted(members: &str) -> bool {
-        let text = format!(r#"{{"eventName":"CreateSecurityGroup","userIdentity":{{"principalId":"AIDA1"}}{members}}}"#);
+    /// Whether seed B's rule counts a call named `name` with these members besides its name.
+    fn selects(name: &str, members: &str) -> bool {
+        let text = format!(r#"{{"eventName":"{name}","userIdentity":{{"principalId":"AIDA1"}}{members}}}"#);
         let record = crate::json::ScannedObject::new(crate::json::RawObject::new(text.as_bytes()).unwrap());
-        let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed("CreateSecurityGroup"), time: 0 };
+        let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed(name), time: 0 };
         !seed_b(json!({})).unwrap().select(&event).unwrap().is_empty()
+    }
+
+    fn counted(members: &str) -> bool {
+        selects("CreateSecurityGroup", members)
     }
 
     #[test]
@@ -368,10 +372,7 @@ mod tests {
         assert!(!counted(r#","errorCode":"success""#));
         assert!(!counted(r##","errorCode":"""##));
         // eventName compares exactly, as the data model's mapping does.
-        let text = r#"{"eventName":"createsecuritygroup","userIdentity":{"principalId":"AIDA1"}}"#;
-        let record = crate::json::ScannedObject::new(crate::json::RawObject::new(text.as_bytes()).unwrap());
-        let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed("createsecuritygroup"), time: 0 };
-        assert!(seed_b(json!({})).unwrap().select(&event).unwrap().is_empty());
+        assert!(!selects("createsecuritygroup", ""));
     }
 
     #[test]
