@@ -3,8 +3,7 @@
 
 use crate::engine::Engine;
 use crate::input::split_records;
-use crate::json::ScannedObject;
-use crate::output::{arrives_with, Annotation, Carrier};
+use crate::output::{tag_record, Carry};
 
 /// The result of one batch: every input record (tagged or byte-identical), one per line, and
 /// the alerts that closed during the batch, one per line.
@@ -57,33 +56,14 @@ impl BatchEngine {
     /// Runs `input` through the engine. `now` is the host's clock where it has one (it bounds
     /// how far in the future an `eventTime` may lie); hosts without a clock pass `None`.
     pub fn process(&mut self, input: &[u8], now: Option<i64>) -> BatchOutput {
-        let engine = &mut self.engine;
-        let field = &self.field;
         let mut out = BatchOutput { records: Vec::with_capacity(input.len() + 64), alerts: Vec::new() };
         for record in split_records(input) {
-            let scanned = ScannedObject::validated(record);
-            let arrives = arrives_with(&scanned, field);
-            let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
-            let processed = engine.process_scanned(scanned, now);
-            let mut tagged = false;
-            if !processed.matches.is_empty() || arrives {
-                let annotation = Annotation { matches: processed.matches, ..Annotation::default() };
-                match valid.map(|valid| Carrier::new(valid, field)) {
-                    Some(Ok(carrier)) => {
-                        engine.counters_mut().quarantined += carrier.quarantined() as u64;
-                        carrier.write_to(&annotation, &mut out.records);
-                        tagged = true;
-                    }
-                    // A record the scan rejected cannot carry results: they wait for the next.
-                    _ => engine.counters_mut().unannotatable += 1,
-                }
-            }
-            if !tagged {
+            if !tag_record(&mut self.engine, record, &self.field, now, Carry::default(), &mut out.records).written {
                 out.records.extend_from_slice(record);
             }
             out.records.push(b'\n');
         }
-        append_alerts(engine, &mut out.alerts);
+        append_alerts(&mut self.engine, &mut out.alerts);
         out
     }
 }

@@ -490,7 +490,7 @@ struct Nesting {
 
 impl Nesting {
     fn push(&mut self, object: bool) {
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.high.push(self.low);
             self.low = 0;
         }
@@ -501,7 +501,7 @@ impl Nesting {
     fn pop(&mut self) {
         self.depth -= 1;
         self.low >>= 1;
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.low = self.high.pop().expect("a word per 64 levels");
         }
     }
@@ -734,6 +734,7 @@ fn string_specials(word: u64) -> u64 {
 /// Whether a string's bytes between its quotes (or a raw key) hold a backslash: a word at a
 /// time, as the scans step over strings. Every field a rule reads asks, and the slice search of
 /// the standard library costs more in set-up than these few words.
+#[allow(clippy::manual_contains)] // the tail is a few bytes: `contains` is that slice search
 fn holds_escape(inner: &[u8]) -> bool {
     let i = skip_unflagged(inner, 0, |word| zero_bytes(word ^ (ONES * u64::from(b'\\'))));
     inner[i..].iter().any(|&b| b == b'\\')

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::engine::Engine;
 use crate::json::{key_equals, RawObject, ScanError, ScannedObject, ValidRecord};
 
 /// What one record carries.
@@ -56,7 +57,7 @@ impl Annotation {
 /// Whether a record must be rewritten even with nothing to carry: it has the field of its own.
 /// Read from the members the record's one validating pass remembered, so it costs every record
 /// a lookup, not a search of its bytes.
-pub fn arrives_with(record: &Result<ScannedObject<'_>, ScanError>, field: &str) -> bool {
+fn arrives_with(record: &Result<ScannedObject<'_>, ScanError>, field: &str) -> bool {
     record.as_ref().is_ok_and(|object| matches!(object.get(field), Ok(Some(_))))
 }
 
@@ -142,6 +143,59 @@ impl<'a> Carrier<'a> {
         out.extend_from_slice(&value);
         out.extend_from_slice(&self.record[closing_brace..]);
     }
+}
+
+/// What a record carries besides its matches: a record-at-a-time host (Fluent Bit) hands the
+/// waiting alerts and the counters on with the records; a batch host returns alerts apart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Carry {
+    /// At most this many waiting alerts; none when 0.
+    pub alerts: usize,
+    /// The counters, with every Nth record the engine has read; never when 0.
+    pub stats_every: u64,
+}
+
+/// How one record left [`tag_record`].
+#[derive(Debug, Clone, Copy)]
+pub struct Tagged {
+    /// [`crate::engine::Processed::changed`].
+    pub changed: bool,
+    /// Waiting alerts it carries.
+    pub taken: usize,
+    /// Whether it was written to the host's buffer with its results; if not, it leaves as it
+    /// came.
+    pub written: bool,
+}
+
+/// One record through `engine`: the step every host takes. Where the record has results to
+/// carry (its matches and what `carry` asks for) or arrives with `field` of its own, it is
+/// appended to `out` with them under `field`. A record that cannot carry them (not a valid JSON
+/// object, or too large for the memory left) is counted and leaves as it came; its results wait
+/// for the next. Waiting alerts are taken only by a record that carries them.
+pub fn tag_record(engine: &mut Engine, record: &[u8], field: &str, now: Option<i64>, carry: Carry, out: &mut Vec<u8>) -> Tagged {
+    let scanned = ScannedObject::validated(record);
+    let arrives = arrives_with(&scanned, field);
+    let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
+    let processed = engine.process_scanned(scanned, now);
+    let mut tagged = Tagged { changed: processed.changed, taken: 0, written: false };
+    let alerts_wait = carry.alerts > 0 && engine.pending_alerts() > 0;
+    let stats_due = carry.stats_every > 0 && engine.counters().records.is_multiple_of(carry.stats_every);
+    if processed.matches.is_empty() && !alerts_wait && !stats_due && !arrives {
+        return tagged;
+    }
+    match valid.map(|valid| Carrier::new(valid, field)) {
+        Some(Ok(_)) if out.try_reserve(record.len() + 64 * 1024).is_err() => engine.counters_mut().out_of_memory += 1,
+        Some(Ok(carrier)) => {
+            engine.counters_mut().quarantined += carrier.quarantined() as u64;
+            let alerts = engine.take_alerts(carry.alerts);
+            tagged.taken = alerts.len();
+            let stats = stats_due.then(|| engine.stats());
+            carrier.write_to(&Annotation { matches: processed.matches, alerts, stats }, out);
+            tagged.written = true;
+        }
+        _ => engine.counters_mut().unannotatable += 1,
+    }
+    tagged
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::cell::Cell;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tripline::batch::BatchEngine;
+use tripline::output::{tag_record, Carry};
 use tripline::Engine;
 
 /// Counts allocations made by the current thread, so the hot-path test is exact and immune to
@@ -98,6 +99,44 @@ fn non_matching_records_cost_no_allocation() {
     }
     let after = ALLOCATIONS.with(Cell::get);
     assert_eq!(after - before, 0, "the hot path allocated");
+}
+
+/// The one step every host takes per record: a batch host (nothing carried but matches) and a
+/// record-at-a-time one (waiting alerts and counters ride along) differ only in `Carry`.
+#[test]
+fn a_record_carries_its_matches_and_what_the_host_asks() {
+    let tag = |e: &mut Engine, record: &str, carry: Carry| {
+        let mut out = Vec::new();
+        let tagged = tag_record(e, record.as_bytes(), "tripline", None, carry, &mut out);
+        let carried = tagged.written.then(|| serde_json::from_slice::<Value>(&out).unwrap()["tripline"].take());
+        (tagged, carried)
+    };
+    let record_at_a_time = Carry { alerts: 10, stats_every: 0 };
+    let mut e = engine(json!({}));
+    let (tagged, carried) = tag(&mut e, &job_created("2026-10-05T10:15:00Z", "1.2.3.4", "111", "a"), Carry::default());
+    assert!(tagged.written && tagged.changed);
+    assert_eq!(carried.unwrap()["route"], "match");
+    // A record with nothing of its own: a batch host gets it back as it came, and the alert
+    // that closed waits for the batch's alert list.
+    let (tagged, carried) = tag(&mut e, &quiet("2026-10-05T11:10:00Z"), Carry::default());
+    assert!(!tagged.written && carried.is_none() && tagged.taken == 0);
+    assert_eq!(e.pending_alerts(), 1);
+    // A record-at-a-time host hands the alert on with the next record, and counters with every
+    // Nth (the engine has read 3 records).
+    let (tagged, carried) = tag(&mut e, &quiet("2026-10-05T11:10:01Z"), Carry { stats_every: 3, ..record_at_a_time });
+    let carried = carried.unwrap();
+    assert_eq!((tagged.taken, carried["route"].as_str()), (1, Some("alert")));
+    assert_eq!(carried["alerts"][0]["detection"]["name"], "AWS Exfiltration via Batch Service");
+    assert_eq!(carried["stats"]["counters"]["records"], 3);
+    assert_eq!(e.pending_alerts(), 0);
+    // Nothing waiting, no counters due: untouched.
+    let (tagged, _) = tag(&mut e, &quiet("2026-10-05T11:10:02Z"), Carry { stats_every: 3, ..record_at_a_time });
+    assert!(!tagged.written);
+    // A record that is not JSON cannot carry the alert that waits: it leaves as it came, counted.
+    e.process(quiet("2026-10-05T12:10:00Z").as_bytes(), None);
+    let (tagged, _) = tag(&mut e, r#"{"eventName":"JobCreated","#, Carry { alerts: 10, stats_every: 1 });
+    assert!(!tagged.written && tagged.taken == 0);
+    assert_eq!(e.counters().unannotatable, 1);
 }
 
 #[test]

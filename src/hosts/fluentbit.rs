@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{ConfigError, HostConfig, CONFIG_FILE};
 use crate::engine::Engine;
 use crate::journal;
-use crate::json::{validate, Kind, RawObject, ScannedObject};
-use crate::output::{arrives_with, Annotation, Carrier};
+use crate::json::{validate, Kind, RawObject};
+use crate::output::{tag_record, Carry};
 
 
 /// Returned when the host could not copy the record in (record == NULL): the record is already
@@ -192,44 +192,23 @@ impl Filter {
     /// `None` keeps the record as it is (the host reuses the input pointer).
     fn filter(&mut self, record: &[u8], now: i64) -> Option<*const u8> {
         let watermark = self.engine.watermark();
-        let scanned = ScannedObject::validated(record);
         let output = &self.host.output;
-        let arrives = arrives_with(&scanned, &output.field);
-        let valid = scanned.as_ref().ok().and_then(ScannedObject::valid_record);
-        let processed = self.engine.process_scanned(scanned, Some(now));
-        let every = output.stats_every_records;
-        let stats_due = every > 0 && self.engine.counters().records % every == 0;
-        let mut result = None;
-        let mut taken = 0;
-        if !processed.matches.is_empty() || self.engine.pending_alerts() > 0 || stats_due || arrives {
-            let max_alerts = output.max_alerts_per_record;
-            self.output.clear();
-            match valid.map(|valid| Carrier::new(valid, &output.field)) {
-                // A record too large for the memory left passes as it is; its results wait.
-                Some(Ok(_)) if self.output.try_reserve(record.len() + 64 * 1024).is_err() => self.engine.counters_mut().out_of_memory += 1,
-                Some(Ok(carrier)) => {
-                    self.engine.counters_mut().quarantined += carrier.quarantined() as u64;
-                    let alerts = self.engine.take_alerts(max_alerts);
-                    taken = alerts.len();
-                    let stats = stats_due.then(|| self.engine.stats());
-                    let annotation = Annotation { matches: processed.matches, alerts, stats };
-                    carrier.write_to(&annotation, &mut self.output);
-                    self.output.push(0);
-                    result = Some(self.output.as_ptr());
-                }
-                _ => self.engine.counters_mut().unannotatable += 1,
-            }
-        }
+        let carry = Carry { alerts: output.max_alerts_per_record, stats_every: output.stats_every_records };
+        self.output.clear();
+        let tagged = tag_record(&mut self.engine, record, &output.field, Some(now), carry, &mut self.output);
         if let Some(durable) = &mut self.durable {
             // Before the record leaves: a stop after this call loses nothing it changed, and a
             // restore never emits the alerts it carried twice.
-            if processed.changed || taken > 0 {
+            if tagged.changed || tagged.taken > 0 {
                 let seq = self.engine.counters().records;
-                durable.append(&journal::Entry { seq, watermark, now: Some(now), taken, record }, &mut self.engine);
+                durable.append(&journal::Entry { seq, watermark, now: Some(now), taken: tagged.taken, record }, &mut self.engine);
             }
             durable.after_record(&mut self.engine);
         }
-        result
+        tagged.written.then(|| {
+            self.output.push(0);
+            self.output.as_ptr()
+        })
     }
 
     fn alerts_only(&mut self, record: &[u8], framing: Framing) -> Option<()> {

@@ -579,7 +579,7 @@ fn eventstats<'e>(functions: &'e [Aggregation], by: &[String], rows: &mut [Row<'
                 _ => None,
             }
         };
-        let values: Vec<Option<f64>> = keys.iter().map(|k| k.as_ref().and_then(|k| result(k))).collect();
+        let values: Vec<Option<f64>> = keys.iter().map(|k| k.as_ref().and_then(&result)).collect();
         for (row, value) in rows.iter_mut().zip(values) {
             if let Some(value) = value {
                 row.set(&agg.name, Some(Val::Num(value)));
