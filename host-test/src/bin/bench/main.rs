@@ -6,7 +6,8 @@
 //! same module with every detection disabled (the host's own per-call cost). Timings are best of
 //! several rounds; allocation counts are exact. Then, given a `fluent-bit` binary, the real
 //! Fluent Bit section (`fluentbit.rs`) prices each filter in the process users actually run.
-//! `BENCH_ONLY=fluent-bit` runs that section alone, `BENCH_ONLY=scale-out` the scale-out one.
+//! `BENCH_ONLY=fluent-bit` runs that section alone, `BENCH_ONLY=scale-out` the scale-out one,
+//! `BENCH_ONLY=pack` the pack against the seeds and where its time goes.
 
 mod fluentbit;
 mod process;
@@ -89,6 +90,9 @@ fn main() -> anyhow::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/generated/cloudtrail.ndjson".into());
     let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{path}: {e} (run `make example-data`)"))?;
     let all = split_records(&data);
+    if std::env::var("BENCH_ONLY").ok().as_deref() == Some("pack") {
+        return pack_against_seeds(&all);
+    }
     let calls = security_group_calls();
     let quiet: Vec<&[u8]> = all.iter().copied().filter(|r| !dom_peer(r, &calls).0).collect();
     let bytes: usize = all.iter().map(|r| r.len()).sum();
@@ -190,7 +194,49 @@ fn pack_against_seeds(all: &[&[u8]]) -> anyhow::Result<()> {
         println!("whole pack over the two seeds, {name}: {:.2}x", costs[2] / costs[0]);
         println!("ESCU pack as shipped (no Sigma rule) over the two seeds, {name}: {:.2}x", costs[3] / costs[0]);
     }
+    println!();
+    pack_cost_by_rule(all);
     Ok(())
+}
+
+/// Where the pack's time goes over the records: each rule it runs by default, run alone, less
+/// the cheapest of them alone (what reading a record and the index cost any rule), for the six
+/// that cost most. The parts need not add up to the whole: rules that read the same fields of
+/// a record share the reads.
+fn pack_cost_by_rule(records: &[&[u8]]) {
+    let time = |config: &Value| {
+        measure(records, 5, || {
+            let mut e = Engine::from_json(config.to_string().as_bytes());
+            move |r: &[u8]| {
+                e.process(r, None);
+            }
+        })
+        .0
+    };
+    let shipped = time(&serde_json::json!({}));
+    let mut alone: Vec<(String, f64)> = tripline::catalog::catalog(tripline::catalog::builtin_rules())
+        .into_iter()
+        .filter(|entry| entry.enabled_by_default)
+        .map(|entry| {
+            let mut config = every_detection(false);
+            config["detections"][&entry.key]["enabled"] = true.into();
+            let ns = time(&config);
+            (entry.key, ns)
+        })
+        .collect();
+    let base = alone.iter().map(|(_, ns)| *ns).fold(f64::MAX, f64::min);
+    alone.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let pack = shipped - base;
+    println!(
+        "where the pack's time goes, all records: {} rules by default, {shipped:.0} ns a record; each alone, less the cheapest alone ({base:.0} ns):",
+        alone.len()
+    );
+    for (key, ns) in alone.iter().take(6) {
+        println!("  {key:<64} {:>7.0} ns {:>5.1}%", ns - base, 100.0 * (ns - base) / pack);
+    }
+    // Summing the others' parts would sum their timing noise, ns each: what the six leave.
+    let rest = pack - alone.iter().take(6).map(|(_, ns)| ns - base).sum::<f64>();
+    println!("  {:<64} {rest:>7.0} ns {:>5.1}%", format!("the pack less these six (the other {})", alone.len().saturating_sub(6)), 100.0 * rest / pack);
 }
 
 /// The real Fluent Bit section, when `FLUENT_BIT` names the binary (`scripts/bench.sh` sets it).
