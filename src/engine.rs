@@ -73,11 +73,19 @@ struct Slot {
 struct Index {
     by_name: BTreeMap<Box<[u8]>, Vec<usize>>,
     by_prefix: Vec<(Box<[u8]>, usize)>,
-    /// Per field: its required values, lower-cased, and every detection indexed by it.
-    by_field: Vec<(&'static str, BTreeMap<Box<[u8]>, Vec<usize>>, Vec<usize>)>,
+    by_field: Vec<FieldIndex>,
     any: Vec<usize>,
     /// The longest exactly indexed name: a longer one can match none.
     longest: usize,
+}
+
+/// The detections that require a value of one field ([`INDEX_FIELDS`]).
+struct FieldIndex {
+    field: &'static str,
+    /// By required value, lower-cased.
+    by_value: BTreeMap<Box<[u8]>, Vec<usize>>,
+    /// Every detection indexed by the field.
+    all: Vec<usize>,
 }
 
 /// Names are folded on the stack: the lookup of a record's name never allocates.
@@ -129,14 +137,14 @@ impl Index {
     }
 
     fn add_required(&mut self, field: &'static str, values: Vec<String>, detection: usize) {
-        let at = match self.by_field.iter().position(|(f, ..)| *f == field) {
+        let at = match self.by_field.iter().position(|index| index.field == field) {
             Some(at) => at,
             None => {
-                self.by_field.push((field, BTreeMap::new(), Vec::new()));
+                self.by_field.push(FieldIndex { field, by_value: BTreeMap::new(), all: Vec::new() });
                 self.by_field.len() - 1
             }
         };
-        let (_, by_value, all) = &mut self.by_field[at];
+        let FieldIndex { by_value, all, .. } = &mut self.by_field[at];
         all.push(detection);
         for value in values {
             let list = by_value.entry(value.to_ascii_lowercase().into_bytes().into()).or_default();
@@ -153,7 +161,7 @@ impl Index {
             out.extend(folded(name, |name| self.by_name.get(name)).into_iter().flatten());
         }
         out.extend(self.prefixed(name));
-        for (field, by_value, all) in &self.by_field {
+        for FieldIndex { field, by_value, all } in &self.by_field {
             match event.indexed_field(field, |value| by_value.contains_key(value.as_bytes())) {
                 Ok(Some(value)) if value.len() <= NAME_BUFFER => {
                     out.extend(folded(&value, |value| by_value.get(value)).into_iter().flatten());

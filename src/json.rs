@@ -575,6 +575,10 @@ fn validate_number(b: &[u8], pos: usize) -> Result<usize, ScanError> {
     Ok(i)
 }
 
+/// A member as [`Members::next_member`] reads it: raw key bytes, whether they hold an escape,
+/// and the value.
+type Member<'a> = (&'a [u8], bool, RawValue<'a>);
+
 struct Members<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -585,7 +589,7 @@ struct Members<'a> {
 impl<'a> Members<'a> {
     /// The next `(raw key bytes, whether they hold an escape, value)`, or `None` after the
     /// closing brace.
-    fn next_member(&mut self) -> Result<Option<(&'a [u8], bool, RawValue<'a>)>, ScanError> {
+    fn next_member(&mut self) -> Result<Option<Member<'a>>, ScanError> {
         if self.done {
             return Ok(None);
         }
@@ -886,7 +890,7 @@ mod tests {
             for k in 0..REMEMBERED_NESTED + 3 {
                 record.push_str(&format!(r#""k{k}":{k},"#));
             }
-            record.push_str(&format!(r#""k2":"again","t\u0079pe":"Root","s":"x"}}"#));
+            record.push_str(r#""k2":"again","t\u0079pe":"Root","s":"x"}"#);
         }
         record.push('}');
         let plain = RawObject::new(record.as_bytes()).unwrap();

@@ -129,7 +129,7 @@ mod tests {
         let alert = json!({"detection": {"id": "04455dd3-ced7-480f-b8e6-5469b99e98e2", "name": "AWS Exfiltration via Batch Service"},
             "risk_score": 64, "risk_message": "AWS Batch Job is created", "risk_object": "111111111111", "risk_object_type": "other",
             "window": {"start": "2023-04-24T19:00:00Z", "end": "2023-04-24T20:00:00Z"}, "result": {}});
-        let splunk = super::alerts_table(&[alert.clone()], AlertFormat::Splunk, 1);
+        let splunk = super::alerts_table(std::slice::from_ref(&alert), AlertFormat::Splunk, 1);
         for fact in ["AWS Exfiltration via Batch Service", "2023-04-24T19:00:00Z", "111111111111", " 64 ", "AWS Batch Job is created"] {
             assert!(splunk.contains(fact), "{fact} in\n{splunk}");
         }

@@ -155,14 +155,17 @@ pub fn tokenize(text: &str, mode: Mode) -> Result<Vec<Token>, String> {
                 i += 1;
             }
             // A number in eval: digits with one decimal point (`1.5`), never `a.b`.
-            if mode == Mode::Eval && word.chars().all(|ch| ch.is_ascii_digit()) && !word.is_empty() {
-                if chars.get(i) == Some(&'.') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
-                    word.push('.');
+            if mode == Mode::Eval
+                && word.chars().all(|ch| ch.is_ascii_digit())
+                && !word.is_empty()
+                && chars.get(i) == Some(&'.')
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+            {
+                word.push('.');
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    word.push(chars[i]);
                     i += 1;
-                    while i < chars.len() && chars[i].is_ascii_digit() {
-                        word.push(chars[i]);
-                        i += 1;
-                    }
                 }
             }
             if word.is_empty() {

@@ -436,7 +436,7 @@ fn wall_clock() -> Option<i64> {
     let mut nanos = 0u64;
     // SAFETY: WASI writes one u64 into the variable we own.
     let errno = unsafe { clock_time_get(REALTIME, 1_000_000_000, &mut nanos) };
-    (errno == 0).then(|| (nanos / 1_000_000_000) as i64)
+    (errno == 0).then_some((nanos / 1_000_000_000) as i64)
 }
 
 /// One write per line: `eprintln!` writes its pieces one by one, and Fluent Bit's own log
