@@ -727,12 +727,15 @@ fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(ONES) & !word & HIGHS
 }
 
+/// The high bit of each byte of `word` that is `byte`; exact for the lowest.
+fn bytes_of(word: u64, byte: u8) -> u64 {
+    zero_bytes(word ^ (ONES * u64::from(byte)))
+}
+
 /// The high bit of each byte of `word` that ends or escapes a string (`"`, `\\`) or cannot
 /// stand in one (a control byte); exact for the lowest such byte.
 fn string_specials(word: u64) -> u64 {
-    zero_bytes(word ^ (ONES * u64::from(b'"')))
-        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
-        | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+    bytes_of(word, b'"') | bytes_of(word, b'\\') | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
 }
 
 /// Whether a string's bytes between its quotes (or a raw key) hold a backslash: a word at a
@@ -740,7 +743,7 @@ fn string_specials(word: u64) -> u64 {
 /// the standard library costs more in set-up than these few words.
 #[allow(clippy::manual_contains)] // the tail is a few bytes: `contains` is that slice search
 fn holds_escape(inner: &[u8]) -> bool {
-    let i = skip_unflagged(inner, 0, |word| zero_bytes(word ^ (ONES * u64::from(b'\\'))));
+    let i = skip_unflagged(inner, 0, |word| bytes_of(word, b'\\'));
     inner[i..].iter().any(|&b| b == b'\\')
 }
 

@@ -623,7 +623,7 @@ fn tests_blank(cond: &Expr, field: &str) -> bool {
 /// and without its walk: null, or a value that is the empty text (`=` compares a number's text,
 /// never empty).
 fn is_blank(value: Option<&Val>) -> bool {
-    value.is_none_or(|v| v.items().next().is_none() || v.items().any(|item| matches!(item, Item::Text(""))))
+    value.is_none_or(|v| v.is_null() || v.items().any(|item| matches!(item, Item::Text(""))))
 }
 
 /// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
