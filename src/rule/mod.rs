@@ -11,6 +11,7 @@ mod eval;
 mod regex;
 mod run;
 pub mod sigma;
+mod specialize;
 pub mod value;
 
 use serde::{Deserialize, Serialize};
