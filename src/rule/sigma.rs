@@ -79,9 +79,8 @@ impl<'de> Deserialize<'de> for SigmaRegex {
 /// Whether `test` holds for `field` of `event`.
 pub fn test(event: &Event<'_>, field: &str, test: &SigmaTest) -> Result<bool, FieldError> {
     Ok(match test {
-        SigmaTest::Pattern { pattern, cased } => any_value(event, field, &mut |v| pattern_match(pattern, v, *cased))?.unwrap_or(false),
-        SigmaTest::Regex(re) => any_value(event, field, &mut |v| re.0.is_match(v))?.unwrap_or(false),
         SigmaTest::Null => any_value(event, field, &mut |_| true)?.is_none(),
+        SigmaTest::Pattern { .. } | SigmaTest::Regex(_) => any_value(event, field, &mut |v| holds_for(test, v) == Some(true))?.unwrap_or(false),
         SigmaTest::Field { field: other, relation } => {
             let mut theirs = Vec::new();
             any_value(event, other, &mut |v| {
@@ -100,6 +99,17 @@ pub fn test(event: &Event<'_>, field: &str, test: &SigmaTest) -> Result<bool, Fi
             .unwrap_or(false)
         }
     })
+}
+
+/// Whether `test` holds for a field whose one value is `text`; `None` for a test that reads
+/// another field.
+pub fn holds_for(test: &SigmaTest, text: &str) -> Option<bool> {
+    match test {
+        SigmaTest::Pattern { pattern, cased } => Some(pattern_match(pattern, text, *cased)),
+        SigmaTest::Regex(re) => Some(re.0.is_match(text)),
+        SigmaTest::Null => Some(false),
+        SigmaTest::Field { .. } => None,
+    }
 }
 
 /// Calls `visit` with each value of `path` until it returns true, and says whether one did;

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use super::eval::{eval, test, Locale, Regexes, Row};
 use super::value::Val;
-use super::{Assign, BinaryOp, Cond, Expr, Func, Step};
+use super::{sigma, Assign, BinaryOp, Cond, Expr, Func, Step};
 
 /// A rule's selection and per-event steps for the records of one eventName.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,8 @@ pub struct Specialized {
 /// What a row holds before a step, where it does not depend on the record beyond its name.
 struct Known<'r> {
     values: Vec<(String, Val)>,
+    /// The record's own `eventName`, which Sigma's tests read whatever the steps assign.
+    name: &'r str,
     regexes: &'r Regexes,
 }
 
@@ -33,7 +35,7 @@ struct Known<'r> {
 pub fn specialize(selection: &Cond, steps: &[Step], name: &str, regexes: &Regexes) -> Option<Specialized> {
     // The add-on's `command` is the event's name too (cloudtrail.rs).
     let values = ["eventName", "command"].map(|field| (field.to_string(), Val::Str(name.to_string()))).to_vec();
-    let mut known = Known { values, regexes };
+    let mut known = Known { values, name, regexes };
     let specialized = Specialized { selection: known.cond(selection), steps: known.steps(steps) };
     (specialized.selection != *selection || specialized.steps != steps).then_some(specialized)
 }
@@ -194,6 +196,7 @@ impl Known<'_> {
                 Ok(holds) => constant(holds),
                 Err(_) => cond.clone(),
             },
+            Cond::Sigma { field, test } if field == "eventName" => sigma::holds_for(test, self.name).map_or_else(|| cond.clone(), constant),
             Cond::Compare { .. } | Cond::In { .. } | Cond::Sigma { .. } => cond.clone(),
         }
     }
@@ -348,5 +351,19 @@ mod tests {
         let assigned = [Step::Eval(vec![assign("eventName", text("B"))]), search];
         let settled = specialize(&constant(true), &assigned, "A", &regexes).unwrap();
         assert_eq!(settled.steps, [Step::Eval(vec![assign("eventName", text("B"))]), Step::Search(constant(false))]);
+    }
+
+    #[test]
+    fn sigma_tests_of_the_name_read_the_records_own_name() {
+        let regexes = Regexes::default();
+        let sigma = |pattern: &str| Cond::Sigma { field: "eventName".into(), test: sigma::SigmaTest::Pattern { pattern: pattern.into(), cased: false } };
+        let source = Cond::Sigma { field: "eventSource".into(), test: sigma::SigmaTest::Null };
+        let selection = Cond::All(vec![source.clone(), Cond::Any(vec![sigma("revoke*"), sigma("authorize*")])]);
+        let settled = specialize(&selection, &[], "AuthorizeSecurityGroupIngress", &regexes).unwrap();
+        assert_eq!(settled.selection, source);
+        // The steps' `eventName` is the row's; Sigma's stays the record's.
+        let steps = [Step::Eval(vec![assign("eventName", text("Other"))]), Step::Search(sigma("authorize*"))];
+        let settled = specialize(&constant(true), &steps, "AuthorizeSecurityGroupIngress", &regexes).unwrap();
+        assert_eq!(settled.steps, [steps[0].clone()]);
     }
 }
