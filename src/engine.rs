@@ -8,10 +8,9 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-
-use std::collections::BTreeMap;
 
 use crate::aggregate::{clip, late_group, Caps, ClosedGroup, GroupStats, Windows};
 use crate::alert::{build_match, Alert, AlertBlocks};
@@ -71,7 +70,9 @@ struct Slot {
 /// ([`INDEX_FIELDS`]); and the rest.
 #[derive(Default)]
 struct Index {
-    by_name: BTreeMap<Box<[u8]>, Vec<usize>>,
+    /// Hashed with Fx, not SipHash: every record looks its name up, and no record chooses the
+    /// keys (they are the rules' names).
+    by_name: FxHashMap<Box<[u8]>, Vec<usize>>,
     by_prefix: Vec<(Box<[u8]>, usize)>,
     by_field: Vec<FieldIndex>,
     any: Vec<usize>,
@@ -83,7 +84,7 @@ struct Index {
 struct FieldIndex {
     field: &'static str,
     /// By required value, lower-cased.
-    by_value: BTreeMap<Box<[u8]>, Vec<usize>>,
+    by_value: FxHashMap<Box<[u8]>, Vec<usize>>,
     /// Every detection indexed by the field.
     all: Vec<usize>,
 }
@@ -140,7 +141,7 @@ impl Index {
         let at = match self.by_field.iter().position(|index| index.field == field) {
             Some(at) => at,
             None => {
-                self.by_field.push(FieldIndex { field, by_value: BTreeMap::new(), all: Vec::new() });
+                self.by_field.push(FieldIndex { field, by_value: FxHashMap::default(), all: Vec::new() });
                 self.by_field.len() - 1
             }
         };
