@@ -151,6 +151,10 @@ struct ScanState<'a, const N: usize> {
     members: Members<'a>,
     seen: [Remembered<'a>; N],
     count: usize,
+    /// [`tag_bit`] of every key seen: once the object is read to its end, a key whose bit is
+    /// not set is not there, answered without a pass over the members (every record is asked
+    /// for keys it lacks: `errorCode` by the index, the output field by the hosts).
+    tags: u64,
 }
 
 /// The scans of the nested objects looked into, each under the offset of its first byte in the
@@ -179,6 +183,16 @@ fn key_tag(key: &[u8]) -> u32 {
 /// The tag of a key whose raw bytes hold an escape: compared by decoding.
 const ESCAPED: u32 = u32::MAX;
 
+/// One of 64 bits for a key tag (a multiplicative hash's top six bits); every bit for a key
+/// with an escape, which any key may equal.
+fn tag_bit(tag: u32) -> u64 {
+    if tag == ESCAPED {
+        u64::MAX
+    } else {
+        1 << (tag.wrapping_mul(0x9E37_79B9) >> 26)
+    }
+}
+
 impl<'a> ScannedObject<'a> {
     pub fn new(object: RawObject<'a>) -> Self {
         let state = std::cell::RefCell::new(ScanState::new(object));
@@ -205,6 +219,7 @@ impl<'a> ScannedObject<'a> {
                 let tag = if escaped { ESCAPED } else { key_tag(key) };
                 state.seen[state.count] = Remembered { tag, key, value: RawValue { bytes: value } };
                 state.count += 1;
+                state.tags |= tag_bit(tag);
             } else if resume.is_none() {
                 // The members not remembered are read again on demand, from the first of them.
                 resume = Some(key.as_ptr() as usize - object.bytes.as_ptr() as usize - 1);
@@ -290,7 +305,7 @@ impl<'a> ScannedObject<'a> {
 impl<'a, const N: usize> ScanState<'a, N> {
     fn new(object: RawObject<'a>) -> Self {
         let none = Remembered { tag: 0, key: &[], value: RawValue { bytes: &[] } };
-        ScanState { members: object.members(), seen: [none; N], count: 0 }
+        ScanState { members: object.members(), seen: [none; N], count: 0, tags: 0 }
     }
 
     /// The value of `key` in `object` (the first, if the key repeats): from the members seen,
@@ -301,6 +316,9 @@ impl<'a, const N: usize> ScanState<'a, N> {
             ESCAPED => key_equals(m.key, key),
             t => t == tag && m.key == key.as_bytes(),
         };
+        if self.members.done && self.count < N && self.tags & tag_bit(tag) == 0 {
+            return Ok(None);
+        }
         if let Some(found) = self.seen[..self.count].iter().find(|m| matches(m)) {
             return Ok(Some(found.value));
         }
@@ -309,6 +327,7 @@ impl<'a, const N: usize> ScanState<'a, N> {
             if self.count < N {
                 self.seen[self.count] = member;
                 self.count += 1;
+                self.tags |= tag_bit(member.tag);
             } else if matches(&member) {
                 // Past capacity the first occurrence may be one not remembered: ask the object.
                 return object.get(key);
@@ -919,6 +938,14 @@ mod tests {
         let o = ScannedObject::new(RawObject::new(escaped).unwrap());
         assert_eq!(o.get("errorCode").unwrap().map(|v| v.bytes()), Some(&b"\"AccessDenied\""[..]));
         assert_eq!(o.get("error\\u0043ode").unwrap().map(|v| v.bytes()), None);
+        // Read to its end, an object answers a key it lacks from the tags of the keys it has;
+        // one with an escape may equal any key, and keeps it from answering so.
+        let o = ScannedObject::validated(br#"{"a":1,"error\u0043ode":"AccessDenied","z":2}"#).unwrap();
+        for _ in 0..2 {
+            assert_eq!(o.get("errorCode").unwrap().map(|v| v.bytes()), Some(&b"\"AccessDenied\""[..]));
+            assert_eq!(o.get("z").unwrap().map(|v| v.bytes()), Some(&b"2"[..]));
+            assert_eq!(o.get("errorMessage").unwrap().map(|v| v.bytes()), None);
+        }
         // Keys before the one asked for are read; a broken tail after it is not (the engine
         // validates a record in full before any detection's state takes it).
         let cut = br#"{"eventName":"Decrypt","requestParameters":{"keyId":"k"#;
