@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cloudtrail::Texts;
 use crate::digest::fnv1a64;
 
 /// The running result of one group.
@@ -40,7 +41,7 @@ pub struct GroupStats {
 impl GroupStats {
     /// Counts one event at `time` with its `values`, one list per column: texts new to the group
     /// are copied and added to `bytes`, and those `max_values` lets go are counted in `evictions`.
-    fn add(&mut self, time: i64, values: Vec<Vec<Cow<'_, str>>>, caps: Caps, bytes: &mut usize, evictions: &mut Evictions) {
+    fn add(&mut self, time: i64, values: Vec<Texts<'_>>, caps: Caps, bytes: &mut usize, evictions: &mut Evictions) {
         self.count += 1;
         self.first = self.first.min(time);
         self.last = self.last.max(time);
@@ -269,7 +270,7 @@ fn group_bytes(key: &[String], stats: &GroupStats) -> usize {
 impl Windows {
     /// Adds one event at `time` to window `[start, start + length)`. Texts are copied only
     /// where they are new to the group: an event of an open group allocates nothing.
-    pub fn add<'t>(&mut self, start: i64, length: i64, time: i64, mut key: Vec<Cow<'t, str>>, mut values: Vec<Vec<Cow<'t, str>>>, caps: Caps) -> Evictions {
+    pub fn add<'t>(&mut self, start: i64, length: i64, time: i64, mut key: Vec<Cow<'t, str>>, mut values: Vec<Texts<'t>>, caps: Caps) -> Evictions {
         let mut evictions = Evictions::default();
         for text in key.iter_mut().chain(values.iter_mut().flatten()) {
             evictions.truncated += u64::from(clip_cow(text, caps.max_value_bytes));
@@ -398,7 +399,7 @@ impl Windows {
 }
 
 /// A single late event as its own partial group.
-pub fn late_group(start: i64, length: i64, time: i64, key: Vec<Cow<'_, str>>, values: Vec<Vec<Cow<'_, str>>>) -> ClosedGroup {
+pub fn late_group(start: i64, length: i64, time: i64, key: Vec<Cow<'_, str>>, values: Vec<Texts<'_>>) -> ClosedGroup {
     let values = values.into_iter().map(|v| v.into_iter().map(Cow::into_owned).collect()).collect();
     ClosedGroup {
         window_start: start,
@@ -414,7 +415,7 @@ mod tests {
     use super::*;
 
     fn add(w: &mut Windows, start: i64, time: i64, key: &str, value: &str) -> Evictions {
-        w.add(start, 3600, time, vec![key.into()], vec![vec![value.into()]], CAPS)
+        w.add(start, 3600, time, vec![key.into()], vec![smallvec::smallvec![value.into()]], CAPS)
     }
 
     const CAPS: Caps = Caps { max_groups: 10, max_values: 2, max_value_bytes: 64, max_bytes: usize::MAX };
@@ -462,7 +463,7 @@ mod tests {
     fn long_texts_are_cut_and_bytes_bound_the_windows() {
         let mut w = Windows::default();
         let caps = Caps { max_bytes: 2_000, max_value_bytes: 8, ..CAPS };
-        let added = w.add(0, 3600, 1, vec!["é".repeat(10).into()], vec![vec!["v".repeat(100).into()]], caps);
+        let added = w.add(0, 3600, 1, vec!["é".repeat(10).into()], vec![smallvec::smallvec!["v".repeat(100).into()]], caps);
         assert_eq!(added.truncated, 2);
         let closed = w.close_before(i64::MAX, 3600);
         assert_eq!((closed[0].key[0].as_str(), closed[0].stats.values[0].first().unwrap().as_str()), ("éééé", "vvvvvvvv"));
@@ -473,7 +474,7 @@ mod tests {
         }
         let mut evicted = 0;
         for i in 0..100 {
-            evicted += w.add(0, 3600, 2, vec![format!("g{i}").into()], vec![vec!["y".into()]], caps).groups.len();
+            evicted += w.add(0, 3600, 2, vec![format!("g{i}").into()], vec![smallvec::smallvec!["y".into()]], caps).groups.len();
             assert!(w.bytes() <= caps.max_bytes, "{} bytes", w.bytes());
         }
         assert!(evicted > 80, "{evicted}");

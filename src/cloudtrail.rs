@@ -254,6 +254,10 @@ pub fn array_path(name: &str) -> Option<&str> {
     name.as_bytes().windows(2).position(|pair| pair == b"{}").map(|at| &name[..at])
 }
 
+/// Every value of a field, as [`Event::values`] reads them: most fields have one, kept in place
+/// of a list (every field a selected event's `stats` groups or collects by is read so).
+pub type Texts<'a> = smallvec::SmallVec<[Cow<'a, str>; 1]>;
+
 /// A field's value, or `None` where Splunk's field would be null.
 type Field<'a> = Result<Option<Cow<'a, str>>, FieldError>;
 
@@ -320,13 +324,13 @@ impl<'a> Event<'a> {
     /// Every value of a Splunk field name, as the add-on's JSON extraction reads them: `a{}.b`
     /// is `b` of each element of the array `a` (nested `{}` flatten further), a scalar is one
     /// value, null or absent none. Names without `{}` read as [`Event::field`] does.
-    pub fn values(&self, name: &str, user: UserSource) -> Result<Vec<Cow<'a, str>>, FieldError> {
+    pub fn values(&self, name: &str, user: UserSource) -> Result<Texts<'a>, FieldError> {
         let Some(array_path) = array_path(name) else {
             return Ok(self.field(name, user)?.into_iter().collect());
         };
-        let Some(raw) = self.record.get_path(array_path)? else { return Ok(Vec::new()) };
+        let Some(raw) = self.record.get_path(array_path)? else { return Ok(Texts::new()) };
         if raw.kind() != Kind::Array {
-            return Ok(Vec::new());
+            return Ok(Texts::new());
         }
         let array: serde_json::Value =
             serde_json::from_slice(raw.bytes()).map_err(|_| FieldError::Scan(ScanError::Malformed))?;

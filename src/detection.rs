@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use crate::aggregate::ClosedGroup;
-use crate::cloudtrail::{Event, FieldError};
+use crate::cloudtrail::{Event, FieldError, Texts};
 use crate::rule::Metadata;
 
 /// What one selected event (or each row an event expands into) becomes. Texts are borrowed
@@ -20,7 +20,7 @@ use crate::rule::Metadata;
 pub enum Selected<'a> {
     /// A member of group `key` of its window (`None` when a `by` field is null: Splunk's
     /// `stats ... by` drops such events), with the inputs of each `values()`/`dc()` column.
-    Group { key: Option<Vec<Cow<'a, str>>>, values: Vec<Vec<Cow<'a, str>>> },
+    Group { key: Option<Vec<Cow<'a, str>>>, values: Vec<Texts<'a>> },
     /// A result row of its own, for a search without `stats`.
     Row(Map<String, Value>),
 }

@@ -333,7 +333,8 @@ mod tests {
         let text = format!(r#"{{"eventName":"AuthorizeSecurityGroupIngress","userIdentity":{identity}}}"#);
         let record = crate::json::ScannedObject::new(crate::json::RawObject::new(text.as_bytes()).unwrap());
         let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed("AuthorizeSecurityGroupIngress"), time: 0 };
-        match seed_b(settings).unwrap().select(&event).unwrap().as_slice() {
+        let selected = seed_b(settings).unwrap().select(&event).unwrap();
+        match selected.as_slice() {
             [Selected::Group { key, .. }] => key.as_ref().map(|k| k.iter().map(|t| t.to_string()).collect()),
             other => panic!("one group member expected, got {other:?}"),
         }
@@ -356,7 +357,8 @@ mod tests {
         let text = format!(r#"{{"eventName":"{name}","userIdentity":{{"principalId":"AIDA1"}}{members}}}"#);
         let record = crate::json::ScannedObject::new(crate::json::RawObject::new(text.as_bytes()).unwrap());
         let event = crate::cloudtrail::Event { record, event_name: Cow::Borrowed(name), time: 0 };
-        !seed_b(json!({})).unwrap().select(&event).unwrap().is_empty()
+        let selected = seed_b(json!({})).unwrap().select(&event).unwrap();
+        !selected.is_empty()
     }
 
     fn counted(members: &str) -> bool {

@@ -9,11 +9,12 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
+use smallvec::{smallvec, SmallVec};
 
 use super::value::{compare, compare_text, parse_number, pattern_match, wildcard_match, Item, Val};
 use super::regex::Pattern;
 use super::{AggFunc, Aggregation, Assign, BinaryOp, CompareOp, Cond, Expr, Func, Step};
-use crate::cloudtrail::{collect_values, Event, FieldError, UserSource};
+use crate::cloudtrail::{collect_values, Event, FieldError, Texts, UserSource};
 use crate::time::format_ctime_with;
 
 /// The regexes a rule uses: the literal ones compiled when the rule loads, and those a
@@ -115,7 +116,7 @@ impl<'e, 'a> Row<'e, 'a> {
 
     /// Each value of `name` as text ([`Val::texts`]), borrowed from the record where it stands
     /// there: what `stats` groups and collects by.
-    pub fn texts(&self, name: &str) -> Result<Vec<Cow<'a, str>>, FieldError> {
+    pub fn texts(&self, name: &str) -> Result<Texts<'a>, FieldError> {
         match (self.set_field(name), self.event) {
             // Copied once, straight from the row.
             (Some(value), _) => Ok(value.iter().flat_map(Val::items).map(|item| Cow::Owned(item.text().into_owned())).collect()),
@@ -126,9 +127,9 @@ impl<'e, 'a> Row<'e, 'a> {
 
     /// [`Row::texts`], moving a value a step set out of the row instead of copying it: for the
     /// field's last read.
-    pub fn take_texts(&mut self, name: &str) -> Result<Vec<Cow<'a, str>>, FieldError> {
+    pub fn take_texts(&mut self, name: &str) -> Result<Texts<'a>, FieldError> {
         match self.fields.iter_mut().find(|(k, _)| *k == name) {
-            Some((_, value)) => Ok(value.take().map_or_else(Vec::new, |v| v.into_texts().into_iter().map(Cow::Owned).collect())),
+            Some((_, value)) => Ok(value.take().map_or_else(Texts::new, |v| v.into_texts().into_iter().map(Cow::Owned).collect())),
             None => self.texts(name),
         }
     }
@@ -626,10 +627,14 @@ fn is_blank(value: Option<&Val>) -> bool {
     value.is_none_or(|v| v.is_null() || v.items().any(|item| matches!(item, Item::Text(""))))
 }
 
+/// The rows of a pipeline: most events make one, kept in place of a list, so that a selected
+/// event's steps cost no list (an allocation apiece under an interpreter shows).
+pub type Rows<'e, 'a> = SmallVec<[Row<'e, 'a>; 1]>;
+
 /// Runs `steps` over `rows`: each row may be kept, dropped or (`mvexpand`) multiplied.
-pub fn run_steps<'e, 'a>(steps: &'e [Step], mut rows: Vec<Row<'e, 'a>>, regexes: &Regexes) -> Result<Vec<Row<'e, 'a>>, FieldError> {
+pub fn run_steps<'e, 'a>(steps: &'e [Step], mut rows: Rows<'e, 'a>, regexes: &Regexes) -> Result<Rows<'e, 'a>, FieldError> {
     // Two buffers, swapped after each step: a step costs no allocation of its own.
-    let mut next = Vec::with_capacity(rows.len());
+    let mut next = Rows::with_capacity(rows.len());
     for step in steps {
         if let Step::Eventstats { functions, by } = step {
             eventstats(functions, by, &mut rows)?;
@@ -746,7 +751,7 @@ pub fn run_steps<'e, 'a>(steps: &'e [Step], mut rows: Vec<Row<'e, 'a>>, regexes:
                 }
                 Step::Union(branches) => {
                     for branch in branches {
-                        next.extend(run_steps(branch, vec![row.fork()], regexes)?);
+                        next.extend(run_steps(branch, smallvec![row.fork()], regexes)?);
                     }
                 }
                 // The rule's detection holds the set and applies the lookup (run.rs); here,
@@ -891,7 +896,7 @@ pub(crate) mod tests {
                 Step::Eval(vec![Assign { field: "set".into(), expr: Expr::Num(7.0) }, Assign { field: "empty".into(), expr: Expr::Str(String::new()) }]),
                 Step::Eval(["sourceIPAddress", "set", "empty", "never"].map(default_of).to_vec()),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, Locale::default())], &Regexes::default()).unwrap();
+            let rows = run_steps(&steps, smallvec![Row::of_event(e, Locale::default())], &Regexes::default()).unwrap();
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(
                 Value::Object(map),
@@ -912,7 +917,7 @@ pub(crate) mod tests {
                 Step::Rename(vec![super::super::Rename { from: "action".into(), to: "act".into() }]),
                 Step::Table(vec!["act".into(), "action".into()]),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, Locale::default())], &Regexes::default()).unwrap();
+            let rows = run_steps(&steps, smallvec![Row::of_event(e, Locale::default())], &Regexes::default()).unwrap();
             assert_eq!(rows.len(), 1);
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(Value::Object(map), serde_json::json!({"act": "*", "action": null}));
@@ -950,7 +955,7 @@ pub(crate) mod tests {
                 Step::Eval(vec![Assign { field: "gone".into(), expr: Expr::Call { func: Func::Null, args: vec![] } }]),
                 Step::Table(["a.b{}", "a.b{}.c", "who", "m", "same", "gone"].map(String::from).to_vec()),
             ];
-            let rows = run_steps(&steps, vec![Row::of_event(e, Locale::default())], &regexes).unwrap();
+            let rows = run_steps(&steps, smallvec![Row::of_event(e, Locale::default())], &regexes).unwrap();
             let map = rows.into_iter().next().unwrap().into_map();
             assert_eq!(
                 Value::Object(map),

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use smallvec::{smallvec, SmallVec};
 
 use super::density::{DensityBaseline, BASELINE_FORMAT, SETTINGS as DENSITY_SETTINGS};
-use super::eval::{run_steps, test, Locale, Regexes, Row};
+use super::eval::{run_steps, test, Locale, Regexes, Row, Rows};
 use super::sigma::SigmaTest;
 use super::specialize::{specialize, Specialized};
 use super::value::Val;
@@ -505,7 +506,7 @@ impl Detection for RuleDetection {
             // The main search's rows, each a group of its own kind: its columns are the key.
             // A row without one text in a join field can join nothing: it is dropped, as a
             // null group field drops an event from `stats`.
-            for main in run_steps(&join.steps, vec![Row::of_event(event, self.locale)], &self.regexes)? {
+            for main in run_steps(&join.steps, smallvec![Row::of_event(event, self.locale)], &self.regexes)? {
                 let mut key = vec![Cow::Borrowed(JOIN_MAIN)];
                 for column in self.main_columns() {
                     let value = main.get(column)?;
@@ -518,7 +519,7 @@ impl Detection for RuleDetection {
                 selected.push(Selected::Group { key: (!key.is_empty()).then_some(key), values: Vec::new() });
             }
         }
-        let rows = if steps.is_empty() { vec![row] } else { run_steps(steps, vec![row], &self.regexes)? };
+        let rows = if steps.is_empty() { smallvec![row] } else { run_steps(steps, smallvec![row], &self.regexes)? };
         selected.reserve(rows.len());
         for mut row in rows {
             if self.rule.stats.is_none() {
@@ -526,7 +527,7 @@ impl Detection for RuleDetection {
                 continue;
             }
             // A multivalue group field puts the event in one group per value, as `stats` does.
-            let mut keys = vec![Vec::with_capacity(self.group_fields.len() + 1)];
+            let mut keys: SmallVec<[_; 1]> = smallvec![Vec::with_capacity(self.group_fields.len() + 1)];
             if self.rule.join.is_some() {
                 keys[0].push(Cow::Borrowed(JOIN_STATS));
             }
@@ -721,7 +722,7 @@ impl RuleDetection {
         let mut after = self.rule.after.as_slice();
         while let Some(step) = after.first() {
             if matches!(step, Step::Eventstats { .. }) {
-                match run_steps(&after[..1], rows, &self.regexes) {
+                match run_steps(&after[..1], Rows::from_vec(rows), &self.regexes).map(SmallVec::into_vec) {
                     Ok(r) => rows = r,
                     Err(_) => {
                         self.learn(groups);
@@ -750,7 +751,7 @@ impl RuleDetection {
             let (steps, rest) = after.split_at(after.iter().position(window_step).unwrap_or(after.len()));
             let (mut kept_owners, mut kept) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
             for (owner, row) in owners.into_iter().zip(rows) {
-                if let Some(row) = run_steps(steps, vec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
+                if let Some(row) = run_steps(steps, smallvec![row], &self.regexes).ok().and_then(|r| r.into_iter().next()) {
                     kept_owners.push(owner);
                     kept.push(row);
                 }
@@ -829,7 +830,7 @@ impl RuleDetection {
     /// The search's result row for a closed group, or `None` where an `after` step drops it.
     fn result_of(&self, group: &mut ClosedGroup) -> Option<Map<String, Value>> {
         let row = stats_row(&self.rule, self.locale, group)?;
-        let rows = run_steps(&self.rule.after, vec![row], &self.regexes).ok()?;
+        let rows = run_steps(&self.rule.after, smallvec![row], &self.regexes).ok()?;
         rows.into_iter().next().map(result_row)
     }
 }
@@ -1002,7 +1003,7 @@ mod tests {
         let key = ["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"];
         assert_eq!(
             selected,
-            [Selected::Group { key: Some(key.iter().map(|s| (*s).into()).collect()), values: vec![vec!["arn:a".into()], vec!["New".into()]] }]
+            [Selected::Group { key: Some(key.iter().map(|s| (*s).into()).collect()), values: vec![smallvec!["arn:a".into()], smallvec!["New".into()]] }]
         );
         let group = ClosedGroup {
             window_start: 0,
