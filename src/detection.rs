@@ -14,6 +14,10 @@ use crate::aggregate::ClosedGroup;
 use crate::cloudtrail::{Event, FieldError, Texts};
 use crate::rule::Metadata;
 
+/// What a detection makes of one event: nothing, or (nearly always) one [`Selected`], kept in
+/// place of a list.
+pub type Selection<'a> = smallvec::SmallVec<[Selected<'a>; 1]>;
+
 /// What one selected event (or each row an event expands into) becomes. Texts are borrowed
 /// from the record where they stand in it: the windows copy only what they keep.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +55,7 @@ pub trait Detection {
     }
 
     /// What the event becomes: nothing when the full record does not qualify.
-    fn select<'a>(&self, event: &Event<'a>) -> Result<Vec<Selected<'a>>, FieldError>;
+    fn select<'a>(&self, event: &Event<'a>) -> Result<Selection<'a>, FieldError>;
 
     /// Whether each selected event is tagged at once (the real-time path), before its window closes.
     fn tags_each_event(&self) -> bool {

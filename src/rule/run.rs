@@ -16,7 +16,7 @@ use super::{AggFunc, CompareOp, Cond, Expr, Join, Metadata, Rule, Step};
 use crate::aggregate::{ClosedGroup, GroupStats};
 use crate::cloudtrail::{Event, FieldError};
 use crate::config::{parse_at, ConfigError};
-use crate::detection::{Detection, Selected, INDEX_FIELDS};
+use crate::detection::{Detection, Selected, Selection, INDEX_FIELDS};
 use crate::first_seen::FirstSeenSet;
 use crate::digest::fnv1a64;
 use crate::time::format_rfc3339;
@@ -491,17 +491,17 @@ impl Detection for RuleDetection {
         self.rule.stats.as_ref().and_then(|s| s.span_seconds)
     }
 
-    fn select<'a>(&self, event: &Event<'a>) -> Result<Vec<Selected<'a>>, FieldError> {
+    fn select<'a>(&self, event: &Event<'a>) -> Result<Selection<'a>, FieldError> {
         let (selection, steps) = match self.by_name.binary_search_by(|(name, _)| name.as_str().cmp(&event.event_name)) {
             Ok(at) => (&self.by_name[at].1.selection, self.by_name[at].1.steps.as_slice()),
             Err(_) => (&self.rule.selection, self.rule.steps.as_slice()),
         };
         let row = Row::of_event(event, self.locale);
         if !test(selection, &row)? {
-            return Ok(Vec::new());
+            return Ok(Selection::new());
         }
         let row = row.with_room(self.step_fields);
-        let mut selected = Vec::new();
+        let mut selected = Selection::new();
         if let Some(join) = &self.rule.join {
             // The main search's rows, each a group of its own kind: its columns are the key.
             // A row without one text in a join field can join nothing: it is dropped, as a
@@ -1002,7 +1002,7 @@ mod tests {
         let selected = rule.select(&event).unwrap();
         let key = ["s3.amazonaws.com", "111111111111", "JobCreated", "success", "s3.amazonaws.com"];
         assert_eq!(
-            selected,
+            selected.as_slice(),
             [Selected::Group { key: Some(key.iter().map(|s| (*s).into()).collect()), values: vec![smallvec!["arn:a".into()], smallvec!["New".into()]] }]
         );
         let group = ClosedGroup {

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::Value;
+use smallvec::{smallvec, SmallVec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
@@ -40,13 +41,13 @@ impl Val {
         }
     }
 
-    /// [`Val::texts`], taking the value.
-    pub fn into_texts(self) -> Vec<String> {
+    /// [`Val::texts`], taking the value; a single one is kept in place of a list.
+    pub fn into_texts(self) -> SmallVec<[String; 1]> {
         match self {
-            Val::Null => Vec::new(),
-            Val::Multi(items) => items,
-            Val::Str(s) => vec![s],
-            single => vec![single.text().unwrap_or_default()],
+            Val::Null => SmallVec::new(),
+            Val::Multi(items) => SmallVec::from_vec(items),
+            Val::Str(s) => smallvec![s],
+            single => smallvec![single.text().unwrap_or_default()],
         }
     }
 
