@@ -387,6 +387,9 @@ pub struct FluentBitFilter {
     host_log: Vec<String>,
     chunk_has_record: bool,
     counts: HarnessCounts,
+    /// Time inside the filter function's calls: the module's own cost, without the host's copies
+    /// and this harness's checks of each reply.
+    guest_time: std::time::Duration,
 }
 
 impl FluentBitFilter {
@@ -456,6 +459,7 @@ impl FluentBitFilter {
             host_log: Vec::new(),
             chunk_has_record: false,
             counts: HarnessCounts::default(),
+            guest_time: std::time::Duration::ZERO,
         })
     }
 
@@ -506,7 +510,9 @@ impl FluentBitFilter {
             record_ptr as i32,
             record.len() as i32,
         );
+        let started = std::time::Instant::now();
         let result = self.function.call(&mut self.store, args);
+        self.guest_time += started.elapsed();
         let (returned, text) = match result {
             Ok(address) => {
                 let address = address as u32;
@@ -600,6 +606,11 @@ impl FluentBitFilter {
 
     pub fn counts(&self) -> &HarnessCounts {
         &self.counts
+    }
+
+    /// Time spent inside the filter function so far.
+    pub fn guest_time(&self) -> std::time::Duration {
+        self.guest_time
     }
 
     fn log(&mut self, message: String) {

@@ -281,9 +281,12 @@ mod vrl_peer {
     }
 }
 
-/// The Fluent Bit module in the contract harness (wasmtime, not Fluent Bit's WAMR interpreter:
-/// compare the ratio, not the nanoseconds): as shipped, with the two seeds alone, with the whole
-/// pack, and with every detection off, which is the host's own cost of calling a filter at all.
+/// The Fluent Bit module in the contract harness (wasmtime, not Fluent Bit's WAMR interpreter):
+/// as shipped, as shipped without saving state, with the two seeds alone, with the whole pack,
+/// and with every detection off. The time inside the filter function only: the harness checks
+/// every reply (a rewritten record is re-encoded and parsed again). Saving state writes each
+/// record that changed it to the journal, which under wasmtime's WASI files costs far more than
+/// under Fluent Bit's (the second row shows how much).
 fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
     use tripline_host_test::fluentbit::{fluentbit_json, FilterOptions, FluentBitFilter, FILTER_FUNCTION};
 
@@ -300,9 +303,10 @@ fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
     let (seeds, pack, off) = (seeds_only(serde_json::json!({})).to_string(), every_detection(true).to_string(), detections_off());
     for (name, config) in [
         ("tripline_filter, as shipped", "{}"),
+        ("same module as shipped, state not saved", r#"{"snapshot":{"file":""}}"#),
         ("same module, the two seeds alone", seeds.as_str()),
         ("same module, the whole pack", pack.as_str()),
-        ("same module, detections off (host cost)", off.as_str()),
+        ("same module, detections off", off.as_str()),
     ] {
         let mut best = f64::MAX;
         let mut memory = 0;
@@ -313,22 +317,22 @@ fn fluentbit_module(records: &[&[u8]]) -> anyhow::Result<()> {
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("tripline.json"), config)?;
             let mut filter = FluentBitFilter::start(FilterOptions::new(&wasm, FILTER_FUNCTION).accessible_path(&dir).capture_output())?;
-            let start = Instant::now();
             for (t, body) in &encoded {
                 filter.call_raw(b"aws.cloudtrail", *t, 0, body)?;
             }
-            best = best.min(start.elapsed().as_nanos() as f64 / encoded.len() as f64);
+            best = best.min(filter.guest_time().as_nanos() as f64 / encoded.len() as f64);
             memory = filter.memory_size();
             drop(filter);
             std::fs::remove_dir_all(&dir)?;
         }
         results.push((name, best, memory));
     }
-    println!("{:<48} {:>12} {:>14}", "Fluent Bit module in the harness, per record", "ns", "linear memory");
+    println!("{:<48} {:>12} {:>14}", "Fluent Bit module in wasmtime, per record", "ns", "linear memory");
     for (name, ns, memory) in &results {
         println!("{name:<48} {ns:>12.0} {:>11} KiB", memory / 1024);
     }
-    println!("detection work over the host's own per-call cost: {:.2}x", results[0].1 / results[3].1);
-    println!("whole pack over the two seeds in the module: {:.2}x", results[2].1 / results[1].1);
+    println!("as shipped over detections off: {:.2}x", results[0].1 / results[4].1);
+    println!("as shipped, state not saved, over detections off: {:.2}x", results[1].1 / results[4].1);
+    println!("whole pack over the two seeds in the module: {:.2}x", results[3].1 / results[2].1);
     Ok(())
 }
