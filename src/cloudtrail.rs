@@ -254,6 +254,9 @@ pub fn array_path(name: &str) -> Option<&str> {
     name.as_bytes().windows(2).position(|pair| pair == b"{}").map(|at| &name[..at])
 }
 
+/// The fields whose value is the event's name: `eventName`, and the add-on's `command`.
+pub const NAME_FIELDS: [&str; 2] = ["eventName", "command"];
+
 /// Every value of a field, as [`Event::values`] reads them: most fields have one, kept in place
 /// of a list (every field a selected event's `stats` groups or collects by is read so).
 pub type Texts<'a> = smallvec::SmallVec<[Cow<'a, str>; 1]>;
@@ -281,7 +284,7 @@ impl<'a> Event<'a> {
             "date_hour" | "date_minute" | "date_second" | "date_mday" | "date_wday" | "date_month" | "date_year" => {
                 Ok(crate::time::date_field(self.time, name).map(Cow::Owned))
             }
-            "eventName" | "command" => Ok(Some(self.event_name.clone())),
+            name if NAME_FIELDS.contains(&name) => Ok(Some(self.event_name.clone())),
             "src_ip" | "src" => self.scalar("sourceIPAddress"),
             "region" | "vendor_region" => self.scalar("awsRegion"),
             "user_access_key" => self.scalar("userIdentity.accessKeyId"),

@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use super::eval::{eval, test, Locale, Regexes, Row};
 use super::value::Val;
 use super::{sigma, Assign, BinaryOp, Cond, Expr, Func, Step};
+use crate::cloudtrail::NAME_FIELDS;
 
 /// A rule's selection and per-event steps for the records of one eventName.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +34,7 @@ struct Known<'r> {
 
 /// `selection` and `steps` for records named `name`; `None` where the name settles nothing.
 pub fn specialize(selection: &Cond, steps: &[Step], name: &str, regexes: &Regexes) -> Option<Specialized> {
-    // The add-on's `command` is the event's name too (cloudtrail.rs).
-    let values = ["eventName", "command"].map(|field| (field.to_string(), Val::Str(name.to_string()))).to_vec();
+    let values = NAME_FIELDS.map(|field| (field.to_string(), Val::Str(name.to_string()))).to_vec();
     let mut known = Known { values, name, regexes };
     let specialized = Specialized { selection: known.cond(selection), steps: known.steps(steps) };
     (specialized.selection != *selection || specialized.steps != steps).then_some(specialized)
