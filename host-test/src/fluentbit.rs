@@ -52,7 +52,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -389,7 +389,7 @@ pub struct FluentBitFilter {
     counts: HarnessCounts,
     /// Time inside the filter function's calls: the module's own cost, without the host's copies
     /// and this harness's checks of each reply.
-    guest_time: std::time::Duration,
+    guest_time: Duration,
 }
 
 impl FluentBitFilter {
@@ -459,7 +459,7 @@ impl FluentBitFilter {
             host_log: Vec::new(),
             chunk_has_record: false,
             counts: HarnessCounts::default(),
-            guest_time: std::time::Duration::ZERO,
+            guest_time: Duration::ZERO,
         })
     }
 
@@ -510,7 +510,7 @@ impl FluentBitFilter {
             record_ptr as i32,
             record.len() as i32,
         );
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = self.function.call(&mut self.store, args);
         self.guest_time += started.elapsed();
         let (returned, text) = match result {
@@ -609,7 +609,7 @@ impl FluentBitFilter {
     }
 
     /// Time spent inside the filter function so far.
-    pub fn guest_time(&self) -> std::time::Duration {
+    pub fn guest_time(&self) -> Duration {
         self.guest_time
     }
 

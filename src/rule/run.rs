@@ -1181,13 +1181,13 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let read = |path: std::path::PathBuf| std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut records: Vec<Value> = Vec::new();
-        let mut lines = read(root.join("examples/data/generated/cloudtrail.ndjson"));
-        for file in ["panther_analysis_cloudtrail_test_events.jsonl", "security_content_data_sources_cloudtrail_examples.jsonl"] {
-            lines.push_str(&read(root.join("../shared/data").join(file)));
-        }
-        for line in lines.lines().filter(|l| !l.trim().is_empty()) {
-            let line: Value = serde_json::from_str(line).unwrap();
-            records.push(line.get("log").or_else(|| line.get("event")).unwrap_or(&line).clone());
+        let shared = ["panther_analysis_cloudtrail_test_events.jsonl", "security_content_data_sources_cloudtrail_examples.jsonl"];
+        let files = std::iter::once(root.join("examples/data/generated/cloudtrail.ndjson")).chain(shared.map(|f| root.join("../shared/data").join(f)));
+        for file in files {
+            for line in read(file).lines().filter(|l| !l.trim().is_empty()) {
+                let line: Value = serde_json::from_str(line).unwrap();
+                records.push(line.get("log").or_else(|| line.get("event")).unwrap_or(&line).clone());
+            }
         }
         let (mut settled_rules, mut compared) = (0, 0);
         for rule in crate::catalog::builtin_rules() {
