@@ -316,8 +316,17 @@ impl<'a> Event<'a> {
             "action" | "status" => match self.scalar(name)? {
                 Some(value) => Ok(Some(value)),
                 None => {
-                    let row = action_status(&self.event_name, &self.error_code()?);
-                    Ok(row.map(|(action, status)| Cow::Borrowed(if name == "action" { action } else { status })))
+                    let Some(rows) = action_status_rows(&self.event_name) else { return Ok(None) };
+                    let column = |&(_, action, status): &(&str, &'static str, &'static str)| if name == "action" { action } else { status };
+                    // Where every row gives the same value and one matches any code (the
+                    // security-group calls' `action` is `modified` whatever their errorCode),
+                    // the errorCode, which a record without one calculates from a look through
+                    // `responseElements`, is not needed: the add-on's lookup gives that value.
+                    if rows.iter().any(|&(code, _, _)| code == "*") && rows.iter().all(|row| column(row) == column(&rows[0])) {
+                        return Ok(Some(Cow::Borrowed(column(&rows[0]))));
+                    }
+                    let error_code = self.error_code()?;
+                    Ok(rows.iter().find(|&&(code, _, _)| code == "*" || code == error_code).map(|row| Cow::Borrowed(column(row))))
                 }
             },
             path => self.scalar(path),
@@ -566,13 +575,6 @@ impl<'a> Event<'a> {
 /// model search on `action`/`status` can select.
 pub fn action_status_rows(event_name: &str) -> Option<LookupRows> {
     ACTION_STATUS.iter().find(|(names, _)| names.contains(&event_name)).map(|&(_, rows)| rows)
-}
-
-/// The `(action, status)` of the first row for `event_name` that matches the calculated
-/// `error_code`, if [`ACTION_STATUS`] has the eventName.
-fn action_status(event_name: &str, error_code: &str) -> Option<(&'static str, &'static str)> {
-    action_status_rows(event_name)?
-        .iter().find(|(code, _, _)| *code == "*" || *code == error_code).map(|&(_, action, status)| (action, status))
 }
 
 /// Calls `f` with the text of each element of the JSON array `array` until it returns false.
@@ -970,6 +972,20 @@ mod tests {
         assert_eq!(outcome(&panther("AssumeRole", "IAM Blocklisted Role Assumed")), (None, None));
         // OUTPUTNEW: a value the record has is kept.
         assert_eq!(outcome(r#"{"eventName":"ConsoleLogin","status":"pending"}"#), (Some("success".into()), Some("pending".into())));
+    }
+
+    #[test]
+    fn an_action_every_row_agrees_on_reads_no_error_code() {
+        // A security-group call is `modified` whatever its errorCode: the calculation, which
+        // reads `responseElements`, is skipped, so a `responseElements.ConsoleLogin` that is an
+        // object (no field at all to the add-on's JSON extraction) leaves `action` to the
+        // lookup, while `status`, which the code decides, still fails on it.
+        let odd = named(r#"{"eventName":"AuthorizeSecurityGroupEgress","responseElements":{"ConsoleLogin":{"a":1}}}"#);
+        assert_eq!(odd.field("action", UserSource::PrincipalId).unwrap().as_deref(), Some("modified"));
+        assert!(matches!(odd.field("status", UserSource::PrincipalId), Err(FieldError::WrongType { .. })));
+        // ConsoleLogin's rows differ, so its action still reads the calculated code.
+        let login = named(r#"{"eventName":"ConsoleLogin","responseElements":{"ConsoleLogin":{"a":1}}}"#);
+        assert!(matches!(login.field("action", UserSource::PrincipalId), Err(FieldError::WrongType { .. })));
     }
 
     #[test]
