@@ -725,8 +725,11 @@ pub fn parse_span(value: &str) -> Result<i64, String> {
     Ok(n * scale)
 }
 
+/// A search-grammar command's `key=value` options, in order.
+type Options = Vec<(String, String)>;
+
 /// `key=value` options and positional words of a search-grammar command.
-fn options_and_words(text: &str, command: &str) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+fn options_and_words(text: &str, command: &str) -> Result<(Options, Vec<String>), String> {
     let mut c = Cursor::new(tokenize(text, Mode::Search)?);
     let mut options = Vec::new();
     let mut words = Vec::new();

@@ -75,8 +75,11 @@ pub struct Layout {
     pub lib: PathBuf,
 }
 
+/// Where in a [`Layout`] one of the example configurations' paths goes.
+type Moved = (&'static str, fn(&Layout) -> &PathBuf);
+
 /// The example configurations' paths and what they become.
-const MOVED: [(&str, fn(&Layout) -> &PathBuf); 5] = [
+const MOVED: [Moved; 5] = [
     ("/var/log/cloudtrail", |l| &l.input),
     ("/opt/tripline", |l| &l.module_dir),
     ("/etc/tripline", |l| &l.etc),

@@ -20,9 +20,11 @@ use tripline_host_test::real_fluentbit::{binary, Example, Layout, Running};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// Each route: its file, the `alert_format` its header tells the user to set, and values for
-/// the environment variables it reads.
-const ROUTES: [(&str, &str, &[(&str, &str)]); 3] = [
+/// A route: its file, the `alert_format` its header tells the user to set, and values for the
+/// environment variables it reads.
+type Route = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+const ROUTES: [Route; 3] = [
     ("alerts-splunk-hec.yaml", "splunk", &[("SPLUNK_HEC_HOST", "splunk.example.com"), ("SPLUNK_HEC_TOKEN", "t")]),
     (
         "alerts-elasticsearch-ecs.yaml",
@@ -77,8 +79,11 @@ fn every_alert_route_passes_the_dry_run() {
     }
 }
 
-/// What a stand-in service received: (request line, body), in order.
-type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+/// A request a stand-in service received: (request line, body).
+type Request = (String, Vec<u8>);
+
+/// What a stand-in service received, in order.
+type Received = Arc<Mutex<Vec<Request>>>;
 
 /// An HTTP/1.1 service on a free loopback port answering every request with `reply` (JSON).
 fn stand_in(reply: &'static str) -> (u16, Received) {
@@ -159,7 +164,7 @@ fn attached_alerts(layout: &Layout) -> Vec<Value> {
 /// Runs `file` with `format` over the samples, its service answered by a stand-in on the port
 /// `settings` are given; returns the attached alerts and what the stand-in received once every
 /// attached alert has been delivered (as `delivered` counts them).
-fn run_route(file: &'static str, format: &str, reply: &'static str, settings: &dyn Fn(String, u16) -> String, delivered: &dyn Fn(&[(String, Vec<u8>)]) -> usize) -> (Vec<Value>, Vec<(String, Vec<u8>)>) {
+fn run_route(file: &'static str, format: &str, reply: &'static str, settings: &dyn Fn(String, u16) -> String, delivered: &dyn Fn(&[Request]) -> usize) -> (Vec<Value>, Vec<Request>) {
     let (port, received) = stand_in(reply);
     let layout = route_layout(&format!("route-{format}"), format);
     let input = sample_input();
