@@ -318,11 +318,11 @@ impl<'a> Event<'a> {
                 None => {
                     let Some(rows) = action_status_rows(&self.event_name) else { return Ok(None) };
                     let column = |&(_, action, status): &(&str, &'static str, &'static str)| if name == "action" { action } else { status };
-                    // Where every row gives the same value and one matches any code (the
-                    // security-group calls' `action` is `modified` whatever their errorCode),
-                    // the errorCode, which a record without one calculates from a look through
-                    // `responseElements`, is not needed: the add-on's lookup gives that value.
-                    if rows.iter().any(|&(code, _, _)| code == "*") && rows.iter().all(|row| column(row) == column(&rows[0])) {
+                    // Every eventName's rows end in a wildcard, so one always matches: where all
+                    // give the same value (the security-group calls' `action` is `modified`
+                    // whatever their errorCode), the errorCode, which a record without one
+                    // calculates from a look through `responseElements`, is not needed.
+                    if rows.iter().all(|row| column(row) == column(&rows[0])) {
                         return Ok(Some(Cow::Borrowed(column(&rows[0]))));
                     }
                     let error_code = self.error_code()?;
