@@ -31,6 +31,10 @@ impl Entry {
         Entry { key: m.key.clone(), enabled_by_default, rule }
     }
 
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
     /// The detection, configured by its own settings (the section without `enabled`/`suppress`).
     pub fn construct(&self, settings: &Map<String, Value>) -> Result<Box<dyn Detection>, ConfigError> {
         Ok(Box::new(RuleDetection::configured(self.rule.clone(), settings)?))

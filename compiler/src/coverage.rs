@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use tripline::catalog::{builtin_rules, catalog, Entry};
+
 use crate::Outcome;
 
 /// The command that regenerates the report and the pack (from the repository root).
@@ -121,7 +123,22 @@ pub fn outcome_cells(o: &Outcome) -> (&'static str, String, String) {
     }
 }
 
+/// The built-in rule written by hand (`rules/seeds/`) that runs the detection `o` does not
+/// compile to: one whose id is the detection's (seed B stands for ESCU's security-group
+/// DensityFunction search, whose `summary`/`apply` model the compiler does not take).
+fn stand_in<'c>(o: &Outcome, hand_written: &'c [Entry]) -> Option<&'c Entry> {
+    let id = (o.result.is_err() && !o.id.is_empty()).then_some(o.id.as_str())?;
+    hand_written.iter().find(|entry| entry.rule().metadata.id == id)
+}
+
+/// The note of a detection a hand-written rule runs, ahead of why it does not compile.
+fn stand_in_note(entry: &Entry) -> String {
+    let default = if entry.enabled_by_default { "on" } else { "off" };
+    format!("**runs as the built-in rule `{}`, written by hand from this search (`rules/seeds/`; {default} by default)**; not compiled: ", entry.key)
+}
+
 pub fn render(outcomes: &[Outcome], origin: &str) -> String {
+    let hand_written: Vec<Entry> = catalog(builtin_rules()).into_iter().filter(|e| e.rule().source.kind == "local").collect();
     let total = outcomes.len();
     let compiled = outcomes.iter().filter(|o| o.result.is_ok()).count();
     let production = outcomes.iter().filter(|o| o.status == "production").count();
@@ -146,6 +163,13 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
     let _ = writeln!(s);
     let _ = writeln!(s, "- Compiled: **{compiled} of {total}** detections.");
     let _ = writeln!(s, "- Production compiled: **{production_compiled} of {production}** production detections.");
+    let run_by_hand: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| stand_in(o, &hand_written).map(|entry| format!("`{}` as `{}`", o.key, entry.key)))
+        .collect();
+    if !run_by_hand.is_empty() {
+        let _ = writeln!(s, "- Not compiled, but run by a built-in rule written by hand for the same detection: {}.", run_by_hand.join(", "));
+    }
     let _ = writeln!(s, "- Indexed by eventName: {indexed} of the {compiled} compiled rules.");
     let _ = writeln!(s, "- Compiled with warnings: {warned}.");
     let _ = writeln!(s);
@@ -174,7 +198,10 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
     let _ = writeln!(s, "| Detection | Key | Type | Status | Compiled | Indexed eventNames | Warnings, or why it does not compile |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for o in outcomes {
-        let (compiled, indexed, notes) = outcome_cells(o);
+        let (compiled, indexed, mut notes) = outcome_cells(o);
+        if let Some(entry) = stand_in(o, &hand_written) {
+            notes.insert_str(0, &stand_in_note(entry));
+        }
         let _ = writeln!(
             s,
             "| {} | `{}` | {} | {} | {compiled} | {} | {notes} |",
@@ -199,5 +226,30 @@ mod tests {
     fn reason_kinds_drop_places() {
         assert_eq!(reason_kind("command `tstats` (pipe 1): CIM data-model searches"), "command `tstats`");
         assert_eq!(reason_kind("eval function `now()` is not supported (pipe 3)"), "eval function `now()` is not supported");
+    }
+
+    #[test]
+    fn a_detection_a_hand_written_rule_runs_says_so() {
+        let not_compiled = |key: &str, id: &str| Outcome {
+            key: key.into(),
+            id: id.into(),
+            name: key.into(),
+            analytic_type: "Anomaly".into(),
+            status: "experimental".into(),
+            result: Err("command `apply` (pipe 9): model scoring is not supported".into()),
+            warnings: Vec::new(),
+        };
+        // Seed B's id, which is ESCU's for the security-group DensityFunction search.
+        let seed_b = not_compiled("abnormally_high_number_of_cloud_security_group_api_calls", "d4dfb7f3-7a37-498a-b5df-f19334e871af");
+        let other = not_compiled("abnormally_high_number_of_cloud_instances_launched", "f2361e9f-3928-496c-a556-120cd4223a65");
+        let report = render(&[seed_b, other], "test");
+        let row = |key: &str| report.lines().find(|l| l.contains(&format!("| `{key}` |"))).unwrap().to_string();
+        assert!(row("abnormally_high_number_of_cloud_security_group_api_calls")
+            .contains("**runs as the built-in rule `abnormally_high_cloud_security_group_api_calls`, written by hand from this search (`rules/seeds/`; on by default)**; not compiled: **command `apply`"));
+        assert!(!row("abnormally_high_number_of_cloud_instances_launched").contains("runs as"));
+        assert!(report.contains(
+            "- Not compiled, but run by a built-in rule written by hand for the same detection: \
+             `abnormally_high_number_of_cloud_security_group_api_calls` as `abnormally_high_cloud_security_group_api_calls`.\n"
+        ));
     }
 }

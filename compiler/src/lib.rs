@@ -55,6 +55,8 @@ pub struct Context {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub key: String,
+    /// The detection's own id (ESCU's UUID, Sigma's `id`), empty where its YAML does not read.
+    pub id: String,
     pub name: String,
     pub analytic_type: String,
     pub status: String,
@@ -136,6 +138,7 @@ pub fn compile_detection(key: &str, file: &str, text: &str, ctx: &Context) -> Ou
         Err(e) => {
             return Outcome {
                 key: key.into(),
+                id: String::new(),
                 name: key.into(),
                 analytic_type: String::new(),
                 status: String::new(),
@@ -146,6 +149,7 @@ pub fn compile_detection(key: &str, file: &str, text: &str, ctx: &Context) -> Ou
     };
     let mut outcome = Outcome {
         key: key.into(),
+        id: d.id.clone(),
         name: d.name.clone(),
         analytic_type: d.analytic_type.clone(),
         status: d.status.clone(),

@@ -59,14 +59,14 @@ pub fn compile_rule(file: &str, text: &str, commit: &str, enrichment: Option<&En
     let key = format!("{KEY_PREFIX}{stem}");
     let yaml: Result<Yaml, _> = serde_norway::from_str(text);
     let text_of = |y: &Yaml, k: &str| y.get(k).and_then(Yaml::as_str).unwrap_or_default().to_string();
-    let (name, level, status) = match &yaml {
-        Ok(y) => (text_of(y, "title"), text_of(y, "level"), text_of(y, "status")),
-        Err(_) => (key.clone(), String::new(), String::new()),
+    let (id, name, level, status) = match &yaml {
+        Ok(y) => (text_of(y, "id"), text_of(y, "title"), text_of(y, "level"), text_of(y, "status")),
+        Err(_) => (String::new(), key.clone(), String::new(), String::new()),
     };
     let result = yaml
         .map_err(|e| format!("the YAML does not read: {e}"))
         .and_then(|y| compile_yaml(&key, file, text, &y, commit, enrichment));
-    Outcome { key, name, analytic_type: level, status, result, warnings: Vec::new() }
+    Outcome { key, id, name, analytic_type: level, status, result, warnings: Vec::new() }
 }
 
 fn compile_yaml(key: &str, file: &str, text: &str, y: &Yaml, commit: &str, enrichment: Option<&Enrichment>) -> Result<Rule, String> {
