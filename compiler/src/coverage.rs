@@ -124,8 +124,8 @@ pub fn outcome_cells(o: &Outcome) -> (&'static str, String, String) {
 }
 
 /// The built-in rule written by hand (`rules/seeds/`) that runs the detection `o` does not
-/// compile to: one whose id is the detection's (seed B stands for ESCU's security-group
-/// DensityFunction search, whose `summary`/`apply` model the compiler does not take).
+/// compile to: one whose id is the detection's, written from a search the compiler does not
+/// take (an MLTK model's `summary`/`apply`, run as a density baseline).
 fn stand_in<'c>(o: &Outcome, hand_written: &'c [Entry]) -> Option<&'c Entry> {
     let id = (o.result.is_err() && !o.id.is_empty()).then_some(o.id.as_str())?;
     hand_written.iter().find(|entry| entry.rule().metadata.id == id)
