@@ -163,6 +163,24 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
     let _ = writeln!(s);
     let _ = writeln!(s, "- Compiled: **{compiled} of {total}** detections.");
     let _ = writeln!(s, "- Production compiled: **{production_compiled} of {production}** production detections.");
+    // Detections over another sourcetype cannot compile; the count over CloudTrail's own records
+    // is the one a CloudTrail pipeline can reach.
+    let mut other_sourcetypes: Vec<&str> = outcomes.iter().filter_map(|o| o.other_sourcetype.as_deref()).collect();
+    other_sourcetypes.sort_unstable();
+    other_sourcetypes.dedup();
+    if !other_sourcetypes.is_empty() {
+        let over_cloudtrail = |o: &&Outcome| o.status == "production" && o.other_sourcetype.is_none();
+        let production_cloudtrail = outcomes.iter().filter(over_cloudtrail).count();
+        let compiled_cloudtrail = outcomes.iter().filter(over_cloudtrail).filter(|o| o.result.is_ok()).count();
+        let others: Vec<String> = other_sourcetypes.iter().map(|t| format!("`sourcetype={t}`")).collect();
+        let _ = writeln!(
+            s,
+            "- Production over CloudTrail's own records: **{compiled_cloudtrail} of {production_cloudtrail}** \
+             (the other {} production detections read {}).",
+            production - production_cloudtrail,
+            others.join(", ")
+        );
+    }
     let run_by_hand: Vec<String> = outcomes
         .iter()
         .filter_map(|o| stand_in(o, &hand_written).map(|entry| format!("`{}` as `{}`", o.key, entry.key)))
@@ -236,6 +254,7 @@ mod tests {
             name: key.into(),
             analytic_type: "Anomaly".into(),
             status: "experimental".into(),
+            other_sourcetype: None,
             result: Err("command `apply` (pipe 9): model scoring is not supported".into()),
             warnings: Vec::new(),
         };
@@ -251,5 +270,27 @@ mod tests {
             "- Not compiled, but run by a built-in rule written by hand for the same detection: \
              `abnormally_high_number_of_cloud_security_group_api_calls` as `abnormally_high_cloud_security_group_api_calls`.\n"
         ));
+    }
+
+    #[test]
+    fn detections_over_another_sourcetype_are_counted_apart() {
+        let ctx = crate::Context::default();
+        let yaml = |search: &str, status: &str| {
+            format!(
+                "name: D\nid: '1'\nversion: 1\ntype: TTP\nstatus: {status}\nsearch: '{search}'\ntags:\n  confidence: 50\n  impact: 50\n  \
+                 message: m\n  risk_score: 25\n  observable:\n  - name: eventName\n    type: Other\n    role:\n    - Victim\n"
+            )
+        };
+        let outcome = |key: &str, search: &str, status: &str| crate::compile_detection(key, "d.yml", &yaml(search, status), &ctx);
+        let lake = outcome("lake", "sourcetype=aws:cloudtrail:lake api.operation=DeletePolicy | stats count by api.operation", "production");
+        let trail = outcome("trail", "sourcetype=aws:cloudtrail eventName=DeletePolicy | stats count by eventName", "production");
+        let bare = outcome("bare", "eventName=DeletePolicy | table eventName", "experimental");
+        assert_eq!(lake.other_sourcetype.as_deref(), Some("aws:cloudtrail:lake"));
+        assert_eq!((trail.other_sourcetype.as_deref(), bare.other_sourcetype.as_deref()), (None, None));
+        assert!(trail.result.is_ok(), "{:?}", trail.result);
+        let report = render(&[lake, trail, bare], "test");
+        assert!(report.contains(
+            "- Production over CloudTrail's own records: **1 of 1** (the other 1 production detections read `sourcetype=aws:cloudtrail:lake`).\n"
+        ), "{report}");
     }
 }

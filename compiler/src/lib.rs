@@ -60,6 +60,9 @@ pub struct Outcome {
     pub name: String,
     pub analytic_type: String,
     pub status: String,
+    /// The sourcetype the detection reads when it is not CloudTrail's own records (Security
+    /// Lake's `aws:cloudtrail:lake`), for the report to count those apart.
+    pub other_sourcetype: Option<String>,
     /// The rule, or why there is none.
     pub result: Result<Rule, String>,
     /// Lint warnings of a detection that does not compile (a compiled rule carries its own).
@@ -142,22 +145,24 @@ pub fn compile_detection(key: &str, file: &str, text: &str, ctx: &Context) -> Ou
                 name: key.into(),
                 analytic_type: String::new(),
                 status: String::new(),
+                other_sourcetype: None,
                 result: Err(format!("the YAML does not read as a detection: {e}")),
                 warnings: Vec::new(),
             }
         }
     };
+    let search = d.search.trim();
+    let (commands, error) = parse_search(search, &ctx.macros);
     let mut outcome = Outcome {
         key: key.into(),
         id: d.id.clone(),
         name: d.name.clone(),
         analytic_type: d.analytic_type.clone(),
         status: d.status.clone(),
+        other_sourcetype: lower::other_sourcetype(&commands),
         result: Err(String::new()),
         warnings: Vec::new(),
     };
-    let search = d.search.trim();
-    let (commands, error) = parse_search(search, &ctx.macros);
     let command_warnings = lint::lint_commands(&commands);
     let compiled = (|| -> Result<Rule, String> {
         if let Some(e) = error {

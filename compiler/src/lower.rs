@@ -545,6 +545,23 @@ fn strip_paren(node: &SearchNode) -> &SearchNode {
     }
 }
 
+/// The sourcetype a search's base term names when it is not CloudTrail's own
+/// (`aws:cloudtrail`), such as Security Lake's `aws:cloudtrail:lake`; `None` for CloudTrail's
+/// and for a search without one (`tstats` over a data model), which reads CloudTrail's records.
+pub fn other_sourcetype(commands: &[Command]) -> Option<String> {
+    let Some(Command { kind: CommandKind::Search(base), .. }) = commands.first() else { return None };
+    let conjuncts = match strip_paren(base) {
+        SearchNode::And(items) => items.as_slice(),
+        other => std::slice::from_ref(other),
+    };
+    conjuncts.iter().find_map(|node| match strip_paren(node) {
+        SearchNode::Compare { field, op: CompareOp::Eq, value } if field == "sourcetype" && !value.eq_ignore_ascii_case("aws:cloudtrail") => {
+            Some(value.clone())
+        }
+        _ => None,
+    })
+}
+
 /// Drops the top-level `sourcetype=aws:cloudtrail` conjunct; refuses other sourcetypes.
 fn drop_sourcetype(node: &SearchNode) -> Result<SearchNode, String> {
     let is_cloudtrail = |n: &SearchNode| {

@@ -66,7 +66,7 @@ pub fn compile_rule(file: &str, text: &str, commit: &str, enrichment: Option<&En
     let result = yaml
         .map_err(|e| format!("the YAML does not read: {e}"))
         .and_then(|y| compile_yaml(&key, file, text, &y, commit, enrichment));
-    Outcome { key, id, name, analytic_type: level, status, result, warnings: Vec::new() }
+    Outcome { key, id, name, analytic_type: level, status, other_sourcetype: None, result, warnings: Vec::new() }
 }
 
 fn compile_yaml(key: &str, file: &str, text: &str, y: &Yaml, commit: &str, enrichment: Option<&Enrichment>) -> Result<Rule, String> {
