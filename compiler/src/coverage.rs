@@ -165,20 +165,19 @@ pub fn render(outcomes: &[Outcome], origin: &str) -> String {
     let _ = writeln!(s, "- Production compiled: **{production_compiled} of {production}** production detections.");
     // Detections over another sourcetype cannot compile; the count over CloudTrail's own records
     // is the one a CloudTrail pipeline can reach.
-    let mut other_sourcetypes: Vec<&str> = outcomes.iter().filter_map(|o| o.other_sourcetype.as_deref()).collect();
-    other_sourcetypes.sort_unstable();
-    other_sourcetypes.dedup();
-    if !other_sourcetypes.is_empty() {
-        let over_cloudtrail = |o: &&Outcome| o.status == "production" && o.other_sourcetype.is_none();
-        let production_cloudtrail = outcomes.iter().filter(over_cloudtrail).count();
-        let compiled_cloudtrail = outcomes.iter().filter(over_cloudtrail).filter(|o| o.result.is_ok()).count();
-        let others: Vec<String> = other_sourcetypes.iter().map(|t| format!("`sourcetype={t}`")).collect();
+    let elsewhere: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == "production" && o.other_sourcetype.is_some()).collect();
+    if !elsewhere.is_empty() {
+        let mut sourcetypes: Vec<String> = elsewhere.iter().filter_map(|o| o.other_sourcetype.as_ref()).map(|t| format!("`sourcetype={t}`")).collect();
+        sourcetypes.sort_unstable();
+        sourcetypes.dedup();
+        let compiled_elsewhere = elsewhere.iter().filter(|o| o.result.is_ok()).count();
         let _ = writeln!(
             s,
-            "- Production over CloudTrail's own records: **{compiled_cloudtrail} of {production_cloudtrail}** \
-             (the other {} production detections read {}).",
-            production - production_cloudtrail,
-            others.join(", ")
+            "- Production over CloudTrail's own records: **{} of {}** (the other {} production detections read {}).",
+            production_compiled - compiled_elsewhere,
+            production - elsewhere.len(),
+            elsewhere.len(),
+            sourcetypes.join(", ")
         );
     }
     let run_by_hand: Vec<String> = outcomes
@@ -286,9 +285,11 @@ mod tests {
         let trail = outcome("trail", "sourcetype=aws:cloudtrail eventName=DeletePolicy | stats count by eventName", "production");
         let bare = outcome("bare", "eventName=DeletePolicy | table eventName", "experimental");
         assert_eq!(lake.other_sourcetype.as_deref(), Some("aws:cloudtrail:lake"));
+        let lake_later = outcome("lake_later", "api.operation=DeletePolicy sourcetype=aws:cloudtrail:lake | table api.operation", "experimental");
+        assert_eq!(lake_later.other_sourcetype.as_deref(), Some("aws:cloudtrail:lake"));
         assert_eq!((trail.other_sourcetype.as_deref(), bare.other_sourcetype.as_deref()), (None, None));
         assert!(trail.result.is_ok(), "{:?}", trail.result);
-        let report = render(&[lake, trail, bare], "test");
+        let report = render(&[lake, lake_later, trail, bare], "test");
         assert!(report.contains(
             "- Production over CloudTrail's own records: **1 of 1** (the other 1 production detections read `sourcetype=aws:cloudtrail:lake`).\n"
         ), "{report}");

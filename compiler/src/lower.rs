@@ -545,6 +545,18 @@ fn strip_paren(node: &SearchNode) -> &SearchNode {
     }
 }
 
+/// The value of a `sourcetype=` term.
+fn sourcetype_of(node: &SearchNode) -> Option<&str> {
+    match node {
+        SearchNode::Compare { field, op: CompareOp::Eq, value } if field == "sourcetype" => Some(value),
+        _ => None,
+    }
+}
+
+fn is_cloudtrail(node: &SearchNode) -> bool {
+    sourcetype_of(node).is_some_and(|value| value.eq_ignore_ascii_case("aws:cloudtrail"))
+}
+
 /// The sourcetype a search's base term names when it is not CloudTrail's own
 /// (`aws:cloudtrail`), such as Security Lake's `aws:cloudtrail:lake`; `None` for CloudTrail's
 /// and for a search without one (`tstats` over a data model), which reads CloudTrail's records.
@@ -554,20 +566,11 @@ pub fn other_sourcetype(commands: &[Command]) -> Option<String> {
         SearchNode::And(items) => items.as_slice(),
         other => std::slice::from_ref(other),
     };
-    conjuncts.iter().find_map(|node| match strip_paren(node) {
-        SearchNode::Compare { field, op: CompareOp::Eq, value } if field == "sourcetype" && !value.eq_ignore_ascii_case("aws:cloudtrail") => {
-            Some(value.clone())
-        }
-        _ => None,
-    })
+    conjuncts.iter().map(strip_paren).filter(|node| !is_cloudtrail(node)).find_map(sourcetype_of).map(str::to_string)
 }
 
 /// Drops the top-level `sourcetype=aws:cloudtrail` conjunct; refuses other sourcetypes.
 fn drop_sourcetype(node: &SearchNode) -> Result<SearchNode, String> {
-    let is_cloudtrail = |n: &SearchNode| {
-        matches!(n, SearchNode::Compare { field, op: CompareOp::Eq, value }
-            if field == "sourcetype" && value.eq_ignore_ascii_case("aws:cloudtrail"))
-    };
     let kept = match node {
         SearchNode::And(items) => {
             let kept: Vec<SearchNode> = items.iter().filter(|n| !is_cloudtrail(n)).cloned().collect();
